@@ -1,0 +1,67 @@
+// Command dsae trains sparse autoencoders, on one machine or across a
+// cluster. Each subcommand lives in its own file; this file only maps the
+// outcome of a command to an exit code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes. Invalid input (flags, configs, data files) exits 2 so that
+// scripts can tell a user error from a failure of the run itself.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitInvalid = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dsae: "+oneLine(err.Error()))
+		os.Exit(exitCode(err))
+	}
+	os.Exit(exitOK)
+}
+
+// usageError marks an error caused by what the user asked for (bad flag,
+// bad config, unreadable or malformed input) rather than by the run.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// invalid wraps err so that main exits with exitInvalid.
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
+}
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) || isInvalidInput(err) {
+		return exitInvalid
+	}
+	return exitFailure
+}
+
+// oneLine keeps error output to a single line however the error was built.
+func oneLine(s string) string {
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		if r == '\n' || r == '\r' {
+			r = ' '
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}
