@@ -1,0 +1,212 @@
+package sae
+
+import (
+	"fmt"
+	"math"
+)
+
+// Metrics are the loss terms and health metrics of one step (or of an
+// evaluation over a dataset). All are means over the rows of the global
+// batch.
+type Metrics struct {
+	// Rows is the number of rows m the metrics cover.
+	Rows int `json:"rows"`
+	// Loss = Recon + Sparsity + WeightDecay + AuxK, the objective J.
+	Loss float64 `json:"loss"`
+	// Recon = (1/m) Σ_i ½‖x̂_i − x_i‖².
+	Recon float64 `json:"recon"`
+	// Sparsity is the sparsity term: β Σ_j KL(ρ‖ρ̂_j) for kl,
+	// (λ₁/m) Σ_ij w_j|a_ij| for l1, 0 for topk and none.
+	Sparsity float64 `json:"sparsity"`
+	// WeightDecay = (λ/2)(‖W1‖² + ‖W2‖²) (the shared matrix once when tied).
+	WeightDecay float64 `json:"weight_decay"`
+	// AuxK = aux_coef · (1/m) Σ_i ½‖ê_i − e_i‖² (0 when AuxK is off).
+	AuxK float64 `json:"aux_k"`
+	// MSE = Σ_i ‖x̂_i − x_i‖² / (m·d).
+	MSE float64 `json:"mse"`
+	// FVU = Σ_i ‖x_i − x̂_i‖² / Σ_i ‖x_i − x̄‖², x̄ the mean row of the
+	// batch: the fraction of variance unexplained. NaN when the batch has no
+	// variance (for example a single row).
+	FVU float64 `json:"fvu"`
+	// L0 is the mean number of active latents per row. A latent is active
+	// when its pre-activation is > 0 (a > 0.5 for sigmoid, a > 0 for relu)
+	// and, for topk, it is among the k kept.
+	L0 float64 `json:"l0"`
+	// MeanActivation = (1/h) Σ_j ρ̂_j = mean of a over rows and latents
+	// (compare with ρ for kl).
+	MeanActivation float64 `json:"mean_activation"`
+	// DeadFraction is the fraction of dead latents. After a training step:
+	// latents active on no row of the last DeadWindow steps, this one
+	// included. For Evaluate: latents active on no row of the dataset.
+	DeadFraction float64 `json:"dead_fraction"`
+}
+
+// Finalize completes a step on every worker after the reductions: grad and
+// sums are the all-reduced outputs of Gradient. It divides grad by the
+// global row count, adds λW to the weight gradients (never to biases),
+// updates the dead-latent tracker from the reduced per-latent active counts
+// (a latent active on any row of the global batch is alive) and returns the
+// step's metrics. It is a deterministic function of (Params, tracker, grad,
+// sums), so ranks holding identical inputs stay bitwise identical. It panics
+// if the buffers have the wrong length or the row count is not positive.
+func (m *Model) Finalize(grad []float32, sums []float64) Metrics {
+	if len(grad) != m.GradLen() || len(sums) != m.SumsLen() {
+		panic(fmt.Sprintf("sae: Finalize with %d gradient values and %d sums, want %d and %d",
+			len(grad), len(sums), m.GradLen(), m.SumsLen()))
+	}
+	rows := sums[sumRows]
+	if !(rows > 0) {
+		panic(fmt.Sprintf("sae: Finalize with row count %v", rows))
+	}
+	inv := float32(1 / rows)
+	lambda := float32(m.Cfg.WeightDecay)
+	wsq := 0.0
+	for _, s := range m.layout.Weights() {
+		g := grad[s.Off:s.End()]
+		w := m.Params[s.Off:s.End()]
+		wsq += scaleAddDecay(g, w, inv, lambda)
+	}
+	for _, s := range []Span{m.layout.BEnc, m.layout.BDec} {
+		for i := s.Off; i < s.End(); i++ {
+			grad[i] *= inv
+		}
+	}
+	h := m.Cfg.H
+	fired := sums[sumHead+m.Cfg.D+h : sumHead+m.Cfg.D+2*h]
+	for j, f := range fired {
+		if f > 0 {
+			m.sinceActive[j] = 0
+		} else if m.sinceActive[j] < math.MaxUint32 {
+			m.sinceActive[j]++
+		}
+	}
+	met := m.metricsFromSums(sums, 0.5*m.Cfg.WeightDecay*wsq)
+	met.DeadFraction = m.DeadFraction()
+	return met
+}
+
+// decayChunk fixes the summation order of ‖W‖² independently of the number
+// of goroutines.
+const decayChunk = 1 << 14
+
+// scaleAddDecay sets g = g*inv + lambda*w and returns Σ w² (0 when lambda is
+// 0), in fixed chunks split across goroutines.
+func scaleAddDecay(g, w []float32, inv, lambda float32) float64 {
+	nChunks := (len(g) + decayChunk - 1) / decayChunk
+	partial := make([]float64, nChunks)
+	parallelFor(workersFor(defaultWorkers(), nChunks, decayChunk), nChunks, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			a, b := c*decayChunk, min((c+1)*decayChunk, len(g))
+			gc, wc := g[a:b], w[a:b]
+			if lambda == 0 {
+				for i := range gc {
+					gc[i] *= inv
+				}
+				continue
+			}
+			var sq float64
+			for i, v := range wc {
+				gc[i] = gc[i]*inv + lambda*v
+				sq += float64(v) * float64(v)
+			}
+			partial[c] = sq
+		}
+	})
+	total := 0.0
+	for _, p := range partial {
+		total += p
+	}
+	return total
+}
+
+// metricsFromSums turns reduced sums into metrics (all but DeadFraction).
+func (m *Model) metricsFromSums(sums []float64, wd float64) Metrics {
+	c := m.Cfg
+	d, h := c.D, c.H
+	rows := sums[sumRows]
+	met := Metrics{Rows: int(rows)}
+	if !(rows > 0) {
+		return met
+	}
+	met.Recon = sums[sumRecon] / rows
+	met.MSE = 2 * sums[sumRecon] / (rows * float64(d))
+	sx := sums[sumHead : sumHead+d]
+	var meanSq float64
+	for _, v := range sx {
+		meanSq += v * v
+	}
+	variance := sums[sumXX] - meanSq/rows
+	if variance > 0 {
+		met.FVU = 2 * sums[sumRecon] / variance
+	} else {
+		met.FVU = math.NaN()
+	}
+	met.L0 = sums[sumActive] / rows
+	sa := sums[sumHead+d : sumHead+d+h]
+	var totalA float64
+	for _, v := range sa {
+		totalA += v
+	}
+	met.MeanActivation = totalA / (rows * float64(h))
+	switch c.Sparsity {
+	case SparsityKL:
+		for _, v := range sa {
+			met.Sparsity += klDiv(c.Rho, clampRho(v/rows))
+		}
+		met.Sparsity *= c.Beta
+	case SparsityL1:
+		met.Sparsity = c.L1 * sums[sumL1] / rows
+	}
+	met.AuxK = c.AuxCoef * sums[sumAux] / rows
+	met.WeightDecay = wd
+	met.Loss = met.Recon + met.Sparsity + met.WeightDecay + met.AuxK
+	return met
+}
+
+// klDiv is KL(ρ‖r) between Bernoulli distributions.
+func klDiv(rho, r float64) float64 {
+	return rho*math.Log(rho/r) + (1-rho)*math.Log((1-rho)/(1-r))
+}
+
+// Evaluate returns the metrics of the model on rows×d row-major x, computed
+// in batches of at most batch rows with no gradient and no change to the
+// model. Every metric is over the whole set (ρ̂ for the KL term included).
+// DeadFraction is the fraction of latents active on no row of x; AuxK uses
+// the model's current dead latents. It panics if batch < 1 or x is short.
+func (m *Model) Evaluate(x []float32, rows, batch int) Metrics {
+	if batch < 1 {
+		panic(fmt.Sprintf("sae: Evaluate batch %d must be >= 1", batch))
+	}
+	d := m.Cfg.D
+	if len(x) < rows*d {
+		panic(fmt.Sprintf("sae: Evaluate on %d rows needs %d values, got %d", rows, rows*d, len(x)))
+	}
+	s := m.NewStep(min(batch, max(rows, 1)))
+	total := make([]float64, m.SumsLen())
+	part := make([]float64, m.SumsLen())
+	for lo := 0; lo < rows; lo += s.maxRows {
+		n := min(s.maxRows, rows-lo)
+		s.Load(x[lo*d:(lo+n)*d], n)
+		s.encode()
+		s.decode(part)
+		for i, v := range part {
+			total[i] += v
+		}
+	}
+	wsq := 0.0
+	for _, sp := range m.layout.Weights() {
+		for _, v := range m.Params[sp.Off:sp.End()] {
+			wsq += float64(v) * float64(v)
+		}
+	}
+	met := m.metricsFromSums(total, 0.5*m.Cfg.WeightDecay*wsq)
+	dead := 0
+	h := m.Cfg.H
+	for _, f := range total[sumHead+d+h : sumHead+d+2*h] {
+		if f == 0 {
+			dead++
+		}
+	}
+	met.DeadFraction = float64(dead) / float64(h)
+	return met
+}

@@ -1,0 +1,128 @@
+package sae
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	gonumblas "gonum.org/v1/gonum/blas/gonum"
+)
+
+// Level-1 vector kernels (axpy, dot on short rows) go to gonum's native
+// implementation directly, whatever blas32 is switched to: they are called
+// once per active latent per row, and a cgo call each would cost more than
+// the arithmetic. Matrix products go through blas32 (and so through OpenBLAS
+// with the openblas build tag).
+var level1 gonumblas.Implementation
+
+// axpyUnit computes y += alpha*x for equal-length x and y.
+func axpyUnit(alpha float32, x, y []float32) {
+	level1.Saxpy(len(x), alpha, x, 1, y, 1)
+}
+
+// dotUnit returns x·y for equal-length x and y.
+func dotUnit(x, y []float32) float32 {
+	return level1.Sdot(len(x), x, 1, y, 1)
+}
+
+// gemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices with
+// tight strides. A is ar×ac and B is br×bc before op.
+func gemm(tA, tB bool, alpha float32, a []float32, ar, ac int, b []float32, br, bc int, beta float32, c []float32, cr, cc int) {
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if tA {
+		ta = blas.Trans
+	}
+	if tB {
+		tb = blas.Trans
+	}
+	blas32.Gemm(ta, tb, alpha,
+		blas32.General{Rows: ar, Cols: ac, Stride: ac, Data: a[:ar*ac]},
+		blas32.General{Rows: br, Cols: bc, Stride: bc, Data: b[:br*bc]},
+		beta,
+		blas32.General{Rows: cr, Cols: cc, Stride: cc, Data: c[:cr*cc]})
+}
+
+// expf returns e^x in float32 with a relative error below 3e-7 for
+// x in [-87, 88]; arguments outside are clamped to that range (so the result
+// is always finite and > 0). It reduces x = n·ln2 + r with |r| <= ln2/2 and
+// evaluates a degree-6 Taylor polynomial of e^r, then scales by 2^n through
+// the exponent bits.
+func expf(x float32) float32 {
+	if x > 88 {
+		x = 88
+	} else if x < -87 {
+		x = -87
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+	)
+	t := x * log2e
+	var n float32
+	if t >= 0 {
+		n = float32(int32(t + 0.5))
+	} else {
+		n = float32(int32(t - 0.5))
+	}
+	r := x - n*ln2hi - n*ln2lo
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// sigmoidf returns 1/(1+e^-z) in float32 (relative error below 5e-7).
+func sigmoidf(z float32) float32 {
+	return 1 / (1 + expf(-z))
+}
+
+// workersFor returns how many goroutines to use for n units of work of
+// roughly `cost` flops each: one for small jobs, else up to GOMAXPROCS.
+func workersFor(maxWorkers, n, cost int) int {
+	const minWork = 1 << 15 // below this a goroutine costs more than it saves
+	w := maxWorkers
+	if n*cost < minWork*2 || n < 2 {
+		return 1
+	}
+	if w > n {
+		w = n
+	}
+	return w
+}
+
+// parallelFor splits [0,n) into w contiguous chunks and runs fn on each, the
+// last chunk on the calling goroutine. fn must only write data owned by its
+// chunk. The split depends on w only, so results that are per-index do not
+// depend on the number of workers.
+func parallelFor(w, n int, fn func(lo, hi int)) {
+	if w <= 1 || n <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + w - 1) / w
+	lo := 0
+	for ; lo+chunk < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, lo+chunk)
+	}
+	fn(lo, n)
+	wg.Wait()
+}
+
+// defaultWorkers is the number of goroutines a Step uses for elementwise and
+// sparse work.
+func defaultWorkers() int {
+	w := runtime.GOMAXPROCS(0)
+	if w > 16 {
+		w = 16
+	}
+	if w < 1 {
+		w = 1
+	}
+	return w
+}
