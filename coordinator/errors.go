@@ -1,0 +1,41 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors of the coordinator. State-machine and API errors wrap one
+// of these with %w so that callers can test them with errors.Is, and the
+// gRPC layer maps each to a status code (see grpcCode).
+var (
+	// ErrInvalidSpec marks a job spec or request field outside its allowed
+	// values; the message names the field. Maps to codes.InvalidArgument.
+	ErrInvalidSpec = errors.New("invalid argument")
+	// ErrNotFound marks an unknown job, worker or coordinator id.
+	ErrNotFound = errors.New("not found")
+	// ErrStaleGeneration marks a report that names a generation other than
+	// the job's current one; such reports are refused, never applied.
+	ErrStaleGeneration = errors.New("stale generation")
+	// ErrNotMember marks a report from a worker that is not a member of the
+	// generation it names.
+	ErrNotMember = errors.New("worker is not a member of the generation")
+	// ErrTerminal marks a change requested of a job that already completed,
+	// failed or was canceled.
+	ErrTerminal = errors.New("job has finished")
+	// ErrStepBackwards marks a checkpoint older than the job's latest one.
+	ErrStepBackwards = errors.New("step goes backwards")
+	// ErrBusy marks a worker that is assigned to another job.
+	ErrBusy = errors.New("worker is assigned to another job")
+	// ErrUnknownCommand marks a raft log entry that this node cannot decode.
+	ErrUnknownCommand = errors.New("unknown command")
+	// ErrNoLeader marks a write that found no raft leader to serve it.
+	ErrNoLeader = errors.New("no raft leader")
+	// ErrBadConfig marks an invalid coordinator configuration.
+	ErrBadConfig = errors.New("invalid coordinator configuration")
+)
+
+// fieldErr builds an ErrInvalidSpec error naming field.
+func fieldErr(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
+}

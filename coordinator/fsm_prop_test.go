@@ -1,0 +1,167 @@
+package coordinator
+
+import (
+	"fmt"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"pgregory.net/rapid"
+
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// checkInvariants returns the first broken invariant of st: each job has at
+// most one current generation whose ranks are 0..N-1 with unique members; a
+// worker is listed by at most one unfinished job and its job_id says which;
+// checkpoints ascend; a generation id never exceeds the job's last one.
+func checkInvariants(st *pb.State) error {
+	owner := map[string]string{}
+	for id, j := range st.Jobs {
+		if j.Id != id {
+			return fmt.Errorf("job key %s holds id %s", id, j.Id)
+		}
+		if g := j.Generation; g != nil {
+			if g.Id == 0 || g.Id > j.LastGenerationId {
+				return fmt.Errorf("job %s generation %d, last %d", id, g.Id, j.LastGenerationId)
+			}
+			seen := map[string]bool{}
+			for i, m := range g.Members {
+				if m.Rank != int32(i) {
+					return fmt.Errorf("job %s member %d has rank %d", id, i, m.Rank)
+				}
+				if seen[m.WorkerId] {
+					return fmt.Errorf("job %s lists %s twice", id, m.WorkerId)
+				}
+				seen[m.WorkerId] = true
+				if Terminal(j.State) {
+					continue
+				}
+				if o, ok := owner[m.WorkerId]; ok {
+					return fmt.Errorf("worker %s in jobs %s and %s", m.WorkerId, o, id)
+				}
+				owner[m.WorkerId] = id
+			}
+			if g.Phase == pb.GenerationPhase_GENERATION_PHASE_STARTED && j.LastStep < g.StartStep {
+				return fmt.Errorf("job %s last step %d below start %d", id, j.LastStep, g.StartStep)
+			}
+		}
+		for i := 1; i < len(j.Checkpoints); i++ {
+			if j.Checkpoints[i].Step < j.Checkpoints[i-1].Step {
+				return fmt.Errorf("job %s checkpoints out of order", id)
+			}
+		}
+	}
+	for id, w := range st.Workers {
+		if w.JobId != owner[id] {
+			return fmt.Errorf("worker %s says job %q, generations say %q", id, w.JobId, owner[id])
+		}
+	}
+	return nil
+}
+
+var (
+	propJobs    = []string{"job-000001", "job-000002", "job-000003"}
+	propWorkers = []string{"w1", "w2", "w3", "w4"}
+)
+
+// genOp draws a command that is often, but not always, valid for st: ids
+// come from small pools, and reports mostly name the current generation and
+// one of its members that has not reported yet.
+func genOp(t *rapid.T, st *pb.State) any {
+	job := rapid.SampledFrom(propJobs).Draw(t, "job")
+	worker := rapid.SampledFrom(propWorkers).Draw(t, "worker")
+	gen := uint64(rapid.IntRange(0, 3).Draw(t, "anygen"))
+	var free []string // workers a new generation of job may take
+	if j := st.Jobs[job]; j != nil {
+		if rapid.IntRange(0, 4).Draw(t, "curgen") > 0 {
+			gen = j.LastGenerationId
+		}
+		if g := j.Generation; g != nil && rapid.IntRange(0, 4).Draw(t, "member") > 0 {
+			var pending []string
+			for _, m := range g.Members {
+				if _, ok := g.Reports[m.WorkerId]; !ok {
+					pending = append(pending, m.WorkerId)
+				}
+			}
+			if len(pending) == 0 {
+				pending = []string{g.Members[0].WorkerId}
+			}
+			worker = rapid.SampledFrom(pending).Draw(t, "pending")
+		}
+		for _, w := range propWorkers {
+			if ws := st.Workers[w]; ws != nil && ws.Alive && (ws.JobId == "" || ws.JobId == job) {
+				free = append(free, w)
+			}
+		}
+	}
+	step := rapid.Int64Range(-1, 60).Draw(t, "step")
+	switch rapid.IntRange(0, 12).Draw(t, "kind") {
+	case 0, 1:
+		s := testSpec()
+		if rapid.IntRange(0, 5).Draw(t, "badspec") == 0 {
+			s.BatchSize = 0
+		}
+		return &pb.SubmitJobCmd{Spec: s}
+	case 2:
+		return &pb.CancelJobCmd{JobId: job}
+	case 3:
+		return &pb.RegisterWorkerCmd{WorkerId: worker, GrpcAddr: worker + ":1"}
+	case 4:
+		return &pb.WorkerDownCmd{WorkerId: worker}
+	case 5:
+		pool := propWorkers
+		if len(free) > 0 && rapid.IntRange(0, 4).Draw(t, "usefree") > 0 {
+			pool = free
+		}
+		ids := rapid.SliceOfNDistinct(rapid.SampledFrom(pool), 0, len(pool), rapid.ID[string]).Draw(t, "members")
+		return &pb.NewGenerationCmd{JobId: job, WorkerIds: ids}
+	case 6, 7, 8:
+		return &pb.ReadyCmd{JobId: job, Generation: gen, WorkerId: worker, Report: &pb.ReadyReport{LastStep: step, Checksum: uint64(step)}}
+	case 9:
+		return &pb.ProgressCmd{JobId: job, Generation: gen, WorkerId: worker, Metrics: &pb.Metrics{Step: step}}
+	case 10, 11:
+		return &pb.CheckpointCmd{JobId: job, Generation: gen, WorkerId: worker, Checkpoint: &pb.Checkpoint{Key: fmt.Sprint("ck/", step), Step: step}}
+	default:
+		st := rapid.SampledFrom([]pb.JobState{pb.JobState_JOB_STATE_COMPLETED, pb.JobState_JOB_STATE_FAILED, pb.JobState_JOB_STATE_RUNNING}).Draw(t, "result")
+		return &pb.ResultCmd{JobId: job, Generation: gen, WorkerId: worker, State: st, Reason: "r"}
+	}
+}
+
+func TestFSMProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		f := NewFSM()
+		n := rapid.IntRange(1, 120).Draw(t, "n")
+		for i := 0; i < n; i++ {
+			before := f.State()
+			op := genOp(t, before)
+			r := applyLog(f, op)
+			after := f.State()
+			if r.Err != nil && !proto.Equal(before, after) {
+				t.Fatalf("refused %T (%v) changed the state", op, r.Err)
+			}
+			if err := checkInvariants(after); err != nil {
+				t.Fatalf("after %T: %v", op, err)
+			}
+			for id, jb := range before.Jobs {
+				ja := after.Jobs[id]
+				if ja.LastStep < jb.LastStep || ja.LastGenerationId < jb.LastGenerationId {
+					t.Fatalf("job %s went backwards: step %d→%d generation %d→%d", id, jb.LastStep, ja.LastStep, jb.LastGenerationId, ja.LastGenerationId)
+				}
+				if nb, na := len(jb.Checkpoints), len(ja.Checkpoints); nb > 0 && na > 0 && ja.Checkpoints[na-1].Step < jb.Checkpoints[nb-1].Step {
+					t.Fatalf("job %s latest checkpoint went backwards", id)
+				}
+				if Terminal(jb.State) && !proto.Equal(jb, ja) {
+					t.Fatalf("finished job %s changed", id)
+				}
+			}
+			if rapid.IntRange(0, 15).Draw(t, "snap") == 0 {
+				if g := snapshotRestore(t, f); !proto.Equal(g.State(), after) {
+					t.Fatalf("restore(snapshot(s)) != s after %d commands", i+1)
+				}
+			}
+		}
+		if g := snapshotRestore(t, f); !proto.Equal(g.State(), f.State()) {
+			t.Fatal("restore(snapshot(s)) != s")
+		}
+	})
+}
