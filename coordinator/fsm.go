@@ -159,7 +159,6 @@ func decodeState(data []byte) (*pb.State, error) {
 	return st, nil
 }
 
-
 type fsmSnapshot []byte
 
 func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
