@@ -1,0 +1,282 @@
+package sae
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// optKind is the kind byte of the state encoding; values are part of the format.
+type optKind uint8
+
+const (
+	kindSGD  optKind = 1
+	kindAdam optKind = 2
+)
+
+func (k optKind) String() string {
+	switch k {
+	case kindSGD:
+		return OptimizerSGD
+	case kindAdam:
+		return OptimizerAdam
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// optimChunk is the number of parameters in one unit of parallel work. It is
+// fixed, not derived from the worker count, so the per-chunk partial sums of
+// the gradient norm, and hence the whole update, are the same bitwise for any
+// GOMAXPROCS.
+const optimChunk = 1 << 14
+
+// pass selects what a parallel sweep over the chunks does.
+type pass uint8
+
+const (
+	passNorm   pass = iota // partial[c] = Σ g² over chunk c
+	passUpdate             // update chunk c; partial[c] = Σ g² of the incoming g
+)
+
+// optimizer implements Optimizer for SGD (with or without momentum) and Adam.
+// Floating-point products that feed a sum are wrapped in explicit float32
+// conversions so no platform fuses them into FMAs: every architecture
+// computes the same bits.
+type optimizer struct {
+	cfg  OptimizerConfig
+	kind optKind
+	n    int
+	step int64
+	// bufs holds the moments: nil for plain SGD, [v] for SGD with momentum,
+	// [m, v] for Adam.
+	bufs [][]float32
+
+	// State of the sweep in progress, written by Update before workers start.
+	params, grad []float32
+	pass         pass
+	scale        float32 // clip factor; 1 = leave grad as is
+	lr32         float32 // SGD rate
+	mu           float32 // SGD momentum
+	ad           adamCoef
+
+	chunks  int
+	partial []float64 // per-chunk Σ g², summed in chunk order
+	next    atomic.Int64
+	wg      sync.WaitGroup
+	work    func() // o.worker, bound once so spawning does not allocate
+	// workers caps the goroutines of a sweep; 0 means GOMAXPROCS. Tests set
+	// it to show the result does not depend on it.
+	workers int
+}
+
+// adamCoef holds the float32 coefficients of one Adam step t.
+type adamCoef struct {
+	b1, omb1 float32 // β1, 1−β1
+	b2, omb2 float32 // β2, 1−β2
+	step     float32 // lr/(1−β1ᵗ)
+	invBC2   float32 // 1/√(1−β2ᵗ)
+	eps      float32
+}
+
+var _ Optimizer = (*optimizer)(nil)
+
+func (o *optimizer) initParallel() {
+	o.chunks = (o.n + optimChunk - 1) / optimChunk
+	o.partial = make([]float64, o.chunks)
+	o.work = o.worker
+}
+
+// Step implements Optimizer.
+func (o *optimizer) Step() int64 { return o.step }
+
+// Update implements Optimizer.
+func (o *optimizer) Update(params, grad []float32) (lr float64, gradNorm float64) {
+	if len(params) != o.n || len(grad) != o.n {
+		panic(fmt.Sprintf("sae: optimizer for %d parameters got len(params) = %d, len(grad) = %d",
+			o.n, len(params), len(grad)))
+	}
+	lr = o.cfg.LRAt(o.step)
+	o.params, o.grad = params, grad
+	o.setCoefficients(lr, o.step+1)
+	o.scale = 1
+	if o.cfg.ClipNorm > 0 {
+		o.sweep(passNorm)
+		gradNorm = o.norm()
+		if gradNorm > o.cfg.ClipNorm {
+			o.scale = float32(o.cfg.ClipNorm / gradNorm)
+		}
+		o.sweep(passUpdate)
+	} else {
+		o.sweep(passUpdate)
+		gradNorm = o.norm()
+	}
+	o.params, o.grad = nil, nil
+	o.step++
+	return lr, gradNorm
+}
+
+func (o *optimizer) setCoefficients(lr float64, t int64) {
+	switch o.kind {
+	case kindSGD:
+		o.lr32 = float32(lr)
+		o.mu = float32(o.cfg.Momentum)
+	case kindAdam:
+		b1, b2 := o.cfg.Beta1, o.cfg.Beta2
+		o.ad = adamCoef{
+			b1: float32(b1), omb1: float32(1 - b1),
+			b2: float32(b2), omb2: float32(1 - b2),
+			step:   float32(lr / (1 - math.Pow(b1, float64(t)))),
+			invBC2: float32(1 / math.Sqrt(1-math.Pow(b2, float64(t)))),
+			eps:    float32(o.cfg.Eps),
+		}
+	}
+}
+
+// norm returns √(Σ partial) summed in chunk order.
+func (o *optimizer) norm() float64 {
+	var s float64
+	for _, p := range o.partial {
+		s += p
+	}
+	return math.Sqrt(s)
+}
+
+// sweep runs pass p over all chunks on up to min(GOMAXPROCS, workers,
+// chunks) goroutines, the caller's included, and returns when all are done.
+func (o *optimizer) sweep(p pass) {
+	o.pass = p
+	o.next.Store(0)
+	w := runtime.GOMAXPROCS(0)
+	if o.workers > 0 {
+		w = min(w, o.workers)
+	}
+	w = min(w, o.chunks)
+	o.wg.Add(w - 1)
+	for range w - 1 {
+		go o.work()
+	}
+	o.drain()
+	o.wg.Wait()
+}
+
+func (o *optimizer) worker() {
+	defer o.wg.Done()
+	o.drain()
+}
+
+// drain processes chunks until none is left.
+func (o *optimizer) drain() {
+	for {
+		c := int(o.next.Add(1) - 1)
+		if c >= o.chunks {
+			return
+		}
+		lo := c * optimChunk
+		hi := min(lo+optimChunk, o.n)
+		o.partial[c] = o.chunk(lo, hi)
+	}
+}
+
+// chunk applies the current pass to parameters [lo, hi) and returns Σ g² of
+// the gradient as it was on entry.
+func (o *optimizer) chunk(lo, hi int) float64 {
+	g := o.grad[lo:hi]
+	if o.pass == passNorm {
+		return sumSquares(g)
+	}
+	p := o.params[lo:hi]
+	switch {
+	case o.kind == kindAdam:
+		return adamKernel(p, g, o.bufs[0][lo:hi], o.bufs[1][lo:hi], &o.ad, o.scale)
+	case o.bufs != nil:
+		return momentumKernel(p, g, o.bufs[0][lo:hi], o.lr32, o.mu, o.cfg.Nesterov, o.scale)
+	default:
+		return sgdKernel(p, g, o.lr32, o.scale)
+	}
+}
+
+// sumSquares returns Σ g² in float64 with four interleaved accumulators.
+func sumSquares(g []float32) float64 {
+	var s0, s1, s2, s3 float64
+	for ; len(g) >= 4; g = g[4:] {
+		a, b, c, d := float64(g[0]), float64(g[1]), float64(g[2]), float64(g[3])
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+	}
+	for _, x := range g {
+		a := float64(x)
+		s0 += a * a
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sgdKernel: W ← W − lr·g. When scale ≠ 1, g ← scale·g first (in place).
+func sgdKernel(p, g []float32, lr, scale float32) float64 {
+	g = g[:len(p)]
+	var ss float64
+	for i := range p {
+		gi := g[i]
+		ss += float64(gi) * float64(gi)
+		if scale != 1 {
+			gi = float32(gi * scale)
+			g[i] = gi
+		}
+		p[i] -= float32(lr * gi)
+	}
+	return ss
+}
+
+// momentumKernel: v ← μv + g; W ← W − lr·v, or W ← W − lr·(g + μv) with
+// Nesterov. When scale ≠ 1, g ← scale·g first (in place).
+func momentumKernel(p, g, v []float32, lr, mu float32, nesterov bool, scale float32) float64 {
+	g = g[:len(p)]
+	v = v[:len(p)]
+	var ss float64
+	for i := range p {
+		gi := g[i]
+		ss += float64(gi) * float64(gi)
+		if scale != 1 {
+			gi = float32(gi * scale)
+			g[i] = gi
+		}
+		vi := float32(mu*v[i]) + gi
+		v[i] = vi
+		d := vi
+		if nesterov {
+			d = gi + float32(mu*vi)
+		}
+		p[i] -= float32(lr * d)
+	}
+	return ss
+}
+
+// adamKernel: m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²;
+// W ← W − (lr/(1−β1ᵗ))·m/(√v/√(1−β2ᵗ) + ε). When scale ≠ 1, g ← scale·g
+// first (in place).
+func adamKernel(p, g, m, v []float32, c *adamCoef, scale float32) float64 {
+	g = g[:len(p)]
+	m = m[:len(p)]
+	v = v[:len(p)]
+	b1, omb1, b2, omb2 := c.b1, c.omb1, c.b2, c.omb2
+	step, invBC2, eps := c.step, c.invBC2, c.eps
+	var ss float64
+	for i := range p {
+		gi := g[i]
+		ss += float64(gi) * float64(gi)
+		if scale != 1 {
+			gi = float32(gi * scale)
+			g[i] = gi
+		}
+		mi := float32(b1*m[i]) + float32(omb1*gi)
+		vi := float32(b2*v[i]) + float32(omb2*float32(gi*gi))
+		m[i] = mi
+		v[i] = vi
+		den := float32(float32(math.Sqrt(float64(vi)))*invBC2) + eps
+		p[i] -= float32(step * float32(mi/den))
+	}
+	return ss
+}
