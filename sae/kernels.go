@@ -77,12 +77,16 @@ func sigmoidf(z float32) float32 {
 	return 1 / (1 + expf(-z))
 }
 
+// parallelMinWork is the amount of work (about flops) below which a
+// goroutine costs more than it saves. Tests lower it to exercise the
+// parallel paths on small inputs.
+var parallelMinWork = 1 << 15
+
 // workersFor returns how many goroutines to use for n units of work of
-// roughly `cost` flops each: one for small jobs, else up to GOMAXPROCS.
+// roughly `cost` flops each: one for small jobs, else up to maxWorkers.
 func workersFor(maxWorkers, n, cost int) int {
-	const minWork = 1 << 15 // below this a goroutine costs more than it saves
 	w := maxWorkers
-	if n*cost < minWork*2 || n < 2 {
+	if n*cost < parallelMinWork*2 || n < 2 {
 		return 1
 	}
 	if w > n {

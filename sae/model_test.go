@@ -1,0 +1,311 @@
+package sae
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestNewDeterministicInit(t *testing.T) {
+	for _, tied := range []bool{false, true} {
+		c := DefaultConfig()
+		c.D, c.H, c.Tied, c.Seed = 30, 20, tied, 42
+		a, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := New(c)
+		if !reflect.DeepEqual(a.Params, b.Params) {
+			t.Fatal("same seed gave different parameters")
+		}
+		c.Seed = 43
+		other, _ := New(c)
+		if reflect.DeepEqual(a.Params, other.Params) {
+			t.Fatal("different seeds gave identical parameters")
+		}
+		want := 2*c.D*c.H + c.D + c.H
+		if tied {
+			want = c.D*c.H + c.D + c.H
+		}
+		if a.NumParams() != want || a.GradLen() != want {
+			t.Fatalf("NumParams %d, want %d", a.NumParams(), want)
+		}
+		r := math.Sqrt(6.0 / float64(c.D+c.H+1))
+		l := a.Layout()
+		var lo, hi float32
+		for i, v := range a.Params {
+			if l.IsWeight(i) {
+				if math.Abs(float64(v)) > r {
+					t.Fatalf("weight %d = %v outside ±%v", i, v, r)
+				}
+				lo, hi = min(lo, v), max(hi, v)
+			} else if v != 0 {
+				t.Fatalf("bias %d = %v, want 0", i, v)
+			}
+		}
+		// the draw covers the range (not, say, a tenth of it)
+		if float64(hi) < 0.9*r || float64(lo) > -0.9*r {
+			t.Fatalf("weights span [%v, %v], want close to ±%v", lo, hi, r)
+		}
+		if tied != (l.Dec == l.Enc) {
+			t.Fatalf("tied=%v but layout %+v", tied, l)
+		}
+	}
+}
+
+func TestSAELensRoundTrip(t *testing.T) {
+	for _, tied := range []bool{false, true} {
+		c := DefaultConfig()
+		c.D, c.H, c.Tied = 3, 2, tied
+		m, x := testProblem(t, c, 1, 9)
+		_ = x
+		wEnc, wDec, bEnc, bDec := m.SAELens()
+		// W_enc[i][j] (d×h) is the weight from input i to latent j.
+		for i := 0; i < c.D; i++ {
+			for j := 0; j < c.H; j++ {
+				if wEnc[i*c.H+j] != m.Enc()[j*c.D+i] {
+					t.Fatalf("W_enc[%d][%d] = %v, want encoder row %d col %d = %v", i, j, wEnc[i*c.H+j], j, i, m.Enc()[j*c.D+i])
+				}
+				if tied && wDec[j*c.D+i] != wEnc[i*c.H+j] {
+					t.Fatal("tied W_dec is not W_enc transposed")
+				}
+			}
+		}
+		back, err := FromSAELens(c, wEnc, wDec, bEnc, bDec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back.Params, m.Params) {
+			t.Fatalf("tied=%v: round trip changed the parameters", tied)
+		}
+		wEnc[0] = 99 // copies, not views
+		if m.Enc()[0] == 99 {
+			t.Fatal("SAELens returned a view")
+		}
+	}
+}
+
+func TestFromSAELensShapeErrors(t *testing.T) {
+	c := DefaultConfig()
+	c.D, c.H = 4, 3
+	good := func() [][]float32 {
+		return [][]float32{make([]float32, 12), make([]float32, 12), make([]float32, 3), make([]float32, 4)}
+	}
+	for i, name := range []string{"W_enc", "W_dec", "b_enc", "b_dec"} {
+		ts := good()
+		ts[i] = ts[i][:len(ts[i])-1]
+		_, err := FromSAELens(c, ts[0], ts[1], ts[2], ts[3])
+		if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), name) {
+			t.Fatalf("short %s: error %v", name, err)
+		}
+	}
+	c.Tied = true
+	ts := good()
+	ts[1][5] = 1
+	if _, err := FromSAELens(c, ts[0], ts[1], ts[2], ts[3]); !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "W_dec[1][1]") {
+		t.Fatalf("tied mismatch: %v", err)
+	}
+	c.Rho = 2
+	if _, err := FromSAELens(c, ts[0], ts[1], ts[2], ts[3]); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("bad config: %v", err)
+	}
+}
+
+func TestTrainStateRoundTrip(t *testing.T) {
+	c := DefaultConfig()
+	c.D, c.H = 4, 3
+	m, _ := New(c)
+	if err := m.SetTrainState([]uint32{1, 2}); !errors.Is(err, ErrShape) {
+		t.Fatalf("short state: %v", err)
+	}
+	if err := m.SetTrainState([]uint32{5, 2000, 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.TrainState(); !reflect.DeepEqual(got, []uint32{5, 2000, 7}) {
+		t.Fatalf("state %v", got)
+	}
+	if got := m.DeadFraction(); got != 1.0/3 {
+		t.Fatalf("dead fraction %v, want 1/3", got)
+	}
+}
+
+// TestDeadTracker: a latent that never activates is dead after exactly
+// DeadWindow steps; active latents are never dead.
+func TestDeadTracker(t *testing.T) {
+	c := DefaultConfig()
+	c.D, c.H, c.Activation, c.Sparsity, c.Output, c.K, c.DeadWindow = 4, 3, ActTopK, SparsityTopK, OutLinear, 1, 3
+	m, _ := New(c)
+	// latent 2 can never fire: its encoder weights and bias push z < 0 for x >= 0
+	for i := range m.Enc() {
+		m.Enc()[i] = 0.5
+	}
+	for i := 0; i < c.D; i++ {
+		m.Enc()[2*c.D+i] = -1
+	}
+	m.BEnc()[0] = 0.1 // latent 0 wins the top-1 on every row
+	x := []float32{1, 0, 0, 1, 0, 1, 1, 0}
+	s := m.NewStep(2)
+	g := make([]float32, m.GradLen())
+	for step := 1; step <= 4; step++ {
+		met := s.Compute(x, 2, g)
+		want := 0.0
+		if step >= 3 {
+			want = 2.0 / 3 // latents 1 (always beaten) and 2
+		}
+		if met.DeadFraction != want {
+			t.Fatalf("step %d: dead fraction %v, want %v (state %v)", step, met.DeadFraction, want, m.TrainState())
+		}
+		if met.L0 != 1 {
+			t.Fatalf("step %d: L0 %v, want 1", step, met.L0)
+		}
+	}
+}
+
+func TestTopKSelection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 500; trial++ {
+		h := 1 + rng.IntN(40)
+		k := 1 + rng.IntN(h)
+		row := make([]float32, h)
+		for j := range row {
+			row[j] = float32(rng.IntN(7) - 2) // many ties and non-positive values
+		}
+		var cand []int32
+		if trial%2 == 1 {
+			for j := 0; j < h; j++ {
+				if rng.IntN(2) == 0 {
+					cand = append(cand, int32(j))
+				}
+			}
+		}
+		idx := make([]int32, k)
+		val := make([]float32, k)
+		n := topK(row, k, cand, idx, val)
+		// brute force: candidates with positive value, by value desc then index asc
+		var want []int32
+		for j := 0; j < h; j++ {
+			if (cand == nil || contains(cand, int32(j))) && row[j] > 0 {
+				want = append(want, int32(j))
+			}
+		}
+		sort.SliceStable(want, func(a, b int) bool { return row[want[a]] > row[want[b]] })
+		if len(want) > k {
+			want = want[:k]
+		}
+		sort.Slice(want, func(a, b int) bool { return want[a] < want[b] })
+		if n != len(want) || (n > 0 && !reflect.DeepEqual(idx[:n], want)) {
+			t.Fatalf("row %v k=%d cand=%v: got %v, want %v", row, k, cand, idx[:n], want)
+		}
+		for t2 := 0; t2 < n; t2++ {
+			if val[t2] != row[idx[t2]] {
+				t.Fatalf("value mismatch")
+			}
+		}
+	}
+}
+
+func contains(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExpfAccuracy(t *testing.T) {
+	worst := 0.0
+	for x := -87.0; x <= 88; x += 0.0137 {
+		got := float64(expf(float32(x)))
+		want := math.Exp(float64(float32(x)))
+		rel := math.Abs(got-want) / want
+		worst = math.Max(worst, rel)
+	}
+	if worst > 3e-7 {
+		t.Fatalf("expf max relative error %g > 3e-7", worst)
+	}
+	for _, z := range []float32{-200, -90, 0, 90, 200} {
+		s := sigmoidf(z)
+		if math.IsNaN(float64(s)) || s < 0 || s > 1 {
+			t.Fatalf("sigmoidf(%v) = %v", z, s)
+		}
+	}
+	if sigmoidf(0) != 0.5 {
+		t.Fatalf("sigmoidf(0) = %v", sigmoidf(0))
+	}
+}
+
+// TestEvaluate: batching does not change evaluation metrics; they match a
+// step's metrics on the same rows; the model is not modified.
+func TestEvaluate(t *testing.T) {
+	for name, c := range distConfigs() {
+		m, x := testProblem(t, c, 20, 8)
+		before := m.Clone()
+		whole := m.Evaluate(x, 20, 20)
+		batched := m.Evaluate(x, 20, 6)
+		if !closeMetrics(whole, batched, 1e-9) {
+			t.Fatalf("%s: batch 20 %+v, batch 6 %+v", name, whole, batched)
+		}
+		if !reflect.DeepEqual(m.Params, before.Params) || !reflect.DeepEqual(m.TrainState(), before.TrainState()) {
+			t.Fatalf("%s: Evaluate modified the model", name)
+		}
+		step := before.NewStep(20).Compute(x, 20, make([]float32, m.GradLen()))
+		step.DeadFraction = whole.DeadFraction // different definitions
+		if !closeMetrics(whole, step, 1e-9) {
+			t.Fatalf("%s: evaluate %+v, step %+v", name, whole, step)
+		}
+		if whole.Rows != 20 || !(whole.FVU > 0) || !(whole.MSE > 0) {
+			t.Fatalf("%s: implausible metrics %+v", name, whole)
+		}
+	}
+}
+
+// TestMetricsDefinitions checks MSE, FVU, L0 and mean activation against
+// direct computation from the reference forward pass.
+func TestMetricsDefinitions(t *testing.T) {
+	for name, c := range distConfigs() {
+		const rows = 8
+		m, x := testProblem(t, c, rows, 6)
+		ref := newRef(m)
+		xr := toRows(x, rows, c.D)
+		var se, l0, sumA float64
+		mean := make([]float64, c.D)
+		for i, xi := range xr {
+			f := ref.forward(xi, i)
+			for o := range xi {
+				se += (f.xhat[o] - xi[o]) * (f.xhat[o] - xi[o])
+				mean[o] += xi[o] / rows
+			}
+			for j, z := range f.z {
+				sumA += f.a[j]
+				if z > 0 && (c.Activation != ActTopK || f.a[j] > 0) {
+					l0++
+				}
+			}
+		}
+		var ss float64
+		for _, xi := range xr {
+			for o := range xi {
+				ss += (xi[o] - mean[o]) * (xi[o] - mean[o])
+			}
+		}
+		met := m.NewStep(rows).Compute(x, rows, make([]float32, m.GradLen()))
+		for _, chk := range []struct {
+			what      string
+			got, want float64
+		}{
+			{"mse", met.MSE, se / (rows * float64(c.D))},
+			{"fvu", met.FVU, se / ss},
+			{"l0", met.L0, l0 / rows},
+			{"mean activation", met.MeanActivation, sumA / (rows * float64(c.H))},
+		} {
+			if math.Abs(chk.got-chk.want) > 1e-5*math.Abs(chk.want) {
+				t.Fatalf("%s: %s = %v, want %v", name, chk.what, chk.got, chk.want)
+			}
+		}
+	}
+}
