@@ -1,0 +1,306 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// seededReader yields n deterministic pseudo-random bytes from seed, and
+// hashes what it yields, so large payloads never sit in memory.
+type seededReader struct {
+	rng  *rand.ChaCha8
+	left int64
+	sum  hash.Hash
+}
+
+func newSeededReader(seed uint64, n int64) *seededReader {
+	var s [32]byte
+	for i := range 8 {
+		s[i] = byte(seed >> (8 * i))
+	}
+	return &seededReader{rng: rand.NewChaCha8(s), left: n, sum: sha256.New()}
+}
+
+func (r *seededReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, _ := r.rng.Read(p)
+	r.sum.Write(p[:n])
+	r.left -= int64(n)
+	return n, nil
+}
+
+func seededBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	io.ReadFull(newSeededReader(seed, int64(n)), b)
+	return b
+}
+
+// TestConformance checks the S3 surface dsae uses, through the Client,
+// against the embedded server or the store named by DSAE_TEST_S3_ENDPOINT.
+func TestConformance(t *testing.T) {
+	ts := newTestStore(t)
+	ctx := context.Background()
+	c := ts.client(t)
+	key := func(name string) string { return ts.prefix + name }
+
+	t.Run("bucket create and exists", func(t *testing.T) {
+		cfg := ts.cfg
+		cfg.Bucket = "dsae-conf-" + randHex(6)
+		other, err := NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := other.BucketExists(ctx)
+		if err != nil || ok {
+			t.Fatalf("BucketExists before create = %v, %v; want false, nil", ok, err)
+		}
+		err = other.Put(ctx, "x", strings.NewReader("x"), 1)
+		if !errors.Is(err, ErrBucketNotFound) {
+			t.Fatalf("Put into missing bucket: %v, want ErrBucketNotFound", err)
+		}
+		if err := other.EnsureBucket(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.EnsureBucket(ctx); err != nil {
+			t.Fatalf("second EnsureBucket: %v", err)
+		}
+		ok, err = other.BucketExists(ctx)
+		if err != nil || !ok {
+			t.Fatalf("BucketExists after create = %v, %v", ok, err)
+		}
+		if err := other.RemoveBucket(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := other.BucketExists(ctx); ok {
+			t.Fatal("bucket still exists after RemoveBucket")
+		}
+	})
+
+	t.Run("put get stat", func(t *testing.T) {
+		data := seededBytes(1, 100_000)
+		if err := c.Put(ctx, key("obj/a.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.Get(ctx, key("obj/a.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Get returned %d bytes (err %v), want the %d put", len(got), err, len(data))
+		}
+		info, err := c.Stat(ctx, key("obj/a.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := md5.Sum(data)
+		if info.Size != int64(len(data)) || info.ETag != hex.EncodeToString(sum[:]) {
+			t.Fatalf("Stat = %+v, want size %d etag %x", info, len(data), sum)
+		}
+		// Overwrite with a shorter object; unknown size.
+		if err := c.Put(ctx, key("obj/a.bin"), io.MultiReader(strings.NewReader("short")), -1); err != nil {
+			t.Fatal(err)
+		}
+		if info, _ := c.Stat(ctx, key("obj/a.bin")); info.Size != 5 {
+			t.Fatalf("size after overwrite = %d, want 5", info.Size)
+		}
+		// Empty object.
+		if err := c.Put(ctx, key("obj/empty"), bytes.NewReader(nil), 0); err != nil {
+			t.Fatal(err)
+		}
+		rc, err = c.Get(ctx, key("obj/empty"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(rc); err != nil || len(got) != 0 {
+			t.Fatalf("empty object read %d bytes, err %v", len(got), err)
+		}
+		rc.Close()
+	})
+
+	t.Run("ranged get", func(t *testing.T) {
+		data := seededBytes(2, 1<<20+13)
+		if err := c.Put(ctx, key("range.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct{ off, n int64 }{
+			{0, 1}, {0, 128}, {4096, 65536}, {int64(len(data)) - 1, 1}, {1000, int64(len(data)) - 1000},
+		} {
+			buf := make([]byte, r.n)
+			if err := c.ReadRange(ctx, key("range.bin"), r.off, buf); err != nil {
+				t.Fatalf("ReadRange(%d, %d): %v", r.off, r.n, err)
+			}
+			if !bytes.Equal(buf, data[r.off:r.off+r.n]) {
+				t.Fatalf("ReadRange(%d, %d) returned wrong bytes", r.off, r.n)
+			}
+		}
+		// A range running past the end is cut at the end.
+		rc, err := c.GetRange(ctx, key("range.bin"), int64(len(data))-10, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data[len(data)-10:]) {
+			t.Fatalf("range past end: %d bytes, err %v; want the last 10", len(got), err)
+		}
+		// A range starting past the end is an error, not retried forever.
+		if _, err := c.GetRange(ctx, key("range.bin"), int64(len(data))+5, 10); err == nil {
+			t.Fatal("range starting past the end: no error")
+		}
+		if _, err := c.GetRange(ctx, key("missing"), 0, 10); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("range of a missing key: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("list with pagination", func(t *testing.T) {
+		cfg := ts.cfg
+		cfg.ListPageSize = 7
+		pc, err := NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for i := range 30 {
+			k := key(fmt.Sprintf("list/d%d/k%03d", i%3, i))
+			want = append(want, k)
+			if err := pc.Put(ctx, k, strings.NewReader("v"), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pc.Put(ctx, key("listx"), strings.NewReader("v"), 1); err != nil {
+			t.Fatal(err)
+		}
+		objs, err := pc.List(ctx, key("list/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range objs {
+			got = append(got, o.Key)
+			if o.Size != 1 {
+				t.Fatalf("%s size %d, want 1", o.Key, o.Size)
+			}
+		}
+		slices.Sort(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("List returned %d keys:\n%v\nwant %d:\n%v", len(got), got, len(want), want)
+		}
+		dirs, err := pc.ListDirs(ctx, key("list/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDirs := []string{key("list/d0/"), key("list/d1/"), key("list/d2/")}
+		if strings.Join(dirs, ",") != strings.Join(wantDirs, ",") {
+			t.Fatalf("ListDirs = %v, want %v", dirs, wantDirs)
+		}
+		if objs, err := pc.List(ctx, key("nothing-here/")); err != nil || len(objs) != 0 {
+			t.Fatalf("empty listing = %v, %v", objs, err)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		if err := c.Put(ctx, key("del"), strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Delete(ctx, key("del")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Stat(ctx, key("del")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Stat after delete: %v, want ErrNotFound", err)
+		}
+		if _, err := c.Get(ctx, key("del")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get after delete: %v, want ErrNotFound", err)
+		}
+		if ok, err := c.Exists(ctx, key("del")); ok || err != nil {
+			t.Fatalf("Exists after delete = %v, %v", ok, err)
+		}
+		if err := c.Delete(ctx, key("del")); err != nil {
+			t.Fatalf("deleting a missing key: %v", err)
+		}
+	})
+
+	t.Run("multipart 200MB sha256", func(t *testing.T) {
+		const size = 200 << 20
+		src := newSeededReader(3, size)
+		// A plain io.Reader (no Seek/ReadAt): minio-go streams it in
+		// 16 MiB parts, each aws-chunked and signed over plain HTTP.
+		if err := c.Put(ctx, key("big.bin"), struct{ io.Reader }{src}, size); err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Stat(ctx, key("big.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size != size || !strings.HasSuffix(info.ETag, "-13") {
+			t.Fatalf("Stat = %+v, want size %d and a 13-part multipart ETag", info, size)
+		}
+		rc, err := c.Get(ctx, key("big.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		rc.Close()
+		if err != nil || n != size {
+			t.Fatalf("read back %d bytes, err %v", n, err)
+		}
+		if got, want := hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(src.sum.Sum(nil)); got != want {
+			t.Fatalf("sha256 read back %s, uploaded %s", got, want)
+		}
+	})
+
+	t.Run("wrong secret refused", func(t *testing.T) {
+		for name, mod := range map[string]func(*ClientConfig){
+			"wrong secret":       func(c *ClientConfig) { c.SecretKey += "x" },
+			"unknown access key": func(c *ClientConfig) { c.AccessKey = "nobody-" + randHex(4) },
+		} {
+			cfg := ts.cfg
+			mod(&cfg)
+			cfg.RetryTimeout = 1 << 40 // a retried refusal would hang the test
+			bad, err := NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before int64
+			if ts.embedded != nil {
+				before = ts.embedded.Requests.Load()
+			}
+			err = bad.Put(ctx, key("denied"), strings.NewReader("x"), 1)
+			if !errors.Is(err, ErrAccessDenied) {
+				t.Fatalf("%s: Put error %v, want ErrAccessDenied", name, err)
+			}
+			if ts.embedded != nil {
+				if n := ts.embedded.Requests.Load() - before; n != 1 {
+					t.Fatalf("%s: %d requests, want 1 (refusals are not retried)", name, n)
+				}
+			}
+			if _, err := bad.Get(ctx, key("obj/a.bin")); !errors.Is(err, ErrAccessDenied) {
+				t.Fatalf("%s: Get error %v, want ErrAccessDenied", name, err)
+			}
+			if _, err := bad.Stat(ctx, key("obj/a.bin")); !errors.Is(err, ErrAccessDenied) {
+				t.Fatalf("%s: Stat error %v, want ErrAccessDenied", name, err)
+			}
+		}
+		if ok, _ := c.Exists(ctx, key("denied")); ok {
+			t.Fatal("an upload with bad credentials was stored")
+		}
+	})
+}

@@ -1,0 +1,116 @@
+package s3server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Dir is the directory that holds buckets and objects. Required.
+	Dir string
+	// AccessKey and SecretKey are the one credential pair requests must be
+	// signed with. Required.
+	AccessKey string
+	SecretKey string
+	// Region is reported by GetBucketLocation. Requests signed for any
+	// region are accepted. Default "us-east-1".
+	Region string
+	// NoSync skips fsync before objects are published: faster, but a
+	// machine crash (not a process crash) may lose recent writes.
+	NoSync bool
+	// MaxClockSkew is how far a request's X-Amz-Date may be from the
+	// server's clock. Default 15 minutes, as in S3.
+	MaxClockSkew time.Duration
+	// Logger receives one debug line per request and errors; default slog.Default().
+	Logger *slog.Logger
+}
+
+// String describes the config without the secret key.
+func (c Config) String() string {
+	return fmt.Sprintf("s3server.Config{Dir:%q Region:%q AccessKey:%s SecretKey:%s NoSync:%v}",
+		c.Dir, c.Region, redact(c.AccessKey), redact(c.SecretKey), c.NoSync)
+}
+
+// LogValue keeps credentials out of structured logs.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("dir", c.Dir), slog.String("region", c.Region),
+		slog.String("access_key", redact(c.AccessKey)), slog.String("secret_key", redact(c.SecretKey)))
+}
+
+func redact(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "[redacted]"
+}
+
+// Server is an S3-compatible HTTP handler backed by a directory. It is safe
+// for concurrent use.
+type Server struct {
+	cfg   Config
+	store *store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New opens (creating if needed) the directory and returns a server ready
+// to serve it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: a data directory is required", ErrConfig)
+	}
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, fmt.Errorf("%w: an access key and a secret key are required", ErrConfig)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.MaxClockSkew <= 0 {
+		cfg.MaxClockSkew = 15 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	st, err := openStore(cfg.Dir, cfg.NoSync)
+	if err != nil {
+		return nil, fmt.Errorf("s3server: open %s: %w", cfg.Dir, err)
+	}
+	return &Server{cfg: cfg, store: st, log: cfg.Logger, now: time.Now}, nil
+}
+
+// Serve answers requests on ln until ctx is cancelled, then stops
+// accepting, waits up to 10 s for requests in flight, and returns nil. It
+// returns other errors from the listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		hs.Close()
+		err = nil
+	}
+	return err
+}
