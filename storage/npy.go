@@ -1,0 +1,451 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// The .npy format (numpy's NEP 1): the magic "\x93NUMPY", a major and minor
+// version byte, a little-endian header length (uint16 for version 1, uint32
+// for versions 2 and 3), then a Python dict literal with the keys 'descr',
+// 'fortran_order' and 'shape', padded with spaces and ended by '\n'; then the
+// array data.
+//
+// The header is parsed here rather than by npyio's reader because dsae
+// streams arrays larger than memory and must reject every malformed header
+// with an error; npyio (used by the tests as an independent reader and
+// writer) decodes whole arrays only.
+
+// npyMagic starts every .npy file.
+const npyMagic = "\x93NUMPY"
+
+// maxNPYHeaderLen bounds the header dict a reader accepts (numpy's own
+// default limit is 10,000 bytes).
+const maxNPYHeaderLen = 1 << 16
+
+// npyHeader is a parsed .npy header.
+type npyHeader struct {
+	Descr      string  // dtype, e.g. "<f4"
+	Fortran    bool    // column-major data
+	Shape      []int64 // dimensions
+	DataOffset int64   // bytes before the data
+}
+
+// npyDtype describes an element type dsae reads from .npy files.
+type npyDtype struct {
+	size  int
+	order binary.ByteOrder
+	kind  byte // 'f' float, 'u' unsigned
+}
+
+// parseNPYDtype accepts float32, float64 and uint8 in either byte order.
+func parseNPYDtype(descr string) (npyDtype, error) {
+	bad := fmt.Errorf("dtype %q not supported; want float32 '<f4', float64 '<f8' or uint8 '|u1'", descr)
+	if len(descr) != 3 {
+		return npyDtype{}, bad
+	}
+	var order binary.ByteOrder
+	switch descr[0] {
+	case '<', '|':
+		order = binary.LittleEndian
+	case '>':
+		order = binary.BigEndian
+	default:
+		return npyDtype{}, bad
+	}
+	switch descr[1:] {
+	case "f4":
+		return npyDtype{4, order, 'f'}, nil
+	case "f8":
+		return npyDtype{8, order, 'f'}, nil
+	case "u1":
+		return npyDtype{1, order, 'u'}, nil
+	}
+	return npyDtype{}, bad
+}
+
+// readNPYHeader reads and validates a .npy preamble and header from r,
+// leaving r at the first data byte. Its errors do not name the file.
+func readNPYHeader(r io.Reader) (npyHeader, error) {
+	var pre [8]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil {
+		return npyHeader{}, errors.New("not a .npy file: too short")
+	}
+	if string(pre[:6]) != npyMagic {
+		return npyHeader{}, errors.New("not a .npy file: bad magic")
+	}
+	var hlen, off int64
+	switch pre[6] {
+	case 1:
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return npyHeader{}, errors.New("malformed .npy header: truncated")
+		}
+		hlen, off = int64(binary.LittleEndian.Uint16(b[:])), 10
+	case 2, 3:
+		var b [4]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return npyHeader{}, errors.New("malformed .npy header: truncated")
+		}
+		hlen, off = int64(binary.LittleEndian.Uint32(b[:])), 12
+	default:
+		return npyHeader{}, fmt.Errorf("unsupported .npy format version %d.%d", pre[6], pre[7])
+	}
+	if hlen > maxNPYHeaderLen {
+		return npyHeader{}, fmt.Errorf("malformed .npy header: length %d exceeds %d", hlen, maxNPYHeaderLen)
+	}
+	buf := make([]byte, hlen)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return npyHeader{}, errors.New("malformed .npy header: truncated")
+	}
+	h, err := parseNPYDict(string(buf))
+	if err != nil {
+		return npyHeader{}, fmt.Errorf("malformed .npy header: %w", err)
+	}
+	h.DataOffset = off + hlen
+	return h, nil
+}
+
+// parseNPYDict parses the header dict literal, e.g.
+// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
+func parseNPYDict(s string) (npyHeader, error) {
+	p := dictParser{s: s}
+	var h npyHeader
+	seen := map[string]bool{}
+	p.space()
+	if !p.eat('{') {
+		return h, errors.New("want '{'")
+	}
+	for {
+		p.space()
+		if p.eat('}') {
+			break
+		}
+		key, err := p.str()
+		if err != nil {
+			return h, err
+		}
+		if seen[key] {
+			return h, fmt.Errorf("duplicate key %q", key)
+		}
+		seen[key] = true
+		p.space()
+		if !p.eat(':') {
+			return h, fmt.Errorf("want ':' after key %q", key)
+		}
+		p.space()
+		switch key {
+		case "descr":
+			if h.Descr, err = p.str(); err != nil {
+				return h, fmt.Errorf("descr: %w", err)
+			}
+		case "fortran_order":
+			if h.Fortran, err = p.boolean(); err != nil {
+				return h, fmt.Errorf("fortran_order: %w", err)
+			}
+		case "shape":
+			if h.Shape, err = p.tuple(); err != nil {
+				return h, fmt.Errorf("shape: %w", err)
+			}
+		default:
+			return h, fmt.Errorf("unknown key %q", key)
+		}
+		p.space()
+		if p.eat(',') {
+			continue
+		}
+		p.space()
+		if !p.eat('}') {
+			return h, errors.New("want ',' or '}'")
+		}
+		break
+	}
+	if strings.TrimRight(p.s[p.i:], " \t\r\n\x00") != "" {
+		return h, errors.New("trailing bytes after '}'")
+	}
+	for _, k := range []string{"descr", "fortran_order", "shape"} {
+		if !seen[k] {
+			return h, fmt.Errorf("missing key %q", k)
+		}
+	}
+	return h, nil
+}
+
+// dictParser is a cursor over the small Python literal subset .npy headers use.
+type dictParser struct {
+	s string
+	i int
+}
+
+func (p *dictParser) space() {
+	for p.i < len(p.s) && strings.IndexByte(" \t\r\n", p.s[p.i]) >= 0 {
+		p.i++
+	}
+}
+
+func (p *dictParser) eat(c byte) bool {
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str parses a quoted string without escapes.
+func (p *dictParser) str() (string, error) {
+	if p.i >= len(p.s) || (p.s[p.i] != '\'' && p.s[p.i] != '"') {
+		return "", errors.New("want a quoted string")
+	}
+	q := p.s[p.i]
+	end := strings.IndexByte(p.s[p.i+1:], q)
+	if end < 0 {
+		return "", errors.New("unterminated string")
+	}
+	v := p.s[p.i+1 : p.i+1+end]
+	p.i += end + 2
+	return v, nil
+}
+
+func (p *dictParser) boolean() (bool, error) {
+	switch {
+	case strings.HasPrefix(p.s[p.i:], "True"):
+		p.i += 4
+		return true, nil
+	case strings.HasPrefix(p.s[p.i:], "False"):
+		p.i += 5
+		return false, nil
+	}
+	return false, errors.New("want True or False")
+}
+
+// tuple parses a tuple of non-negative integers such as (), (3,) or (3, 4).
+func (p *dictParser) tuple() ([]int64, error) {
+	if !p.eat('(') {
+		return nil, errors.New("want '('")
+	}
+	dims := []int64{}
+	for {
+		p.space()
+		if p.eat(')') {
+			return dims, nil
+		}
+		j := p.i
+		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
+			j++
+		}
+		if j == p.i {
+			return nil, errors.New("want a non-negative integer")
+		}
+		v, err := strconv.ParseInt(p.s[p.i:j], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("dimension %s out of range", p.s[p.i:j])
+		}
+		dims = append(dims, v)
+		p.i = j
+		p.eat('L') // Python 2 long suffix
+		p.space()
+		if p.eat(')') {
+			return dims, nil
+		}
+		if !p.eat(',') {
+			return nil, errors.New("want ',' or ')'")
+		}
+	}
+}
+
+// shapeString formats a shape the way Python prints a tuple.
+func shapeString(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, v := range shape {
+		parts[i] = strconv.FormatInt(v, 10)
+	}
+	if len(parts) == 1 {
+		return "(" + parts[0] + ",)"
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// encodeNPYHeader returns a version 1.0 .npy preamble and header for a C-order
+// array of the given dtype and shape, padded so that the data starts on a
+// 64-byte boundary as numpy does.
+func encodeNPYHeader(descr string, shape ...int64) []byte {
+	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shapeString(shape))
+	total := 10 + len(dict) + 1
+	pad := (64 - total%64) % 64
+	hlen := len(dict) + pad + 1
+	var b bytes.Buffer
+	b.WriteString(npyMagic)
+	b.Write([]byte{1, 0, byte(hlen), byte(hlen >> 8)})
+	b.WriteString(dict)
+	b.Write(bytes.Repeat([]byte{' '}, pad))
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+// npySource streams the rows of a 2-D .npy array as float32. C-order data is
+// read sequentially; Fortran-order data is read in blocks of rows, one
+// ranged read per column per block.
+type npySource struct {
+	name   string
+	ra     io.ReaderAt
+	closer io.Closer
+	h      npyHeader
+	dt     npyDtype
+	rows   int64
+	d      int
+	next   int64         // next row to return
+	seq    *bufio.Reader // C order: sequential data reader
+	raw    []byte
+}
+
+// openNPYFile opens path as a streaming row source.
+func openNPYFile(path string) (*npySource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, openErr(path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, openErr(path, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, badInput("data file %s: is a directory", path)
+	}
+	s, err := newNPYSource(path, f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.closer = f
+	return s, nil
+}
+
+// newNPYSource validates the header of the .npy data in ra (size bytes) and
+// returns a source of its rows. name is used in error messages.
+func newNPYSource(name string, ra io.ReaderAt, size int64) (*npySource, error) {
+	h, err := readNPYHeader(io.NewSectionReader(ra, 0, size))
+	if err != nil {
+		return nil, badInputCause(err, "%s: %v", name, err)
+	}
+	dt, err := parseNPYDtype(h.Descr)
+	if err != nil {
+		return nil, badInput("%s: %v", name, err)
+	}
+	if len(h.Shape) != 2 {
+		return nil, badInput("%s: shape %s has rank %d; want a 2-D array (rows, features)",
+			name, shapeString(h.Shape), len(h.Shape))
+	}
+	rows, d := h.Shape[0], h.Shape[1]
+	if rows == 0 || d == 0 {
+		return nil, badInput("%s: shape %s is empty", name, shapeString(h.Shape))
+	}
+	if err := checkDim(name, d); err != nil {
+		return nil, err
+	}
+	if rows > math.MaxInt64/d/int64(dt.size) {
+		return nil, badInput("%s: shape %s is too large", name, shapeString(h.Shape))
+	}
+	if want := h.DataOffset + rows*d*int64(dt.size); size < want {
+		return nil, badInput("%s: truncated: shape %s of %s needs %d bytes, file has %d",
+			name, shapeString(h.Shape), h.Descr, want, size)
+	}
+	s := &npySource{name: name, ra: ra, h: h, dt: dt, rows: rows, d: int(d)}
+	if !h.Fortran {
+		s.seq = bufio.NewReaderSize(io.NewSectionReader(ra, h.DataOffset, rows*d*int64(dt.size)), 1<<20)
+	}
+	return s, nil
+}
+
+func (s *npySource) Dim() int       { return s.d }
+func (s *npySource) NumRows() int64 { return s.rows }
+
+func (s *npySource) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+// ReadRows implements rowSource.
+func (s *npySource) ReadRows(dst []float32) (int, error) {
+	k := min(int64(len(dst)/s.d), s.rows-s.next)
+	if k <= 0 {
+		return 0, io.EOF
+	}
+	n := int(k) * s.d
+	if cap(s.raw) < n*s.dt.size {
+		s.raw = make([]byte, n*s.dt.size)
+	}
+	raw := s.raw[:n*s.dt.size]
+	if s.seq != nil {
+		if _, err := io.ReadFull(s.seq, raw); err != nil {
+			return 0, fmt.Errorf("%s: read row %d: %w", s.name, s.next, err)
+		}
+		s.decode(dst[:n], raw)
+	} else {
+		// Column j of rows [next, next+k) is contiguous in Fortran order.
+		col := int(k) * s.dt.size
+		for j := 0; j < s.d; j++ {
+			off := s.h.DataOffset + (int64(j)*s.rows+s.next)*int64(s.dt.size)
+			if _, err := s.ra.ReadAt(raw[j*col:(j+1)*col], off); err != nil {
+				return 0, fmt.Errorf("%s: read column %d: %w", s.name, j, err)
+			}
+		}
+		tmp := make([]float32, n)
+		s.decode(tmp, raw)
+		for j := 0; j < s.d; j++ {
+			for i := 0; i < int(k); i++ {
+				dst[i*s.d+j] = tmp[j*int(k)+i]
+			}
+		}
+	}
+	if err := checkFinite(s.name, s.next, s.d, dst[:n]); err != nil {
+		return 0, err
+	}
+	s.next += k
+	return int(k), nil
+}
+
+// decode converts raw elements of s's dtype into float32 values.
+func (s *npySource) decode(dst []float32, raw []byte) {
+	bo := s.dt.order
+	switch {
+	case s.dt.kind == 'u':
+		for i := range dst {
+			dst[i] = float32(raw[i])
+		}
+	case s.dt.size == 4:
+		for i := range dst {
+			dst[i] = math.Float32frombits(bo.Uint32(raw[4*i:]))
+		}
+	default:
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(bo.Uint64(raw[8*i:])))
+		}
+	}
+}
+
+// ReadNPY loads a 2-D .npy file into memory. Supported dtypes are float32,
+// float64 (converted to float32) and uint8 (kept as its value 0..255, not
+// scaled), little- or big-endian, C or Fortran order. A rank other than 2,
+// an empty shape, another dtype, a malformed or truncated file, a missing
+// file, and NaN or Inf anywhere (named by row and column index) are errors
+// wrapping ErrBadInput. Labels is nil.
+func ReadNPY(path string) (*Dataset, error) {
+	src, err := openNPYFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return readAll(path, src)
+}
