@@ -1,0 +1,315 @@
+package allreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dsae/dsae/allreduce/ringpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Ring is one rank's view of the all-reduce ring of one generation. Build
+// it with NewRing on every member with the same Members order; call the
+// AllReduce methods with the same sequence of tags on every rank; Close it
+// when the generation ends.
+//
+// Calls on one Ring are serialised. A failed call (peer died or hung, ctx
+// cancelled, protocol violation) breaks the ring: every later call returns
+// ErrBroken, and the caller moves to a new generation with a new Ring.
+type Ring struct {
+	cfg        Config
+	svc        *Service
+	n          int
+	prev, next int
+	pieceBytes int
+
+	ctx    context.Context // lives until Close or the first failure
+	cancel context.CancelCauseFunc
+	conn   *grpc.ClientConn
+	client ringpb.RingClient
+
+	inMu     sync.Mutex
+	in       ringpb.Ring_StreamServer // from prev; set by Service.Stream
+	inReady  chan struct{}            // closed once in is usable
+	reserved bool
+
+	callMu   sync.Mutex // serialises calls; guards the fields below
+	out      ringpb.Ring_StreamClient
+	hasTag   bool
+	lastTag  Tag
+	sink     *pieceSink
+	ready    chan struct{}
+	scratch4 []float32 // big-endian hosts only
+	scratch8 []float64 // big-endian hosts only
+	wire     []byte    // big-endian hosts only
+	sendTag  ringpb.Tag
+	piece    ringpb.Piece
+	frame    ringpb.Frame
+	reply    ringpb.Reply
+	ack      ringpb.Reply
+	ackTag   ringpb.Tag
+
+	progress atomic.Int64 // unix nanoseconds of the last piece moved
+
+	closeOnce sync.Once
+}
+
+// NewRing registers a ring on svc and prepares the connection to the next
+// rank; it does not block on the network (the stream opens on the first
+// call). The Ring must be closed.
+func NewRing(svc *Service, cfg Config) (*Ring, error) {
+	if svc == nil {
+		return nil, fmt.Errorf("%w: nil Service", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = TCP()
+	}
+	cfg.Members = append([]string(nil), cfg.Members...)
+	n := len(cfg.Members)
+	r := &Ring{
+		cfg:        cfg,
+		svc:        svc,
+		n:          n,
+		prev:       (cfg.Rank + n - 1) % n,
+		next:       (cfg.Rank + 1) % n,
+		pieceBytes: cfg.PieceBytes &^ 7,
+		inReady:    make(chan struct{}),
+	}
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	if n > 1 {
+		opts := append(dialOptions(cfg.Transport), cfg.DialOptions...)
+		conn, err := grpc.NewClient("passthrough:///"+cfg.Members[r.next], opts...)
+		if err != nil {
+			r.cancel(ErrClosed)
+			return nil, fmt.Errorf("%w: Members[%d] %q: %w", ErrInvalidConfig, r.next, cfg.Members[r.next], err)
+		}
+		r.conn = conn
+		r.client = ringpb.NewRingClient(conn)
+		r.sink = newPieceSink(r.pieceBytes)
+	}
+	if err := svc.register(r); err != nil {
+		r.cancel(ErrClosed)
+		if r.conn != nil {
+			r.conn.Close()
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// Rank returns this ring member's rank; Size the number of members.
+func (r *Ring) Rank() int { return r.cfg.Rank }
+
+// Size returns the number of members.
+func (r *Ring) Size() int { return r.n }
+
+// Tag returns the tag of this ring for (step, phase).
+func (r *Ring) Tag(step uint64, phase uint32) Tag {
+	return Tag{Job: r.cfg.Job, Generation: r.cfg.Generation, Step: step, Phase: phase}
+}
+
+// Close ends the ring: a call in progress fails with ErrClosed, the streams
+// to both neighbours end and the ring leaves its Service. Safe to call more
+// than once and concurrently with a call; it waits for that call to return.
+func (r *Ring) Close() error {
+	r.closeOnce.Do(func() {
+		r.fail(ErrClosed)
+		r.callMu.Lock()
+		defer r.callMu.Unlock()
+		r.svc.unregister(r)
+		if r.conn != nil {
+			r.conn.Close()
+		}
+	})
+	return nil
+}
+
+// fail breaks the ring with err (the first failure wins): both streams are
+// cancelled, which unblocks every goroutine of a call in progress.
+func (r *Ring) fail(err error) { r.cancel(err) }
+
+// AllReduceFloat32 replaces buf, on every rank, with the element-wise sum
+// of the bufs of all ranks. Every rank must pass a buffer of the same
+// length and the same tag; every rank ends with bitwise identical sums. It
+// returns once this rank holds the result and the next rank has received
+// all it needs from this rank. buf is read and written until the call
+// returns; on error its contents are unspecified.
+func (r *Ring) AllReduceFloat32(ctx context.Context, tag Tag, buf []float32) error {
+	return allReduce(r, ctx, tag, buf)
+}
+
+// AllReduceFloat64 is AllReduceFloat32 for float64 buffers (metric sums).
+func (r *Ring) AllReduceFloat64(ctx context.Context, tag Tag, buf []float64) error {
+	return allReduce(r, ctx, tag, buf)
+}
+
+func allReduce[T elem](r *Ring, ctx context.Context, tag Tag, buf []T) error {
+	r.callMu.Lock()
+	defer r.callMu.Unlock()
+	if err := r.ctx.Err(); err != nil {
+		return r.brokenErr()
+	}
+	if tag.Job != r.cfg.Job || tag.Generation != r.cfg.Generation {
+		return fmt.Errorf("%w: %v on the ring of job %q generation %d", ErrBadTag, tag, r.cfg.Job, r.cfg.Generation)
+	}
+	if r.hasTag && cmpStepPhase(r.lastTag.Step, r.lastTag.Phase, tag) >= 0 {
+		return fmt.Errorf("%w: %v does not follow step %d phase %d", ErrBadTag, tag, r.lastTag.Step, r.lastTag.Phase)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.hasTag, r.lastTag = true, tag
+	if r.n == 1 {
+		return nil
+	}
+
+	c := newCall[T](r, tag, buf)
+	stopCtx := context.AfterFunc(ctx, func() { r.fail(context.Cause(ctx)) })
+	defer stopCtx()
+	r.touch()
+	watchdogDone := make(chan struct{})
+	go r.watchdog(watchdogDone)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if errs[0] = c.send(); errs[0] != nil {
+			r.fail(errs[0])
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if errs[1] = c.receive(); errs[1] != nil {
+			r.fail(errs[1])
+		}
+	}()
+	wg.Wait()
+	close(watchdogDone)
+	if errs[0] == nil && errs[1] == nil {
+		return nil
+	}
+	// Report the root cause: the first failure recorded on the ring.
+	cause := context.Cause(r.ctx)
+	if ctx.Err() != nil && errors.Is(cause, context.Cause(ctx)) {
+		return fmt.Errorf("allreduce %v: %w", tag, cause)
+	}
+	return fmt.Errorf("allreduce %v on rank %d: %w", tag, r.cfg.Rank, cause)
+}
+
+func (r *Ring) brokenErr() error {
+	cause := context.Cause(r.ctx)
+	if errors.Is(cause, ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: %w", ErrBroken, cause)
+}
+
+func (r *Ring) touch() { r.progress.Store(time.Now().UnixNano()) }
+
+// watchdog fails the ring when no piece moves for cfg.Timeout.
+func (r *Ring) watchdog(done <-chan struct{}) {
+	t := time.NewTimer(r.cfg.Timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			idle := time.Since(time.Unix(0, r.progress.Load()))
+			if idle >= r.cfg.Timeout {
+				r.fail(fmt.Errorf("%w: %v without a piece moving (rank %d of %d)", ErrTimeout, r.cfg.Timeout, r.cfg.Rank, r.n))
+				return
+			}
+			t.Reset(r.cfg.Timeout - idle)
+		}
+	}
+}
+
+// reserveIncoming claims the incoming slot for stream; publishIncoming
+// makes it visible to calls once the Accept has been sent.
+func (r *Ring) reserveIncoming(stream ringpb.Ring_StreamServer) bool {
+	r.inMu.Lock()
+	defer r.inMu.Unlock()
+	if r.reserved {
+		return false
+	}
+	r.reserved = true
+	r.in = stream
+	return true
+}
+
+func (r *Ring) publishIncoming() { close(r.inReady) }
+
+// incoming waits for the previous rank's stream.
+func (r *Ring) incoming() (ringpb.Ring_StreamServer, error) {
+	select {
+	case <-r.inReady:
+		r.inMu.Lock()
+		defer r.inMu.Unlock()
+		return r.in, nil
+	case <-r.ctx.Done():
+		return nil, context.Cause(r.ctx)
+	}
+}
+
+// outgoing opens the stream to the next rank once per ring, retrying while
+// the next rank has not registered this generation yet.
+func (r *Ring) outgoing() (ringpb.Ring_StreamClient, error) {
+	if r.out != nil {
+		return r.out, nil
+	}
+	hello := &ringpb.Frame{Kind: &ringpb.Frame_Hello{Hello: &ringpb.Hello{
+		Job: r.cfg.Job, Generation: r.cfg.Generation,
+		FromRank: uint32(r.cfg.Rank), ToRank: uint32(r.next), Ranks: uint32(r.n),
+	}}}
+	backoff := 5 * time.Millisecond
+	for {
+		st, err := r.client.Stream(r.ctx, grpc.WaitForReady(true), grpc.ForceCodecV2(ringCodec{}))
+		if err == nil {
+			err = st.Send(hello)
+			var rep ringpb.Reply
+			if err == nil || errors.Is(err, io.EOF) {
+				err = st.RecvMsg(&rep)
+			}
+			if err == nil && rep.GetAccept() == nil {
+				err = fmt.Errorf("%w: rank %d answered the hello with %v", ErrProtocol, r.next, &rep)
+			}
+			if err == nil {
+				r.out = st
+				return st, nil
+			}
+		}
+		if r.ctx.Err() != nil {
+			return nil, context.Cause(r.ctx)
+		}
+		switch status.Code(err) {
+		case codes.Unavailable:
+		case codes.Aborted, codes.FailedPrecondition, codes.AlreadyExists, codes.InvalidArgument:
+			return nil, fmt.Errorf("%w: rank %d (%s): %v", ErrRefused, r.next, r.cfg.Members[r.next], status.Convert(err).Message())
+		default:
+			return nil, fmt.Errorf("%w: opening stream to rank %d (%s): %w", ErrPeer, r.next, r.cfg.Members[r.next], err)
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-time.After(sleep):
+		case <-r.ctx.Done():
+			return nil, context.Cause(r.ctx)
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}

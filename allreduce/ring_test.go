@@ -1,0 +1,117 @@
+package allreduce
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestConformance runs the same all-reduces over every transport: N ranks,
+// buffer lengths around N and around the piece size, float32 and float64,
+// many calls on one ring.
+func TestConformance(t *testing.T) {
+	for _, tc := range transports {
+		for _, n := range []int{1, 2, 3, 5, 8} {
+			t.Run(fmt.Sprintf("%s/N=%d", tc.name, n), func(t *testing.T) {
+				t.Parallel()
+				c := startServers(t, tc.new(), n)
+				// Small pieces so that chunks span several pieces.
+				rings := c.newRings(1, func(cfg *Config) { cfg.PieceBytes = MinPieceBytes })
+				lengths := []int{0, 1, 2, 3, 7, max(n-1, 0), n + 1, 255, 256, 257, 1000, 1<<16 + 3}
+				ctx := context.Background()
+				step := uint64(0)
+				for _, l := range lengths {
+					step++
+					in32 := inputs[float32](1, n, l)
+					out32, err := allReduceAll(ctx, rings, step, 0, in32)
+					if err != nil {
+						t.Fatalf("float32 length %d: %v", l, err)
+					}
+					checkSums(t, in32, out32)
+					in64 := inputs[float64](2, n, l)
+					out64, err := allReduceAll(ctx, rings, step, 1, in64)
+					if err != nil {
+						t.Fatalf("float64 length %d: %v", l, err)
+					}
+					checkSums(t, in64, out64)
+				}
+				for r, s := range c.servers {
+					if got := s.Service().Refused(); got != 0 {
+						t.Errorf("rank %d refused %d messages in a clean run", r, got)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDefaultPieceSize covers the default configuration, where a chunk is
+// sent in several 512 KiB pieces.
+func TestDefaultPieceSize(t *testing.T) {
+	c := startServers(t, TCP(), 2)
+	rings := c.newRings(1, nil)
+	in := inputs[float32](3, 2, 300_001)
+	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSums(t, in, out)
+}
+
+// TestIdenticalAcrossGenerations: a later generation with a different
+// member order still gives every rank the same bits.
+func TestIdenticalAcrossGenerations(t *testing.T) {
+	c := startServers(t, NewMemTransport(), 4)
+	in := inputs[float32](4, 4, 10_001)
+	for gen := uint64(1); gen <= 3; gen++ {
+		rings := c.newRings(gen, func(cfg *Config) { cfg.PieceBytes = 4 << 10 })
+		out, err := allReduceAll(context.Background(), rings, 7, 0, in)
+		if err != nil {
+			t.Fatalf("generation %d: %v", gen, err)
+		}
+		checkSums(t, in, out)
+		for _, r := range rings {
+			r.Close()
+		}
+	}
+}
+
+func TestTagRules(t *testing.T) {
+	c := startServers(t, NewMemTransport(), 2)
+	rings := c.newRings(5, nil)
+	ctx := context.Background()
+	buf := []float32{1, 2, 3}
+	if err := rings[0].AllReduceFloat32(ctx, Tag{Job: "other", Generation: 5, Step: 1}, buf); !isErr(err, ErrBadTag) {
+		t.Fatalf("other job: got %v, want ErrBadTag", err)
+	}
+	if err := rings[0].AllReduceFloat32(ctx, Tag{Job: "job", Generation: 4, Step: 1}, buf); !isErr(err, ErrBadTag) {
+		t.Fatalf("other generation: got %v, want ErrBadTag", err)
+	}
+	in := inputs[float32](5, 2, 3)
+	if _, err := allReduceAll(ctx, rings, 3, 1, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []Tag{rings[0].Tag(3, 1), rings[0].Tag(3, 0), rings[0].Tag(2, 9)} {
+		if err := rings[0].AllReduceFloat32(ctx, tag, buf); !isErr(err, ErrBadTag) {
+			t.Fatalf("%v after step 3 phase 1: got %v, want ErrBadTag", tag, err)
+		}
+	}
+	// The ring is still usable after refusing bad tags.
+	out, err := allReduceAll(ctx, rings, 4, 0, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSums(t, in, out)
+}
+
+func TestSingleRankIsNoOp(t *testing.T) {
+	c := startServers(t, NewMemTransport(), 1)
+	rings := c.newRings(1, nil)
+	buf := []float32{1.5, -2}
+	if err := rings[0].AllReduceFloat32(context.Background(), rings[0].Tag(1, 0), buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf[0] != 1.5 || buf[1] != -2 {
+		t.Fatalf("buffer changed: %v", buf)
+	}
+}

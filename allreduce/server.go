@@ -1,0 +1,87 @@
+package allreduce
+
+import (
+	"errors"
+	"net"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Flow-control windows and I/O buffers of ring connections. gRPC's
+// defaults (64 KiB windows, 32 KiB buffers) stall a stream of 512 KiB
+// pieces; these let several pieces be in flight per stream.
+const (
+	streamWindow = 8 << 20
+	connWindow   = 16 << 20
+	ioBuffer     = 256 << 10
+)
+
+// ServerOptions returns the gRPC server options the ring needs for full
+// throughput. A worker that builds its own grpc.Server (to add
+// authentication or other services) should include them.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.ReadBufferSize(ioBuffer),
+		grpc.WriteBufferSize(ioBuffer),
+		grpc.MaxRecvMsgSize(MaxPieceBytes + 64<<10),
+	}
+}
+
+func dialOptions(t Transport) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(t.Dial),
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithReadBufferSize(ioBuffer),
+		grpc.WithWriteBufferSize(ioBuffer),
+	}
+}
+
+// Server is a gRPC server that serves only a Service. Workers that run more
+// services on one server use Service.Register and ServerOptions instead.
+type Server struct {
+	svc  *Service
+	g    *grpc.Server
+	lis  net.Listener
+	done chan struct{}
+	err  error
+	once sync.Once
+}
+
+// StartServer listens on addr through t and serves svc until Stop. opts
+// are added after ServerOptions (for example authentication interceptors).
+func StartServer(t Transport, addr string, svc *Service, opts ...grpc.ServerOption) (*Server, error) {
+	lis, err := t.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	g := grpc.NewServer(append(ServerOptions(), opts...)...)
+	svc.Register(g)
+	s := &Server{svc: svc, g: g, lis: lis, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.err = err
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address other ranks dial.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Service returns the served Service.
+func (s *Server) Service() *Service { return s.svc }
+
+// Stop closes the listener and every connection at once (streams in
+// progress fail) and waits for the serving goroutine to end.
+func (s *Server) Stop() error {
+	s.once.Do(func() { s.g.Stop() })
+	<-s.done
+	return s.err
+}

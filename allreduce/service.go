@@ -1,0 +1,135 @@
+package allreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dsae/dsae/allreduce/ringpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Service is the receiving side of every ring of one worker: the gRPC Ring
+// service. Register it once on the worker's gRPC server; each Ring built on
+// it registers itself for its (job, generation) and takes over the stream
+// its previous rank opens. Safe for concurrent use.
+type Service struct {
+	ringpb.UnimplementedRingServer
+
+	mu     sync.Mutex
+	rings  map[ringKey]*Ring
+	newest map[string]uint64 // highest generation ever registered per job
+
+	refused atomic.Uint64
+}
+
+type ringKey struct {
+	job string
+	gen uint64
+}
+
+var _ ringpb.RingServer = (*Service)(nil)
+
+// NewService returns a Service serving no ring yet.
+func NewService() *Service {
+	return &Service{rings: make(map[ringKey]*Ring), newest: make(map[string]uint64)}
+}
+
+// Register adds the service to a gRPC server. Build that server with
+// ServerOptions (plus any authentication options) for full throughput.
+func (s *Service) Register(g grpc.ServiceRegistrar) { ringpb.RegisterRingServer(g, s) }
+
+// Refused counts what this worker refused and never added: streams of a
+// stale generation or a mismatched member list, and pieces whose tag,
+// position or size did not belong to the call in progress.
+func (s *Service) Refused() uint64 { return s.refused.Load() }
+
+func (s *Service) register(r *Ring) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := ringKey{r.cfg.Job, r.cfg.Generation}
+	if _, dup := s.rings[k]; dup {
+		return fmt.Errorf("%w: job %q generation %d", ErrDuplicateRing, k.job, k.gen)
+	}
+	s.rings[k] = r
+	if g, ok := s.newest[k.job]; !ok || k.gen > g {
+		s.newest[k.job] = k.gen
+	}
+	return nil
+}
+
+func (s *Service) unregister(r *Ring) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := ringKey{r.cfg.Job, r.cfg.Generation}
+	if s.rings[k] == r {
+		delete(s.rings, k)
+	}
+}
+
+// lookup finds the ring a Hello is for, or returns the gRPC status that
+// refuses the stream. codes.Unavailable means "not yet" and is retried by
+// the sender; every other code is final.
+func (s *Service) lookup(h *ringpb.Hello) (*Ring, error) {
+	s.mu.Lock()
+	r := s.rings[ringKey{h.GetJob(), h.GetGeneration()}]
+	newest, known := s.newest[h.GetJob()]
+	s.mu.Unlock()
+	if r == nil {
+		if known && h.GetGeneration() < newest {
+			s.refused.Add(1)
+			return nil, status.Errorf(codes.Aborted, "stale generation %d of job %q: this worker serves generation %d",
+				h.GetGeneration(), h.GetJob(), newest)
+		}
+		return nil, status.Errorf(codes.Unavailable, "no ring for job %q generation %d yet", h.GetJob(), h.GetGeneration())
+	}
+	n := len(r.cfg.Members)
+	if int(h.GetRanks()) != n || int(h.GetToRank()) != r.cfg.Rank || int(h.GetFromRank()) != r.prev {
+		s.refused.Add(1)
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"hello from rank %d to rank %d of %d does not match this ring (rank %d of %d, previous rank %d)",
+			h.GetFromRank(), h.GetToRank(), h.GetRanks(), r.cfg.Rank, n, r.prev)
+	}
+	return r, nil
+}
+
+// Stream implements ringpb.RingServer. It validates the Hello, hands the
+// stream to its ring and holds it open until the ring is closed or broken.
+func (s *Service) Stream(stream ringpb.Ring_StreamServer) error {
+	var f ringpb.Frame
+	if err := stream.RecvMsg(&f); err != nil {
+		return err
+	}
+	h := f.GetHello()
+	if h == nil {
+		s.refused.Add(1)
+		return status.Error(codes.InvalidArgument, "first frame of a ring stream must be a hello")
+	}
+	r, err := s.lookup(h)
+	if err != nil {
+		return err
+	}
+	if !r.reserveIncoming(stream) {
+		s.refused.Add(1)
+		return status.Errorf(codes.AlreadyExists, "rank %d already has a stream from rank %d", r.cfg.Rank, r.prev)
+	}
+	accept := &ringpb.Reply{Kind: &ringpb.Reply_Accept{Accept: &ringpb.Accept{}}}
+	if err := stream.Send(accept); err != nil {
+		r.fail(fmt.Errorf("%w: accepting stream from rank %d: %w", ErrPeer, r.prev, err))
+		return err
+	}
+	r.publishIncoming()
+	select {
+	case <-r.ctx.Done():
+	case <-stream.Context().Done():
+		return stream.Context().Err()
+	}
+	if cause := context.Cause(r.ctx); !errors.Is(cause, ErrClosed) {
+		return status.Errorf(codes.Aborted, "ring of rank %d failed: %v", r.cfg.Rank, cause)
+	}
+	return nil
+}
