@@ -141,7 +141,7 @@ func (c *call[T]) receive() error {
 		for p := range c.pieces(ch) {
 			lo, hi := c.piece(ch, p)
 			for {
-				if err := in.RecvMsg(r.sink); err != nil {
+				if err := r.sink.recv(in); err != nil {
 					return r.peerErr("receiving from", r.prev, nil, err)
 				}
 				ok, err := c.check(t, ch, lo, hi)
@@ -156,6 +156,9 @@ func (c *call[T]) receive() error {
 			}
 			c.apply(t, c.buf[lo:hi])
 			r.touch()
+			if r.testHookReceived != nil {
+				r.testHookReceived(t)
+			}
 			if t < c.steps-1 {
 				r.ready <- struct{}{} // never blocks: the channel holds every signal of the call
 			}

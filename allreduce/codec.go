@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // codecName is the gRPC content-subtype of ring streams. Ring streams are
@@ -55,7 +56,13 @@ const (
 
 // pieceSink receives one Frame. A Piece's header lands in flat fields and
 // its data in buf, which is allocated once (8-byte aligned) and reused.
+//
+// A sink is also a proto.Message (its Frame's), so that a stream from a
+// peer using the plain "proto" codec decodes into the Frame; after such a
+// RecvMsg, settle copies the Frame into the flat fields.
 type pieceSink struct {
+	frame      ringpb.Frame
+	byCodec    bool // decoded by ringCodec since the last settle
 	isPiece    bool
 	job        []byte
 	generation uint64
@@ -76,6 +83,22 @@ func newPieceSink(maxData int) *pieceSink {
 	return &pieceSink{buf: float64Bytes(words), maxData: maxData}
 }
 
+// ProtoReflect makes the sink decodable by any proto codec.
+func (s *pieceSink) ProtoReflect() protoreflect.Message { return s.frame.ProtoReflect() }
+
+// recv reads one frame from st into the sink.
+func (s *pieceSink) recv(st interface{ RecvMsg(any) error }) error {
+	s.byCodec = false
+	if err := st.RecvMsg(s); err != nil {
+		return err
+	}
+	if !s.byCodec {
+		s.reset()
+		return s.fromFrame(&s.frame)
+	}
+	return nil
+}
+
 func (s *pieceSink) reset() {
 	s.isPiece = false
 	s.job = s.job[:0]
@@ -90,6 +113,7 @@ func (s *pieceSink) reset() {
 // the last field, spans the rest; that case is decoded in place. Anything
 // else falls back to proto.Unmarshal.
 func (s *pieceSink) decode(bs mem.BufferSlice) error {
+	s.byCodec = true
 	s.reset()
 	if len(bs) > 0 {
 		if ok, err := s.decodeFast(bs); ok {
@@ -242,6 +266,10 @@ func (s *pieceSink) decodeSlow(bs mem.BufferSlice) error {
 	if err := proto.Unmarshal(bs.Materialize(), &f); err != nil {
 		return err
 	}
+	return s.fromFrame(&f)
+}
+
+func (s *pieceSink) fromFrame(f *ringpb.Frame) error {
 	p := f.GetPiece()
 	if p == nil {
 		return nil // not a piece; the caller refuses it

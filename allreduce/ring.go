@@ -59,6 +59,10 @@ type Ring struct {
 
 	progress atomic.Int64 // unix nanoseconds of the last piece moved
 
+	// testHookReceived, when set (by tests, before a call), runs on the
+	// receiving goroutine after each piece of ring step t is applied.
+	testHookReceived func(t int)
+
 	closeOnce sync.Once
 }
 
