@@ -185,3 +185,29 @@ func TestParallelMatchesSerial(t *testing.T) {
 		}
 	}
 }
+
+// TestSparseDecoderMatchesDense: the sparse gather/scatter decoder of topk
+// gives the gradient of the dense formulation.
+func TestSparseDecoderMatchesDense(t *testing.T) {
+	for _, c := range modelConfigs() {
+		if c.Activation != ActTopK {
+			continue
+		}
+		m, x := testProblem(t, c, 11, 3)
+		a, b := m.Clone(), m.Clone()
+		ga := make([]float32, m.GradLen())
+		gb := make([]float32, m.GradLen())
+		ma := a.NewStep(11).Compute(x, 11, ga)
+		sb := b.NewStep(11)
+		sb.useDenseDecoder()
+		mb := sb.Compute(x, 11, gb)
+		for i := range ga {
+			if math.Abs(float64(ga[i]-gb[i])) > 1e-5*(1+math.Abs(float64(gb[i]))) {
+				t.Fatalf("%s: grad[%d] sparse %v, dense %v", cfgName(c), i, ga[i], gb[i])
+			}
+		}
+		if !closeMetrics(ma, mb, 1e-6) {
+			t.Fatalf("%s: metrics sparse %+v, dense %+v", cfgName(c), ma, mb)
+		}
+	}
+}

@@ -130,3 +130,10 @@ func defaultWorkers() int {
 	}
 	return w
 }
+
+// sigmoidBiasGo is the portable sigmoidBias.
+func sigmoidBiasGo(dst, x, b []float32) {
+	for i := range dst {
+		dst[i] = sigmoidf(x[i] + b[i])
+	}
+}

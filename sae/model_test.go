@@ -309,3 +309,37 @@ func TestMetricsDefinitions(t *testing.T) {
 		}
 	}
 }
+
+// TestSigmoidBias: the vector kernel (when the CPU has one) agrees with
+// the exact sigmoid for every length (tails included) and extreme inputs.
+func TestSigmoidBias(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for n := 0; n <= 41; n++ {
+		x := make([]float32, n)
+		b := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64() * 30)
+			b[i] = float32(rng.NormFloat64())
+		}
+		x = append(x, 1e9) // past len(dst): must not be read or written
+		dst := make([]float32, n+1)
+		dst[n] = -7
+		sigmoidBias(dst[:n], x, b)
+		if dst[n] != -7 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+		for i := 0; i < n; i++ {
+			z := float64(x[i] + b[i]) // the kernel adds in float32
+			want := 1 / (1 + math.Exp(-z))
+			if math.Abs(float64(dst[i])-want) > 1e-6*want {
+				t.Fatalf("n=%d i=%d: sigmoid(%v) = %v, want %v (avx2=%v)", n, i, z, dst[i], want, haveSigmoidAVX2)
+			}
+		}
+	}
+	// in place, as the step uses it
+	x := []float32{-100, -3, 0, 3, 100, 1, 2, 3, 4}
+	sigmoidBias(x, x, make([]float32, len(x)))
+	if x[2] != 0.5 || x[4] != 1 || !(x[0] > 0) {
+		t.Fatalf("in place: %v", x)
+	}
+}

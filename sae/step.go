@@ -68,6 +68,12 @@ type Step struct {
 	wnorm    []float32 // decoder row norms (L1DecoderNorm)
 	stats    []float64 // Compute's stats buffer
 	sums     []float64 // Compute's sums buffer
+
+	// denseDecoder makes the topk path run its decoder (forward and
+	// backward) as dense matrix products over a rows×h activation matrix
+	// held in g. It exists to measure what the sparse decoder saves; tests
+	// check both give the same gradient.
+	denseDecoder bool
 }
 
 // NewStep returns scratch for batches of up to maxRows rows (maxRows >= 1).
@@ -248,9 +254,7 @@ func (s *Step) encode() {
 		parallelFor(w, rows, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				row := z[i*h : (i+1)*h]
-				for j, v := range row {
-					row[j] = sigmoidf(v + b1[j])
-				}
+				sigmoidBias(row, row, b1)
 			}
 		})
 		s.denseColumnSums(0.5)
@@ -335,7 +339,17 @@ func (s *Step) decode(sums []float64) {
 	xh := s.xh[:rows*d]
 	dec := m.Dec()
 	w := workersFor(s.workers, rows, d*8)
-	if c.Activation == ActTopK {
+	if c.Activation == ActTopK && s.denseDecoder {
+		k := c.K
+		a := s.g[:rows*h]
+		clear(a)
+		for i := 0; i < rows; i++ {
+			for t := 0; t < int(s.nact[i]); t++ {
+				a[i*h+int(s.idx[i*k+t])] = s.val[i*k+t]
+			}
+		}
+		gemm(false, false, 1, a, rows, h, dec, h, d, 0, xh, rows, d)
+	} else if c.Activation == ActTopK {
 		k := c.K
 		parallelFor(workersFor(s.workers, rows, k*d), rows, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -358,10 +372,12 @@ func (s *Step) decode(sums []float64) {
 			out := xh[i*d : (i+1)*d]
 			xi := s.x[i*d : (i+1)*d]
 			var recon, xx float64
+			if sigOut {
+				sigmoidBias(out, out, b2)
+			}
 			for f, v := range out {
-				v += b2[f]
-				if sigOut {
-					v = sigmoidf(v)
+				if !sigOut {
+					v += b2[f]
 				}
 				diff := v - xi[f]
 				recon += float64(diff) * float64(diff)

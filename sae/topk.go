@@ -138,6 +138,15 @@ func (s *Step) backwardSparse(grad []float32) {
 	d3 := s.xh
 	aux := s.auxRes != nil
 	auxCoef := float32(c.AuxCoef)
+	gEnc := grad[l.Enc.Off:l.Enc.End()]
+	gDec := grad[l.Dec.Off:l.Dec.End()]
+	if s.denseDecoder {
+		// ∇Dec += aᵀ δ3 (grad is zero or holds nothing of Dec yet) and
+		// δa = δ3 Decᵀ into g, which held a.
+		a := s.g[:rows*h]
+		gemm(true, false, 1, a, rows, h, d3, rows, d, 1, gDec, h, d)
+		gemm(false, true, 1, d3, rows, d, dec, h, d, 0, a, rows, h)
+	}
 	// δ2 on the active entries: δ3_i · Dec_j (f' = 1 there), and for AuxK
 	// auxCoef·(ê−e)_i · Dec_j.
 	parallelFor(workersFor(s.workers, rows, k*d), rows, func(lo, hi int) {
@@ -145,7 +154,11 @@ func (s *Step) backwardSparse(grad []float32) {
 			di := d3[i*d : (i+1)*d]
 			for t := 0; t < int(s.nact[i]); t++ {
 				j := int(s.idx[i*k+t])
-				s.dval[i*k+t] = dotUnit(di, dec[j*d:(j+1)*d])
+				if s.denseDecoder {
+					s.dval[i*k+t] = s.g[i*h+j]
+				} else {
+					s.dval[i*k+t] = dotUnit(di, dec[j*d:(j+1)*d])
+				}
 			}
 			if aux {
 				ri := s.auxRes[i*d : (i+1)*d]
@@ -158,8 +171,6 @@ func (s *Step) backwardSparse(grad []float32) {
 	})
 	// Scatter into the weight gradients, each worker owning a range of
 	// latents (rows of Enc and Dec), rows visited in order.
-	gEnc := grad[l.Enc.Off:l.Enc.End()]
-	gDec := grad[l.Dec.Off:l.Dec.End()]
 	parallelFor(workersFor(s.workers, h, rows*k*d/h+1), h, func(lo, hi int) {
 		jlo, jhi := int32(lo), int32(hi)
 		for i := 0; i < rows; i++ {
@@ -171,7 +182,9 @@ func (s *Step) backwardSparse(grad []float32) {
 					continue
 				}
 				o := int(j) * d
-				axpyUnit(s.val[t], di, gDec[o:o+d])
+				if !s.denseDecoder {
+					axpyUnit(s.val[t], di, gDec[o:o+d])
+				}
 				axpyUnit(s.dval[t], xi, gEnc[o:o+d])
 			}
 			if aux {
@@ -205,4 +218,13 @@ func (s *Step) backwardSparse(grad []float32) {
 		grad[l.BEnc.Off+j] = float32(v)
 	}
 	s.biasGrads(grad, nil)
+}
+
+// useDenseDecoder switches a topk Step to the dense decoder (see
+// Step.denseDecoder).
+func (s *Step) useDenseDecoder() {
+	s.denseDecoder = true
+	if s.g == nil {
+		s.g = make([]float32, s.maxRows*s.m.Cfg.H)
+	}
 }

@@ -1,0 +1,84 @@
+package sae
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchSizes are the step sizes of the project's benchmark table.
+var benchSizes = []struct{ d, h, b int }{
+	{784, 196, 256},
+	{512, 4096, 1024},
+}
+
+func benchConfig(kind string, d, h int) Config {
+	c := DefaultConfig()
+	c.D, c.H = d, h
+	if kind == "topk" {
+		c.Activation, c.Sparsity, c.Output, c.K = ActTopK, SparsityTopK, OutLinear, 32
+		c.WeightDecay = 0
+	}
+	return c
+}
+
+func benchData(rows, d int) []float32 {
+	rng := rand.New(rand.NewPCG(7, 7))
+	x := make([]float32, rows*d)
+	for i := range x {
+		x[i] = float32(rng.Float64())
+	}
+	return x
+}
+
+// benchStep times one full training step: Stats, Gradient and Finalize (the
+// optimizer update is not included), and reports samples/s.
+func benchStep(b *testing.B, c Config, rows int, dense bool) {
+	m, err := New(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := benchData(rows, c.D)
+	s := m.NewStep(rows)
+	if dense {
+		s.useDenseDecoder()
+	}
+	grad := make([]float32, m.GradLen())
+	s.Compute(x, rows, grad) // warm up
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		s.Compute(x, rows, grad)
+	}
+	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkStep: one training step (two phases + finalize) for KL
+// (sigmoid/sigmoid, weight decay) and TopK k=32 (relu-topk, linear output).
+func BenchmarkStep(b *testing.B) {
+	for _, kind := range []string{"kl", "topk"} {
+		for _, sz := range benchSizes {
+			name := fmt.Sprintf("%s/d=%d,h=%d,B=%d", kind, sz.d, sz.h, sz.b)
+			if kind == "topk" {
+				name = fmt.Sprintf("%s/k=32/d=%d,h=%d,B=%d", kind, sz.d, sz.h, sz.b)
+			}
+			b.Run(name, func(b *testing.B) { benchStep(b, benchConfig(kind, sz.d, sz.h), sz.b, false) })
+		}
+	}
+}
+
+// BenchmarkTopKDecoder compares the TopK step with the sparse decoder
+// (gather/scatter of the k active rows) against the same step with a dense
+// decoder (matrix products over the rows×h activation matrix).
+func BenchmarkTopKDecoder(b *testing.B) {
+	sz := benchSizes[1]
+	for _, dense := range []bool{false, true} {
+		name := "sparse"
+		if dense {
+			name = "dense"
+		}
+		b.Run(fmt.Sprintf("%s/k=32/d=%d,h=%d,B=%d", name, sz.d, sz.h, sz.b), func(b *testing.B) {
+			benchStep(b, benchConfig("topk", sz.d, sz.h), sz.b, dense)
+		})
+	}
+}
