@@ -187,10 +187,13 @@ func payload(r *http.Request, auth *authContext, maxSize int64) (io.Reader, body
 	}
 	switch auth.payload {
 	case streamingPayload, streamingPayloadSigned, streamingUnsignedTrail:
-		dl := r.Header.Get("X-Amz-Decoded-Content-Length")
-		n, err := strconv.ParseInt(dl, 10, 64)
-		if err != nil || n < 0 {
-			return nil, chk, errMissingContentLength.withMessage("aws-chunked uploads need x-amz-decoded-content-length.")
+		n := int64(-1) // some clients leave it out of unsigned-trailer uploads
+		if dl := r.Header.Get("X-Amz-Decoded-Content-Length"); dl != "" {
+			v, err := strconv.ParseInt(dl, 10, 64)
+			if err != nil || v < 0 {
+				return nil, chk, errInvalidArgument.withMessage("x-amz-decoded-content-length must be a non-negative integer.")
+			}
+			n = v
 		}
 		cr, aerr := newChunkedReader(r.Body, auth.payload, auth, r.Header.Get("X-Amz-Trailer"), n)
 		if aerr != nil {

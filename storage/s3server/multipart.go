@@ -143,6 +143,11 @@ func (s *store) completeUpload(bucketName, key, id string, parts []completedPart
 	if len(parts) == 0 {
 		return meta, errMalformedXML.withMessage("CompleteMultipartUpload lists no parts.")
 	}
+	for i, p := range parts {
+		if i > 0 && p.PartNumber <= parts[i-1].PartNumber {
+			return meta, errInvalidPartOrder
+		}
+	}
 	dir := s.uploadDir(id)
 	files := make([]*os.File, 0, len(parts))
 	defer func() {
@@ -155,9 +160,6 @@ func (s *store) completeUpload(bucketName, key, id string, parts []completedPart
 	var partMD5s []string
 	var total int64
 	for i, p := range parts {
-		if i > 0 && p.PartNumber <= parts[i-1].PartNumber {
-			return meta, errInvalidPartOrder
-		}
 		if p.PartNumber < 1 || p.PartNumber > maxPartNumber {
 			return meta, errInvalidPartNumber
 		}
