@@ -477,4 +477,3 @@ func (s sha256Hasher) Reset()                      { s.h.Reset() }
 func (s sha256Hasher) Size() int                   { return s.h.Size() }
 func (s sha256Hasher) BlockSize() int              { return s.h.BlockSize() }
 func (s sha256Hasher) Close()                      {}
-
