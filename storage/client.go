@@ -155,7 +155,7 @@ func (c *Client) Put(ctx context.Context, key string, r io.Reader, size int64) e
 			ContentType: "application/octet-stream",
 		})
 		if err != nil && seeker == nil && cr.n > 0 {
-			return permanentError{err}
+			return permanentError{err, "body not rewindable; not retried"}
 		}
 		return err
 	})
@@ -163,9 +163,17 @@ func (c *Client) Put(ctx context.Context, key string, r io.Reader, size int64) e
 
 // permanentError stops the retry loop for an error that would otherwise
 // be retried (an upload whose body cannot be replayed).
-type permanentError struct{ err error }
+type permanentError struct {
+	err    error
+	reason string // why it is not retried, for the message; may be empty
+}
 
-func (e permanentError) Error() string { return e.err.Error() + " (body not rewindable; not retried)" }
+func (e permanentError) Error() string {
+	if e.reason == "" {
+		return e.err.Error()
+	}
+	return e.err.Error() + " (" + e.reason + ")"
+}
 func (e permanentError) Unwrap() error { return e.err }
 
 // Get opens the whole object for reading. The caller must Close it. A
@@ -242,7 +250,7 @@ func (r *objectReader) request(ctx context.Context) error {
 	body, info, _, err := r.c.core.GetObject(ctx, r.c.cfg.Bucket, r.key, opts)
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == "InvalidRange" {
-			return permanentError{fmt.Errorf("range starts at %d, past the end of the object", r.off)}
+			return permanentError{fmt.Errorf("range starts at %d, past the end of the object", r.off), ""}
 		}
 		return err
 	}

@@ -95,6 +95,9 @@ func translate(err error, what string) (error, errorClass) {
 	var pe permanentError
 	if errors.As(err, &pe) {
 		e, _ := translate(pe.err, what)
+		if pe.reason != "" {
+			e = fmt.Errorf("%w (%s)", e, pe.reason)
+		}
 		return e, permanent
 	}
 	resp := minio.ToErrorResponse(err)

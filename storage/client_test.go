@@ -1,0 +1,266 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestClientConfigValidate(t *testing.T) {
+	good := testClientConfig("127.0.0.1:9000", "dsae")
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(*ClientConfig){
+		"no endpoint":       func(c *ClientConfig) { c.Endpoint = "" },
+		"bad scheme":        func(c *ClientConfig) { c.Endpoint = "ftp://x:1" },
+		"endpoint path":     func(c *ClientConfig) { c.Endpoint = "http://x:1/bucket" },
+		"bad bucket":        func(c *ClientConfig) { c.Bucket = "Has_Upper" },
+		"short bucket":      func(c *ClientConfig) { c.Bucket = "ab" },
+		"only access key":   func(c *ClientConfig) { c.SecretKey = "" },
+		"no credentials":    func(c *ClientConfig) { c.AccessKey, c.SecretKey = "", "" },
+		"zero retry budget": func(c *ClientConfig) { c.RetryTimeout = 0 },
+		"tiny parts":        func(c *ClientConfig) { c.PartSize = 1 << 20 },
+		"big list page":     func(c *ClientConfig) { c.ListPageSize = 5000 },
+	} {
+		c := good
+		mod(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+		if _, err := NewClient(c); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: NewClient %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	c := good
+	c.Endpoint = "https://s3.example.com:8443"
+	if err := c.Validate(); err != nil || !c.UseTLS || c.Endpoint != "s3.example.com:8443" {
+		t.Fatalf("https URL: %v, tls=%v endpoint=%q", err, c.UseTLS, c.Endpoint)
+	}
+}
+
+func TestClientConfigRedactsCredentials(t *testing.T) {
+	cfg := testClientConfig("127.0.0.1:9000", "dsae")
+	cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = "AKIDVISIBLE", "SECRETVISIBLE", "TOKENVISIBLE"
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "s3", cfg)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "s3", cfg)
+	outs := []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%s", &cfg), logged.String()}
+	for _, out := range outs {
+		for _, secret := range []string{"AKIDVISIBLE", "SECRETVISIBLE", "TOKENVISIBLE"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("credential %s printed: %s", secret, out)
+			}
+		}
+		if !strings.Contains(out, "127.0.0.1:9000") {
+			t.Errorf("endpoint missing from %s", out)
+		}
+	}
+}
+
+func TestClientConfigFillFromEnv(t *testing.T) {
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk", "AWS_REGION": "eu-west-1"}
+	var c ClientConfig
+	c.FillFromEnv(func(k string) string { return env[k] })
+	if c.AccessKey != "ak" || c.SecretKey != "sk" || c.Region != "eu-west-1" {
+		t.Fatalf("from env: %q %q %q", c.AccessKey, c.SecretKey, c.Region)
+	}
+	c = ClientConfig{AccessKey: "flag-ak", SecretKey: "flag-sk", Region: "us-east-1"}
+	c.FillFromEnv(func(k string) string { return env[k] })
+	if c.AccessKey != "flag-ak" || c.SecretKey != "flag-sk" || c.Region != "us-east-1" {
+		t.Fatal("environment overrode explicit values")
+	}
+}
+
+// TestUnreachableBounded: a server that is down fails the call with
+// ErrUnreachable once the retry budget is spent, after several attempts.
+func TestUnreachableBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := testClientConfig(addr, "dsae")
+	cfg.RetryTimeout = 300 * time.Millisecond
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"put":    func() error { return c.Put(ctx, "k", strings.NewReader("x"), 1) },
+		"get":    func() error { _, err := c.Get(ctx, "k"); return err },
+		"list":   func() error { _, err := c.List(ctx, ""); return err },
+		"bucket": func() error { _, err := c.BucketExists(ctx); return err },
+	} {
+		err := call()
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("%s: %v, want ErrUnreachable", name, err)
+		}
+		if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "attempts") {
+			t.Fatalf("%s: error %q should name the endpoint and the attempts", name, err)
+		}
+	}
+	// Cancellation wins over the retry budget.
+	cfg.RetryTimeout = time.Hour
+	c, _ = NewClient(cfg)
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := c.Stat(cctx, "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call: %v, want context.Canceled", err)
+	}
+}
+
+// faultyProxy sits in front of an embedded server and injects failures.
+type faultyProxy struct {
+	failFirst atomic.Int64 // answer this many requests with 503 SlowDown
+	cutGets   atomic.Int64 // cut this many GET bodies after cutAt bytes
+	cutAt     int64
+	requests  atomic.Int64
+	proxy     *httputil.ReverseProxy
+}
+
+func (p *faultyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.requests.Add(1)
+	if p.failFirst.Add(-1) >= 0 {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>`)
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.RawQuery == "" && p.cutGets.Add(-1) >= 0 {
+		p.proxy.ModifyResponse = nil
+		rec := &cuttingWriter{ResponseWriter: w, left: p.cutAt}
+		defer func() {
+			if rec.cut {
+				panic(http.ErrAbortHandler) // drop the connection mid-body
+			}
+		}()
+		p.proxy.ServeHTTP(rec, r)
+		return
+	}
+	p.proxy.ServeHTTP(w, r)
+}
+
+type cuttingWriter struct {
+	http.ResponseWriter
+	left int64
+	cut  bool
+}
+
+func (c *cuttingWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+		c.cut = true
+	}
+	n, _ := c.ResponseWriter.Write(b)
+	c.left -= int64(n)
+	if c.cut {
+		c.ResponseWriter.(http.Flusher).Flush()
+		return n, errors.New("cut")
+	}
+	return n, nil
+}
+
+func startFaultyProxy(t *testing.T) (*faultyProxy, *embeddedS3) {
+	t.Helper()
+	backend := startEmbeddedS3(t, "")
+	u, _ := url.Parse("http://" + backend.Endpoint)
+	p := &faultyProxy{proxy: httputil.NewSingleHostReverseProxy(u)}
+	p.proxy.ErrorLog = nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveHandler(ctx, ln, p) }()
+	t.Cleanup(func() { cancel(); <-done })
+	backend.Endpoint = ln.Addr().String() // clients talk to the proxy
+	return p, backend
+}
+
+func TestRetriesTransientErrors(t *testing.T) {
+	p, backend := startFaultyProxy(t)
+	c, err := NewClient(testClientConfig(backend.Endpoint, "dsae"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p.failFirst.Store(3)
+	if err := c.EnsureBucket(ctx); err != nil {
+		t.Fatalf("EnsureBucket through 3 SlowDowns: %v", err)
+	}
+	data := seededBytes(11, 3<<20)
+	p.failFirst.Store(2)
+	if err := c.Put(ctx, "obj", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("Put through 2 SlowDowns: %v", err)
+	}
+	if p.failFirst.Load() >= 0 {
+		t.Fatal("the injected failures were not all hit")
+	}
+	// A GET whose body is cut twice is resumed from where it broke.
+	p.cutAt = 1 << 20
+	p.cutGets.Store(2)
+	before := p.requests.Load()
+	rc, err := c.Get(ctx, "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("resumed GET: %d bytes, err %v; want %d", len(got), err, len(data))
+	}
+	if n := p.requests.Load() - before; n != 3 {
+		t.Fatalf("resumed GET used %d requests, want 3 (1 + 2 resumes)", n)
+	}
+	// A server that keeps failing gives ErrUnreachable within the budget.
+	p.failFirst.Store(1 << 30)
+	cfg := testClientConfig(backend.Endpoint, "dsae")
+	cfg.RetryTimeout = 300 * time.Millisecond
+	c, _ = NewClient(cfg)
+	if _, err := c.Stat(ctx, "obj"); !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("persistent SlowDown: %v", err)
+	}
+}
+
+func TestPutNonRewindableNotRetriedAfterRead(t *testing.T) {
+	p, backend := startFaultyProxy(t)
+	cfg := testClientConfig(backend.Endpoint, "dsae")
+	c, _ := NewClient(cfg)
+	ctx := context.Background()
+	if err := c.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.failFirst.Store(1)
+	// The 503 arrives after the body was sent: a plain reader cannot be replayed.
+	err := c.Put(ctx, "once", struct{ io.Reader }{strings.NewReader("payload")}, 7)
+	if err == nil || errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "not retried") {
+		t.Fatalf("non-rewindable put after a 503: %v", err)
+	}
+}
+
+func TestObjectInfoJSON(t *testing.T) {
+	// ObjectInfo is plain data: it must survive JSON (the CLI prints it).
+	in := ObjectInfo{Key: "k", Size: 3, ETag: "e", LastModified: time.Unix(5, 0).UTC()}
+	b, _ := json.Marshal(in)
+	var out ObjectInfo
+	if err := json.Unmarshal(b, &out); err != nil || out != in {
+		t.Fatalf("round trip %+v -> %+v (%v)", in, out, err)
+	}
+}
