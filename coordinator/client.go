@@ -1,0 +1,94 @@
+package coordinator
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/dsae/dsae/coordinator/auth"
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// retryPolicy makes clients retry a call on another coordinator when one is
+// down or has no leader (codes.Unavailable), with capped exponential backoff.
+const retryPolicy = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "dsae.control.v1.Control"}],
+    "waitForReady": true,
+    "retryPolicy": {
+      "maxAttempts": 5,
+      "initialBackoff": "0.1s",
+      "maxBackoff": "2s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
+// Dial connects to a coordinator cluster given the gRPC addresses of any of
+// its members. Calls are spread over the reachable ones and retried on
+// another when one fails with Unavailable, so a client survives the loss of
+// a coordinator. Every call carries the cluster token from a. The caller
+// closes the connection.
+func Dial(addrs []string, a auth.Config) (*grpc.ClientConn, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: no coordinator address", ErrBadConfig)
+	}
+	opts, err := a.DialOptions()
+	if err != nil {
+		return nil, err
+	}
+	r := manual.NewBuilderWithScheme("dsae")
+	var st resolver.State
+	for _, ad := range addrs {
+		st.Addresses = append(st.Addresses, resolver.Address{Addr: strings.TrimSpace(ad)})
+	}
+	r.InitialState(st)
+	opts = append(opts, grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(retryPolicy))
+	return grpc.NewClient(r.Scheme()+":///coordinators", opts...)
+}
+
+// dialer caches one connection per peer coordinator, for forwarding writes
+// to the leader and for joining.
+type dialer struct {
+	opts []grpc.DialOption
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newDialer(a auth.Config) (*dialer, error) {
+	opts, err := a.DialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return &dialer{opts: opts, conns: map[string]*grpc.ClientConn{}}, nil
+}
+
+func (d *dialer) client(addr string) (pb.ControlClient, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.conns[addr]
+	if !ok {
+		var err error
+		if c, err = grpc.NewClient(addr, d.opts...); err != nil {
+			return nil, err
+		}
+		d.conns[addr] = c
+	}
+	return pb.NewControlClient(c), nil
+}
+
+func (d *dialer) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for a, c := range d.conns {
+		c.Close()
+		delete(d.conns, a)
+	}
+}

@@ -1,0 +1,196 @@
+package coordinator
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// runningJob submits a job, lets two gossiping workers join, walks the
+// generation protocol, and records a checkpoint and progress. It returns
+// the job id.
+func runningJob(t *testing.T, c *cluster, cl pb.ControlClient, workers ...string) string {
+	t.Helper()
+	ctx := ctxT(t)
+	spec := testSpec()
+	spec.WorkersWanted = int32(len(workers))
+	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	id := resp.Job.Id
+	for _, w := range workers {
+		c.JoinWorker(w)
+	}
+	var gen *pb.Generation
+	WaitFor(t, waitTimeout, "a generation with every worker", func() bool {
+		j, err := cl.GetJob(ctx, &pb.GetJobRequest{JobId: id})
+		if err != nil || len(j.Job.GetGeneration().GetMembers()) != len(workers) {
+			return false
+		}
+		gen = j.Job.Generation
+		return true
+	})
+	for _, m := range gen.Members {
+		if _, err := cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: id, Generation: gen.Id, WorkerId: m.WorkerId}); err != nil {
+			t.Fatalf("ready %s: %v", m.WorkerId, err)
+		}
+	}
+	rank0 := gen.Members[0].WorkerId
+	if _, err := cl.ReportCheckpoint(ctx, &pb.ReportCheckpointRequest{JobId: id, Generation: gen.Id, WorkerId: rank0,
+		Checkpoint: &pb.Checkpoint{Key: "checkpoints/" + id + "/10", Step: 10, Checksum: "c10"}}); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if _, err := cl.ReportProgress(ctx, &pb.ReportProgressRequest{JobId: id, Generation: gen.Id, WorkerId: rank0,
+		Metrics: &pb.Metrics{Step: 12, Values: map[string]float64{"mse": 0.25}}}); err != nil {
+		t.Fatalf("progress: %v", err)
+	}
+	return id
+}
+
+func TestClusterLeaderFailover(t *testing.T) {
+	c := MakeCluster(t, 3)
+	cl := c.Client()
+	id := runningJob(t, c, cl, "w1", "w2")
+	l := c.Leader()
+	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+		t.Fatal(err)
+	}
+	before := c.nodes[l].FSM().State()
+	if j := before.Jobs[id]; j.State != pb.JobState_JOB_STATE_RUNNING || len(j.Checkpoints) != 1 || j.LastStep != 12 {
+		t.Fatalf("job before failover: %v", j)
+	}
+	killed := time.Now()
+	c.Kill(l)
+	nl := c.Leader()
+	t.Logf("leader failover: %s killed, %s leads after %v", c.cfgs[l].ID, c.cfgs[nl].ID, time.Since(killed))
+	for _, n := range c.Running() {
+		if err := n.Raft().Barrier(applyTimeout).Error(); err != nil && n.IsLeader() {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range c.nodes {
+		if n != nil {
+			c.WaitState(i, "every committed job, generation and checkpoint", func(st *pb.State) bool { return jobsEqual(st, before) })
+		}
+	}
+	// The survivors keep serving writes, through any address.
+	resp, err := cl.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()})
+	if err != nil {
+		t.Fatalf("submit after failover: %v", err)
+	}
+	if resp.Job.Id != "job-000002" {
+		t.Fatalf("second job id %s", resp.Job.Id)
+	}
+}
+
+func TestClusterRestartAllFromDataDirs(t *testing.T) {
+	c := MakeCluster(t, 3)
+	cl := c.Client()
+	runningJob(t, c, cl, "w1")
+	for i := 0; i < 3; i++ {
+		if _, err := cl.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := c.Leader()
+	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+		t.Fatal(err)
+	}
+	// Force a snapshot on one node so restarts go through Restore as well as log replay.
+	if err := c.nodes[l].Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	want := c.nodes[l].FSM().State()
+	c.Shutdown()
+	for i := range c.nodes {
+		c.Start(i)
+	}
+	c.Leader()
+	for i := range c.nodes {
+		c.WaitState(i, "the state from before the restart", func(st *pb.State) bool { return jobsEqual(st, want) })
+	}
+	c.WaitVoters(3)
+}
+
+func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {
+	c := MakeCluster(t, 3)
+	f := c.Follower()
+	c.Partition(f, true)
+	var others []string
+	for i, n := range c.nodes {
+		if i != f {
+			others = append(others, n.GRPCAddr())
+		}
+	}
+	cl := c.Client(others...)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		resp, err := cl.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()})
+		if err != nil {
+			t.Fatalf("submit during partition: %v", err)
+		}
+		ids = append(ids, resp.Job.Id)
+	}
+	if n := len(c.nodes[f].FSM().State().Jobs); n != 0 {
+		t.Fatalf("partitioned follower has %d jobs", n)
+	}
+	c.Partition(f, false)
+	c.WaitState(f, "the jobs committed during the partition", func(st *pb.State) bool {
+		for _, id := range ids {
+			if st.Jobs[id] == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterForwardsWritesAndRemovesVoter(t *testing.T) {
+	c := MakeCluster(t, 3)
+	f := c.Follower()
+	cl := c.Client(c.nodes[f].GRPCAddr())
+	resp, err := cl.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()})
+	if err != nil {
+		t.Fatalf("submit through a follower: %v", err)
+	}
+	// Reads come from the follower's replica, which catches up at once.
+	WaitFor(t, waitTimeout, "the forwarded job readable on the follower", func() bool {
+		got, err := cl.GetJob(ctxT(t), &pb.GetJobRequest{JobId: resp.Job.Id})
+		if err != nil && status.Code(err) != codes.NotFound {
+			t.Fatal(err)
+		}
+		return err == nil && got.Job.Spec.GetDataset() == "mnist"
+	})
+
+	victim := c.Follower()
+	if _, err := cl.RemoveCoordinator(ctxT(t), &pb.RemoveCoordinatorRequest{Id: c.cfgs[victim].ID}); err != nil {
+		t.Fatalf("remove voter: %v", err)
+	}
+	c.Kill(victim)
+	c.WaitVoters(2)
+	l := c.Leader()
+	for _, s := range c.nodes[l].Raft().GetConfiguration().Configuration().Servers {
+		if s.ID == raft.ServerID(c.cfgs[victim].ID) {
+			t.Fatalf("%s still a voter", s.ID)
+		}
+	}
+	cl2 := c.Client()
+	WaitFor(t, waitTimeout, "every replica to drop the removed coordinator", func() bool {
+		for range 4 { // the client spreads reads over the replicas
+			cluster, err := cl2.GetCluster(ctxT(t), &pb.GetClusterRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cluster.Coordinators) != 2 || cluster.LeaderId != c.cfgs[l].ID {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,99 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dsae/dsae/coordinator/auth"
+)
+
+// Config configures one coordinator. Start it with Start.
+type Config struct {
+	ID         string   // raft server id and memberlist node name; unique in the cluster
+	DataDir    string   // raft log, stable store and snapshots
+	RaftAddr   string   // host:port for raft traffic (port 0 picks one)
+	GRPCAddr   string   // host:port of the control API
+	GossipAddr string   // host:port of memberlist gossip
+	Join       []string // gRPC addresses of existing coordinators; empty bootstraps a new cluster
+
+	Auth   auth.Config
+	Raft   RaftTimings
+	Gossip GossipTimings
+
+	// Datasets, when set, lets SubmitJob refuse jobs whose dataset is not
+	// in the store.
+	Datasets DatasetChecker
+	// Registerer receives the coordinator's Prometheus metrics; nil skips them.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// DatasetChecker answers whether a dataset exists in the store.
+type DatasetChecker interface {
+	DatasetExists(ctx context.Context, name string) (bool, error)
+}
+
+// RaftTimings are the raft timeouts. DefaultRaftTimings suits a LAN.
+type RaftTimings struct {
+	Heartbeat, Election, LeaderLease, Commit time.Duration
+	// SnapshotThreshold is the number of log entries between snapshots.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+}
+
+// DefaultRaftTimings elect a new leader within a few seconds of a crash.
+func DefaultRaftTimings() RaftTimings {
+	return RaftTimings{Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond,
+		Commit: 50 * time.Millisecond, SnapshotThreshold: 4096, SnapshotInterval: 2 * time.Minute}
+}
+
+// GossipTimings are the memberlist failure-detector timings.
+type GossipTimings struct {
+	ProbeInterval, ProbeTimeout, GossipInterval time.Duration
+	SuspicionMult                               int
+	// PushPull is the interval of full state syncs.
+	PushPull time.Duration
+}
+
+// DefaultGossipTimings declare a silent node dead within about 3-5 s on a
+// LAN: probes every 500 ms, and suspicion lasting SuspicionMult ×
+// log10(N) × ProbeInterval.
+func DefaultGossipTimings() GossipTimings {
+	return GossipTimings{ProbeInterval: 500 * time.Millisecond, ProbeTimeout: 250 * time.Millisecond,
+		GossipInterval: 100 * time.Millisecond, SuspicionMult: 3, PushPull: 15 * time.Second}
+}
+
+func (c *Config) setDefaults() {
+	if c.Raft == (RaftTimings{}) {
+		c.Raft = DefaultRaftTimings()
+	}
+	if c.Gossip == (GossipTimings{}) {
+		c.Gossip = DefaultGossipTimings()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return fmt.Errorf("%w: id is empty", ErrBadConfig)
+	case c.DataDir == "":
+		return fmt.Errorf("%w: data dir is empty", ErrBadConfig)
+	case c.RaftAddr == "" || c.GRPCAddr == "" || c.GossipAddr == "":
+		return fmt.Errorf("%w: raft, grpc and gossip addresses are all required", ErrBadConfig)
+	case c.Raft.Heartbeat <= 0 || c.Raft.Election <= 0 || c.Raft.LeaderLease <= 0:
+		return fmt.Errorf("%w: raft timeouts must be positive", ErrBadConfig)
+	case c.Raft.LeaderLease > c.Raft.Heartbeat:
+		return fmt.Errorf("%w: raft leader lease %v exceeds heartbeat timeout %v", ErrBadConfig, c.Raft.LeaderLease, c.Raft.Heartbeat)
+	case c.Gossip.ProbeInterval <= 0 || c.Gossip.ProbeTimeout <= 0 || c.Gossip.SuspicionMult < 1:
+		return fmt.Errorf("%w: gossip timings must be positive", ErrBadConfig)
+	}
+	return nil
+}

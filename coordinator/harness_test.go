@@ -1,0 +1,274 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dsae/dsae/coordinator/auth"
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// testSecret is the cluster secret of test clusters.
+var testSecret = []byte("test-cluster-secret-0123456789")
+
+// Test timings: short, but with margins for a loaded 2-core machine.
+func testRaftTimings() RaftTimings {
+	return RaftTimings{Heartbeat: 400 * time.Millisecond, Election: 400 * time.Millisecond,
+		LeaderLease: 200 * time.Millisecond, Commit: 20 * time.Millisecond, SnapshotThreshold: 64}
+}
+
+func testGossipTimings() GossipTimings {
+	return GossipTimings{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
+		GossipInterval: 50 * time.Millisecond, SuspicionMult: 2, PushPull: 2 * time.Second}
+}
+
+// waitTimeout is the deadline of every poll; conditions usually hold far sooner.
+const waitTimeout = 20 * time.Second
+
+// WaitFor polls cond every 20 ms until it holds or timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// cluster is a raft group of coordinators on loopback TCP, in the manner of
+// hashicorp/raft's testing.go. nodes[i] is nil while node i is stopped.
+type cluster struct {
+	t     testing.TB
+	cfgs  []Config
+	nodes []*Node
+	logs  *syncBuffer
+}
+
+// MakeCluster starts n coordinators: the first bootstraps, the others join
+// through it. It waits until all n are voters and every node knows a leader.
+func MakeCluster(t testing.TB, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, logs: &syncBuffer{}}
+	for i := 0; i < n; i++ {
+		cfg := Config{
+			ID: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
+			RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+			Auth: auth.Config{Secret: testSecret}, Raft: testRaftTimings(), Gossip: testGossipTimings(),
+			Logger: slog.New(slog.NewJSONHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		}
+		if i > 0 {
+			cfg.Join = []string{c.nodes[0].GRPCAddr()}
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, nil)
+		c.Start(i)
+		if i == 0 {
+			c.Leader()
+		}
+	}
+	t.Cleanup(c.Shutdown)
+	c.WaitVoters(n)
+	return c
+}
+
+// Start starts (or restarts, from its data dir and on its old addresses) node i.
+func (c *cluster) Start(i int) *Node {
+	c.t.Helper()
+	n, err := Start(context.Background(), c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("start %s: %v", c.cfgs[i].ID, err)
+	}
+	// A restart must come back on the same addresses: raft knows it by them.
+	c.cfgs[i].RaftAddr, c.cfgs[i].GRPCAddr, c.cfgs[i].GossipAddr = n.RaftAddr(), n.GRPCAddr(), n.GossipAddr()
+	c.nodes[i] = n
+	return n
+}
+
+// Kill stops node i abruptly (no gossip leave).
+func (c *cluster) Kill(i int) {
+	if n := c.nodes[i]; n != nil {
+		n.Kill()
+		c.nodes[i] = nil
+	}
+}
+
+// Restart kills and starts node i again.
+func (c *cluster) Restart(i int) *Node {
+	c.Kill(i)
+	return c.Start(i)
+}
+
+// Shutdown closes every running node.
+func (c *cluster) Shutdown() {
+	for i := range c.nodes {
+		c.Kill(i)
+	}
+}
+
+// Partition cuts node i's raft traffic (true) or heals it (false).
+func (c *cluster) Partition(i int, cut bool) { c.nodes[i].SetPartitioned(cut) }
+
+// Running returns the running nodes.
+func (c *cluster) Running() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Leader waits until exactly one running node leads and every running,
+// unpartitioned node agrees; it returns the leader's index.
+func (c *cluster) Leader() int {
+	c.t.Helper()
+	idx := -1
+	WaitFor(c.t, waitTimeout, "a single leader", func() bool {
+		idx = -1
+		for i, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				if idx >= 0 {
+					return false
+				}
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return false
+		}
+		for _, n := range c.Running() {
+			if _, id := n.Raft().LeaderWithID(); string(id) != c.cfgs[idx].ID && !n.layer.isBlocked() {
+				return false
+			}
+		}
+		return true
+	})
+	return idx
+}
+
+// Follower returns the index of a running node that does not lead.
+func (c *cluster) Follower() int {
+	l := c.Leader()
+	for i, n := range c.nodes {
+		if n != nil && i != l {
+			return i
+		}
+	}
+	c.t.Fatal("no follower")
+	return -1
+}
+
+// WaitVoters waits until the leader's raft configuration has want voters
+// and the state machine lists them all.
+func (c *cluster) WaitVoters(want int) {
+	c.t.Helper()
+	WaitFor(c.t, waitTimeout, fmt.Sprintf("%d voters", want), func() bool {
+		l := c.nodes[c.Leader()]
+		f := l.Raft().GetConfiguration()
+		return f.Error() == nil && len(f.Configuration().Servers) == want && len(l.FSM().State().Coordinators) == want
+	})
+}
+
+// WaitState waits until node i's state machine satisfies cond.
+func (c *cluster) WaitState(i int, what string, cond func(*pb.State) bool) {
+	c.t.Helper()
+	WaitFor(c.t, waitTimeout, fmt.Sprintf("%s on %s", what, c.cfgs[i].ID), func() bool { return cond(c.nodes[i].FSM().State()) })
+}
+
+// Addrs returns the gRPC addresses of the running nodes.
+func (c *cluster) Addrs() []string {
+	var out []string
+	for _, n := range c.Running() {
+		out = append(out, n.GRPCAddr())
+	}
+	return out
+}
+
+// GossipAddrs returns the gossip addresses of the running nodes.
+func (c *cluster) GossipAddrs() []string {
+	var out []string
+	for _, n := range c.Running() {
+		out = append(out, n.GossipAddr())
+	}
+	return out
+}
+
+// Client connects to the given coordinators (all running ones if none given).
+func (c *cluster) Client(addrs ...string) pb.ControlClient {
+	c.t.Helper()
+	if len(addrs) == 0 {
+		addrs = c.Addrs()
+	}
+	conn, err := Dial(addrs, auth.Config{Secret: testSecret})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return pb.NewControlClient(conn)
+}
+
+// rawConn dials one address with the given options, for security tests.
+func rawConn(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// JoinWorker adds an in-process worker member with the given id to the
+// gossip pool of c, as a worker process would.
+func (c *cluster) JoinWorker(id string) *Pool {
+	c.t.Helper()
+	p, err := JoinPool(PoolConfig{Addr: "127.0.0.1:0", Meta: NodeMeta{Role: RoleWorker, ID: id, GRPC: id + ".grpc:1", Ring: id + ".ring:2"},
+		Secret: testSecret, Timings: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { p.Close() })
+	if err := p.Join(c.GossipAddrs()); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// jobsEqual compares the jobs of two states.
+func jobsEqual(a, b *pb.State) bool {
+	return proto.Equal(&pb.State{Jobs: a.Jobs}, &pb.State{Jobs: b.Jobs})
+}

@@ -1,0 +1,337 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dsae/dsae/coordinator/auth"
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// applyTimeout bounds one raft apply.
+const applyTimeout = 10 * time.Second
+
+// Node is one running coordinator: a raft member with the FSM, the gRPC
+// control API, and (on the leader) the membership reconciler.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	fsm *FSM
+
+	raft   *raft.Raft
+	layer  *streamLayer
+	trans  *raft.NetworkTransport
+	store  *raftboltdb.BoltStore
+	grpc   *grpc.Server
+	health *health.Server
+	pool   *Pool
+	dials  *dialer
+	met    *metrics
+
+	raftAddr, grpcAddr string // advertised
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the data dir, starts raft, the gRPC server and gossip, and
+// bootstraps a new cluster or joins cfg.Join in the background. The node
+// runs until Close; ctx only bounds the start.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger.With("coordinator", cfg.ID), fsm: NewFSM()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.dials, err = newDialer(cfg.Auth); err != nil {
+		return nil, err
+	}
+	if err := n.startRaft(); err != nil {
+		return nil, err
+	}
+	if err := n.startGRPC(); err != nil {
+		return nil, err
+	}
+	if n.pool, err = n.startGossip(); err != nil {
+		return nil, err
+	}
+	if cfg.Registerer != nil {
+		if n.met, err = newMetrics(n, cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	n.goRun(n.leaderLoop)
+	if len(cfg.Join) > 0 {
+		n.goRun(n.joinLoop)
+	}
+	return n, nil
+}
+
+func (n *Node) goRun(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+func (n *Node) startRaft() error {
+	ln, err := net.Listen("tcp", n.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("raft listen: %w", err)
+	}
+	adv, err := advertiseAddr(n.cfg.RaftAddr, ln)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("%w: raft: %v", ErrBadConfig, err)
+	}
+	n.raftAddr = adv
+	n.layer = newStreamLayer(ln, stringAddr(adv), raftKey(n.cfg.Auth.Secret))
+	logger := hclogTo(n.log, "raft")
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.layer, MaxPool: 3, Timeout: 5 * time.Second, Logger: logger})
+
+	rdir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(rdir, 0o700); err != nil {
+		return err
+	}
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(rdir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("raft log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(rdir, 3, logger)
+	if err != nil {
+		return fmt.Errorf("raft snapshot store: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.ID)
+	rc.HeartbeatTimeout, rc.ElectionTimeout = n.cfg.Raft.Heartbeat, n.cfg.Raft.Election
+	rc.LeaderLeaseTimeout, rc.CommitTimeout = n.cfg.Raft.LeaderLease, n.cfg.Raft.Commit
+	if n.cfg.Raft.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
+		rc.TrailingLogs = n.cfg.Raft.SnapshotThreshold
+	}
+	if n.cfg.Raft.SnapshotInterval > 0 {
+		rc.SnapshotInterval = n.cfg.Raft.SnapshotInterval
+	}
+	rc.Logger = logger
+	existing, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return err
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("raft: %w", err)
+	}
+	if !existing && len(n.cfg.Join) == 0 {
+		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+			{ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(adv)}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("raft bootstrap: %w", err)
+		}
+		n.log.Info("bootstrapped a new cluster", "raft_addr", adv)
+	}
+	return nil
+}
+
+// raftKey derives the raft connection key from the cluster secret.
+func raftKey(secret []byte) []byte {
+	if len(secret) == 0 {
+		return nil
+	}
+	return auth.DeriveKey(secret, "raft/v1")
+}
+
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }
+
+func (n *Node) startGRPC() error {
+	ln, err := net.Listen("tcp", n.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	if n.grpcAddr, err = advertiseAddr(n.cfg.GRPCAddr, ln); err != nil {
+		ln.Close()
+		return fmt.Errorf("%w: grpc: %v", ErrBadConfig, err)
+	}
+	a := n.cfg.Auth
+	a.Public = append(a.Public, healthpb.Health_Check_FullMethodName, healthpb.Health_Watch_FullMethodName)
+	opts, err := a.ServerOptions()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	n.grpc = grpc.NewServer(opts...)
+	pb.RegisterControlServer(n.grpc, &server{n: n})
+	n.health = health.NewServer()
+	healthpb.RegisterHealthServer(n.grpc, n.health)
+	n.goRun(func() {
+		if err := n.grpc.Serve(ln); err != nil {
+			n.log.Error("grpc server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// GRPCAddr is the advertised address of the control API.
+func (n *Node) GRPCAddr() string { return n.grpcAddr }
+
+// RaftAddr is the advertised raft address.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// GossipAddr is the advertised memberlist address.
+func (n *Node) GossipAddr() string { return n.pool.Addr() }
+
+// FSM exposes the node's replica of the state (read-only use).
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// Raft exposes the raft instance for inspection (state, stats).
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// IsLeader reports whether this node is the raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Pool is the node's memberlist pool.
+func (n *Node) Pool() *Pool { return n.pool }
+
+func (n *Node) self() *pb.Coordinator {
+	return &pb.Coordinator{Id: n.cfg.ID, RaftAddr: n.raftAddr, GrpcAddr: n.grpcAddr, GossipAddr: n.pool.Addr()}
+}
+
+// apply replicates cmd through raft and returns the FSM's reply. It must be
+// called on the leader; elsewhere it fails with raft.ErrNotLeader.
+func (n *Node) apply(cmd *pb.Command) (proto.Message, error) {
+	cmd.UnixNano = time.Now().UnixNano()
+	data, err := EncodeCommand(cmd)
+	if err != nil {
+		return nil, err
+	}
+	f := n.raft.Apply(data, applyTimeout)
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	r := f.Response().(ApplyResult)
+	return r.Reply, r.Err
+}
+
+// SetPartitioned cuts (true) or restores (false) this node's raft traffic,
+// for tests of network partitions. Gossip and gRPC are not affected.
+func (n *Node) SetPartitioned(b bool) { n.layer.SetBlocked(b) }
+
+// Close leaves the gossip pool, stops serving, and shuts raft down. The data
+// dir keeps everything needed to restart the node.
+func (n *Node) Close() error { return n.shutdown(true) }
+
+// Kill stops the node as abruptly as an in-process stop allows: no gossip
+// leave message, so peers detect a failure rather than a departure.
+func (n *Node) Kill() error { return n.shutdown(false) }
+
+func (n *Node) shutdown(leave bool) error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.pool != nil {
+			errs = append(errs, n.pool.shutdown(leave))
+		}
+		if n.grpc != nil {
+			n.health.Shutdown()
+			stopGRPC(n.grpc, 2*time.Second)
+		}
+		if n.raft != nil {
+			errs = append(errs, n.raft.Shutdown().Error())
+		}
+		if n.trans != nil {
+			errs = append(errs, n.trans.Close())
+		} else if n.layer != nil {
+			errs = append(errs, n.layer.Close())
+		}
+		n.wg.Wait()
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		if n.dials != nil {
+			n.dials.close()
+		}
+		if n.met != nil {
+			n.met.unregister()
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// stopGRPC stops gracefully, then forcibly after timeout (watch streams
+// never end on their own).
+func stopGRPC(s *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.Stop()
+		<-done
+	}
+}
+
+// hclogTo routes a hashicorp library's log lines to slog.
+func hclogTo(l *slog.Logger, component string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: component, Level: hclog.Info,
+		Output: slogWriter{l.With("component", component)}, DisableTime: true})
+}
+
+// slogWriter turns each written line into one slog record; lines tagged
+// [ERROR] or [WARN] keep their level.
+type slogWriter struct{ l *slog.Logger }
+
+var _ io.Writer = slogWriter{}
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		lvl := slog.LevelInfo
+		switch {
+		case strings.Contains(line, "[ERROR]") || strings.Contains(line, "[ERR]"):
+			lvl = slog.LevelError
+		case strings.Contains(line, "[WARN]"):
+			lvl = slog.LevelWarn
+		case strings.Contains(line, "[DEBUG]") || strings.Contains(line, "[TRACE]"):
+			lvl = slog.LevelDebug
+		}
+		w.l.Log(context.Background(), lvl, line)
+	}
+	return len(p), nil
+}

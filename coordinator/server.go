@@ -1,0 +1,414 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// forwardedKey marks a call a follower forwarded to the leader, so that a
+// call never travels more than one hop.
+const forwardedKey = "dsae-forwarded"
+
+// server implements the Control API on one node. Reads are served from the
+// local replica (a follower may lag the leader by a few milliseconds);
+// writes run on the leader.
+type server struct {
+	pb.UnimplementedControlServer
+	n *Node
+}
+
+var _ pb.ControlServer = (*server)(nil)
+
+// grpcCode maps the package's errors to status codes.
+func grpcCode(err error) codes.Code {
+	switch {
+	case errors.Is(err, ErrInvalidSpec):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrNotFound):
+		return codes.NotFound
+	case errors.Is(err, ErrStaleGeneration), errors.Is(err, ErrNotMember), errors.Is(err, ErrTerminal),
+		errors.Is(err, ErrStepBackwards), errors.Is(err, ErrBusy):
+		return codes.FailedPrecondition
+	case errors.Is(err, ErrNoLeader), errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Internal
+}
+
+// toStatus turns err into a gRPC status error; status errors pass through.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(grpcCode(err), err.Error())
+}
+
+// leader returns a client of the leader and the context to call it with,
+// or a nil client when this node is the leader.
+func (s *server) leader(ctx context.Context) (pb.ControlClient, context.Context, error) {
+	n := s.n
+	if n.IsLeader() {
+		return nil, ctx, nil
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		return nil, nil, status.Error(codes.Unavailable, "forwarded to a coordinator that is not the leader")
+	}
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return nil, nil, status.Error(codes.Unavailable, ErrNoLeader.Error())
+	}
+	c := n.fsm.State().Coordinators[string(id)]
+	if c.GetGrpcAddr() == "" {
+		return nil, nil, status.Errorf(codes.Unavailable, "%v: address of leader %s not yet known", ErrNoLeader, id)
+	}
+	cl, err := n.dials.client(c.GrpcAddr)
+	if err != nil {
+		return nil, nil, toStatus(err)
+	}
+	return cl, metadata.AppendToOutgoingContext(ctx, forwardedKey, n.cfg.ID), nil
+}
+
+// write applies cmd on the leader and returns its reply.
+func (s *server) write(cmd *pb.Command) (proto.Message, error) {
+	r, err := s.n.apply(cmd)
+	return r, toStatus(err)
+}
+
+func need(field, v string) error {
+	if v == "" {
+		return toStatus(fieldErr(field, "empty"))
+	}
+	return nil
+}
+
+func (s *server) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.SubmitJobResponse, error) {
+	spec := proto.Clone(req.GetSpec()).(*pb.JobSpec)
+	if spec == nil {
+		return nil, toStatus(fieldErr("spec", "missing"))
+	}
+	ApplyDefaults(spec)
+	if err := ValidateSpec(spec); err != nil {
+		return nil, toStatus(err)
+	}
+	if d := s.n.cfg.Datasets; d != nil {
+		ok, err := d.DatasetExists(ctx, spec.Dataset)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "checking dataset %q: %v", spec.Dataset, err)
+		}
+		if !ok {
+			return nil, toStatus(fieldErr("dataset", "%q not found in the store", spec.Dataset))
+		}
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.SubmitJob(fctx, &pb.SubmitJobRequest{Spec: spec})
+	}
+	r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec}}})
+	if err != nil {
+		return nil, err
+	}
+	s.n.log.Info("job submitted", "job", r.(*pb.Job).Id, "name", spec.Name, "dataset", spec.Dataset)
+	return &pb.SubmitJobResponse{Job: r.(*pb.Job)}, nil
+}
+
+func (s *server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
+	if err := need("job_id", req.JobId); err != nil {
+		return nil, err
+	}
+	j := s.n.fsm.Job(req.JobId)
+	if j == nil {
+		return nil, status.Errorf(codes.NotFound, "job %q not found", req.JobId)
+	}
+	return &pb.GetJobResponse{Job: j}, nil
+}
+
+func (s *server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
+	return &pb.ListJobsResponse{Jobs: sortedJobs(s.n.fsm.State())}, nil
+}
+
+func (s *server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.CancelJobResponse, error) {
+	if err := need("job_id", req.JobId); err != nil {
+		return nil, err
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.CancelJob(fctx, req)
+	}
+	r, err := s.write(&pb.Command{Op: &pb.Command_CancelJob{CancelJob: &pb.CancelJobCmd{JobId: req.JobId, Reason: req.Reason}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CancelJobResponse{Job: r.(*pb.Job)}, nil
+}
+
+// WatchJob sends the job now and after every change, and ends after
+// sending a finished job.
+func (s *server) WatchJob(req *pb.WatchJobRequest, stream grpc.ServerStreamingServer[pb.WatchJobResponse]) error {
+	if err := need("job_id", req.JobId); err != nil {
+		return err
+	}
+	var last *pb.Job
+	for {
+		changed := s.n.fsm.Changed()
+		j := s.n.fsm.Job(req.JobId)
+		if j == nil {
+			return status.Errorf(codes.NotFound, "job %q not found", req.JobId)
+		}
+		if !proto.Equal(j, last) {
+			if err := stream.Send(&pb.WatchJobResponse{Job: j}); err != nil {
+				return err
+			}
+			last = j
+		}
+		if Terminal(j.State) {
+			return nil
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-s.n.ctx.Done():
+			return status.Error(codes.Unavailable, "coordinator shutting down")
+		case <-changed:
+		}
+	}
+}
+
+func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
+	if err := need("worker_id", req.WorkerId); err != nil {
+		return nil, err
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.Register(fctx, req)
+	}
+	r, err := s.write(registerCmd(req.WorkerId, req.GrpcAddr, req.RingAddr))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RegisterResponse{Worker: r.(*pb.Worker)}, nil
+}
+
+// assignment is the part of a job a worker acts on; WatchGeneration sends
+// when it changes, not on every progress report.
+func assignment(j *pb.Job) *pb.Job {
+	if j == nil {
+		return nil
+	}
+	return &pb.Job{Id: j.Id, Spec: j.Spec, State: j.State, Reason: j.Reason, Generation: j.Generation, Checkpoints: j.Checkpoints}
+}
+
+// WatchGeneration streams the worker's assignment: its job with the current
+// generation whenever that is announced, started or ended. When the worker
+// leaves a job (dropped from the ring or the job finished) the stream first
+// sends that job as it now stands, then the new assignment (an empty job
+// while idle).
+func (s *server) WatchGeneration(req *pb.WatchGenerationRequest, stream grpc.ServerStreamingServer[pb.WatchGenerationResponse]) error {
+	if err := need("worker_id", req.WorkerId); err != nil {
+		return err
+	}
+	var last *pb.Job
+	first := true
+	for {
+		changed := s.n.fsm.Changed()
+		var cur *pb.Job
+		if w := s.n.fsm.Worker(req.WorkerId); w != nil && w.JobId != "" {
+			cur = assignment(s.n.fsm.Job(w.JobId))
+		}
+		if last != nil && cur.GetId() != last.Id {
+			if old := assignment(s.n.fsm.Job(last.Id)); !proto.Equal(old, last) {
+				if err := stream.Send(&pb.WatchGenerationResponse{Job: old}); err != nil {
+					return err
+				}
+			}
+		}
+		if first || !proto.Equal(cur, last) {
+			if err := stream.Send(&pb.WatchGenerationResponse{Job: cur}); err != nil {
+				return err
+			}
+			last, first = cur, false
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-s.n.ctx.Done():
+			return status.Error(codes.Unavailable, "coordinator shutting down")
+		case <-changed:
+		}
+	}
+}
+
+func (s *server) ReportReady(ctx context.Context, req *pb.ReportReadyRequest) (*pb.ReportReadyResponse, error) {
+	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId)); err != nil {
+		return nil, err
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.ReportReady(fctx, req)
+	}
+	r, err := s.write(&pb.Command{Op: &pb.Command_Ready{Ready: &pb.ReadyCmd{JobId: req.JobId, Generation: req.Generation,
+		WorkerId: req.WorkerId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReportReadyResponse{Generation: r.(*pb.Generation)}, nil
+}
+
+func (s *server) ReportProgress(ctx context.Context, req *pb.ReportProgressRequest) (*pb.ReportProgressResponse, error) {
+	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId)); err != nil {
+		return nil, err
+	}
+	if req.Metrics == nil {
+		return nil, toStatus(fieldErr("metrics", "missing"))
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.ReportProgress(fctx, req)
+	}
+	_, err := s.write(&pb.Command{Op: &pb.Command_Progress{Progress: &pb.ProgressCmd{JobId: req.JobId, Generation: req.Generation,
+		WorkerId: req.WorkerId, Metrics: req.Metrics}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReportProgressResponse{}, nil
+}
+
+func (s *server) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointRequest) (*pb.ReportCheckpointResponse, error) {
+	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId)); err != nil {
+		return nil, err
+	}
+	if req.Checkpoint == nil {
+		return nil, toStatus(fieldErr("checkpoint", "missing"))
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.ReportCheckpoint(fctx, req)
+	}
+	_, err := s.write(&pb.Command{Op: &pb.Command_Checkpoint{Checkpoint: &pb.CheckpointCmd{JobId: req.JobId, Generation: req.Generation,
+		WorkerId: req.WorkerId, Checkpoint: req.Checkpoint}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReportCheckpointResponse{}, nil
+}
+
+func (s *server) ReportPeerFailure(ctx context.Context, req *pb.ReportPeerFailureRequest) (*pb.ReportPeerFailureResponse, error) {
+	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId), need("peer_id", req.PeerId)); err != nil {
+		return nil, err
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.ReportPeerFailure(fctx, req)
+	}
+	if err := s.n.peerFailure(req); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ReportPeerFailureResponse{}, nil
+}
+
+func (s *server) ReportResult(ctx context.Context, req *pb.ReportResultRequest) (*pb.ReportResultResponse, error) {
+	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId)); err != nil {
+		return nil, err
+	}
+	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c.ReportResult(fctx, req)
+	}
+	r, err := s.write(&pb.Command{Op: &pb.Command_Result{Result: &pb.ResultCmd{JobId: req.JobId, Generation: req.Generation,
+		WorkerId: req.WorkerId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReportResultResponse{Job: r.(*pb.Job)}, nil
+}
+
+func (s *server) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	c := req.GetCoordinator()
+	if err := firstErr(need("coordinator.id", c.GetId()), need("coordinator.raft_addr", c.GetRaftAddr()),
+		need("coordinator.grpc_addr", c.GetGrpcAddr())); err != nil {
+		return nil, err
+	}
+	if cl, fctx, err := s.leader(ctx); cl != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return cl.Join(fctx, req)
+	}
+	coords, err := s.n.addVoter(c)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.n.log.Info("coordinator joined", "id", c.Id, "raft_addr", c.RaftAddr)
+	return &pb.JoinResponse{Coordinators: coords}, nil
+}
+
+func (s *server) RemoveCoordinator(ctx context.Context, req *pb.RemoveCoordinatorRequest) (*pb.RemoveCoordinatorResponse, error) {
+	if err := need("id", req.Id); err != nil {
+		return nil, err
+	}
+	if cl, fctx, err := s.leader(ctx); cl != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return cl.RemoveCoordinator(fctx, req)
+	}
+	if err := s.n.removeVoter(req.Id); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.RemoveCoordinatorResponse{}, nil
+}
+
+func (s *server) GetCluster(context.Context, *pb.GetClusterRequest) (*pb.GetClusterResponse, error) {
+	st := s.n.fsm.State()
+	_, leader := s.n.raft.LeaderWithID()
+	resp := &pb.GetClusterResponse{Coordinators: s.n.coordinators(), LeaderId: string(leader)}
+	for _, id := range sortedKeys(st.Workers) {
+		resp.Workers = append(resp.Workers, st.Workers[id])
+	}
+	return resp, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// String describes the node for logs.
+func (n *Node) String() string { return fmt.Sprintf("coordinator %s (raft %s, grpc %s)", n.cfg.ID, n.raftAddr, n.grpcAddr) }
