@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -48,7 +49,8 @@ func invalid(err error) error {
 
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || isInvalidInput(err) {
+	// cobra reports an unknown subcommand with a plain error.
+	if errors.As(err, &u) || isInvalidInput(err) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitInvalid
 	}
 	return exitFailure

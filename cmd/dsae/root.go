@@ -60,3 +60,10 @@ func setupLogging(lvl slog.Level) {
 	}
 	slog.SetDefault(slog.New(h))
 }
+
+// exactArgs is cobra.ExactArgs with a usage error (exit code 2).
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		return invalid(cobra.ExactArgs(n)(cmd, args))
+	}
+}

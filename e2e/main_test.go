@@ -1,0 +1,67 @@
+// Package e2e runs the dsae binary as a user would: real processes, real
+// files, real sockets. TestMain builds the binary once per test run.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// dsaeBin is the path of the binary built by TestMain.
+var dsaeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dsae-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dsaeBin = filepath.Join(dir, "dsae")
+	build := exec.Command("go", "build", "-o", dsaeBin, "github.com/dsae/dsae/cmd/dsae")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building dsae:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is the outcome of one run of the binary.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs dsae with args in dir and returns its exit code and output.
+func run(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(dsaeBin, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("dsae %s: %v", strings.Join(args, " "), err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// mustRun runs dsae and fails the test unless it exits 0.
+func mustRun(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	r := run(t, dir, args...)
+	if r.code != 0 {
+		t.Fatalf("dsae %s: exit %d\nstderr:\n%s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r
+}

@@ -1,0 +1,169 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/dsae/dsae/sae"
+	"github.com/dsae/dsae/storage"
+)
+
+// LocalRun is a training run in one process: the Trainer with a one-member
+// reduce, over datasets held in memory. `dsae train` is a thin wrapper.
+type LocalRun struct {
+	Model     *sae.Model
+	Optimizer sae.OptimizerConfig
+	Train     *storage.Dataset
+	Test      *storage.Dataset // optional
+	Batch     int
+	Steps     int64  // total steps
+	Seed      uint64 // data-order seed
+	// EvalBatch is the batch size of the final evaluation (default 4096).
+	EvalBatch int
+	// HistoryEvery records one history point every so many steps (default
+	// StepsPerEpoch/20, at least 1), averaging the steps in between.
+	HistoryEvery int64
+	// Progress, when set, is called after every step from the training goroutine.
+	Progress func(StepResult, Progress)
+}
+
+// Progress is the state of a run for progress displays.
+type Progress struct {
+	Done, Total   int64
+	Elapsed       time.Duration
+	SamplesPerSec float64
+	ETA           time.Duration
+}
+
+// HistoryPoint is the mean of the metrics of the steps since the previous point.
+type HistoryPoint struct {
+	Step  int64   `json:"step"`
+	Epoch int64   `json:"epoch"`
+	Loss  float64 `json:"loss"`
+	MSE   float64 `json:"mse"`
+	FVU   float64 `json:"fvu"`
+	L0    float64 `json:"l0"`
+	LR    float64 `json:"lr"`
+}
+
+// Report is the outcome of a LocalRun, written to metrics.json by `dsae train`.
+type Report struct {
+	Train         jsonMetrics    `json:"train"`
+	Test          *jsonMetrics   `json:"test,omitempty"`
+	Steps         int64          `json:"steps"`
+	Epochs        float64        `json:"epochs"`
+	SamplesPerSec float64        `json:"samples_per_sec"`
+	TrainSeconds  float64        `json:"train_seconds"`
+	History       []HistoryPoint `json:"-"`
+}
+
+// Run trains for r.Steps steps, then evaluates on the train and test sets.
+// The model is trained in place.
+func (r LocalRun) Run(ctx context.Context) (*Report, error) {
+	opt, err := sae.NewOptimizer(r.Optimizer, r.Model.NumParams())
+	if err != nil {
+		return nil, err
+	}
+	tr, err := NewTrainer(Options{
+		Model: r.Model, Optimizer: opt, Source: &MemorySource{DS: r.Train},
+		Batch: r.Batch, Seed: r.Seed, Steps: r.Steps,
+	})
+	if err != nil {
+		return nil, err
+	}
+	every := r.HistoryEvery
+	if every < 1 {
+		every = max(1, tr.StepsPerEpoch()/20)
+	}
+	rep := &Report{}
+	var acc HistoryPoint
+	var accN, fvuN int64
+	var samples int64
+	start := time.Now()
+	for !tr.Done() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res, err := tr.Step(ctx)
+		if err != nil {
+			return nil, err
+		}
+		samples += int64(res.Metrics.Rows)
+		m := res.Metrics
+		acc.Loss += m.Loss
+		acc.MSE += m.MSE
+		if finite(m.FVU) { // undefined for a batch of identical rows
+			acc.FVU += m.FVU
+			fvuN++
+		}
+		acc.L0 += m.L0
+		acc.LR += res.LR
+		accN++
+		if accN == every || tr.Done() {
+			k := float64(accN)
+			rep.History = append(rep.History, HistoryPoint{
+				Step: res.Step + 1, Epoch: res.Epoch,
+				Loss: acc.Loss / k, MSE: acc.MSE / k, FVU: acc.FVU / float64(max(fvuN, 1)), L0: acc.L0 / k, LR: acc.LR / k,
+			})
+			acc, accN, fvuN = HistoryPoint{}, 0, 0
+		}
+		if r.Progress != nil {
+			el := time.Since(start)
+			done := res.Step + 1
+			p := Progress{Done: done, Total: r.Steps, Elapsed: el}
+			if el > 0 {
+				p.SamplesPerSec = float64(samples) / el.Seconds()
+				p.ETA = time.Duration(float64(el) / float64(done) * float64(r.Steps-done))
+			}
+			r.Progress(res, p)
+		}
+	}
+	el := time.Since(start)
+	rep.Steps = r.Steps
+	rep.Epochs = float64(samples) / float64(r.Train.Rows)
+	rep.TrainSeconds = el.Seconds()
+	if el > 0 {
+		rep.SamplesPerSec = float64(samples) / el.Seconds()
+	}
+	eb := r.EvalBatch
+	if eb < 1 {
+		eb = 4096
+	}
+	rep.Train = jsonMetrics(r.Model.Evaluate(r.Train.X, r.Train.Rows, eb))
+	if r.Test != nil {
+		if r.Test.D != r.Model.Cfg.D {
+			return nil, fmt.Errorf("%w: test data has d = %d but the model has d = %d", ErrOptions, r.Test.D, r.Model.Cfg.D)
+		}
+		t := jsonMetrics(r.Model.Evaluate(r.Test.X, r.Test.Rows, eb))
+		rep.Test = &t
+	}
+	return rep, nil
+}
+
+// jsonMetrics is sae.Metrics whose undefined values (NaN, for example the
+// FVU of data with zero variance) are written as JSON null.
+type jsonMetrics sae.Metrics
+
+// MarshalJSON writes the fields of sae.Metrics under their JSON names, with
+// NaN and ±Inf as null.
+func (m jsonMetrics) MarshalJSON() ([]byte, error) {
+	v := reflect.ValueOf(sae.Metrics(m))
+	fields := make(map[string]any, v.NumField())
+	for i := 0; i < v.NumField(); i++ {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Float64 && !finite(f.Float()) {
+			fields[name] = nil
+			continue
+		}
+		fields[name] = f.Interface()
+	}
+	return json.Marshal(fields)
+}

@@ -1,0 +1,301 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/dsae/dsae/sae"
+	"github.com/dsae/dsae/storage"
+)
+
+// groupReducer reduces in memory between n goroutines of one process: each
+// member deposits its buffer, the last one sums them in rank order, and
+// every member copies the result. It stands in for the ring in tests of the
+// training loop; the ring itself is tested in package allreduce.
+type groupReducer struct {
+	n     int
+	mu    sync.Mutex
+	cond  *sync.Cond
+	round int
+	in32  [][]float32
+	in64  [][]float64
+	seen  int
+}
+
+func newGroup(n int) *groupReducer {
+	g := &groupReducer{n: n, in32: make([][]float32, n), in64: make([][]float64, n)}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+type member struct {
+	g    *groupReducer
+	rank int
+}
+
+func (m member) Rank() int { return m.rank }
+func (m member) Size() int { return m.g.n }
+
+func (m member) ReduceFloat32(_ context.Context, _ int64, _ Phase, buf []float32) error {
+	m.g.reduce(m.rank, buf, nil)
+	return nil
+}
+
+func (m member) ReduceFloat64(_ context.Context, _ int64, _ Phase, buf []float64) error {
+	m.g.reduce(m.rank, nil, buf)
+	return nil
+}
+
+func (g *groupReducer) reduce(rank int, b32 []float32, b64 []float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	round := g.round
+	g.in32[rank], g.in64[rank] = b32, b64
+	g.seen++
+	if g.seen == g.n {
+		if b32 != nil {
+			sum := make([]float32, len(b32))
+			for _, b := range g.in32 {
+				for i, v := range b {
+					sum[i] += v
+				}
+			}
+			for _, b := range g.in32 {
+				copy(b, sum)
+			}
+		} else {
+			sum := make([]float64, len(b64))
+			for _, b := range g.in64 {
+				for i, v := range b {
+					sum[i] += v
+				}
+			}
+			for _, b := range g.in64 {
+				copy(b, sum)
+			}
+		}
+		g.seen = 0
+		g.round++
+		g.cond.Broadcast()
+		return
+	}
+	for g.round == round {
+		g.cond.Wait()
+	}
+}
+
+// recordingSource is a MemorySource that remembers which rows were read.
+type recordingSource struct {
+	MemorySource
+	mu   sync.Mutex
+	seen map[int64]int
+}
+
+func (s *recordingSource) Read(ctx context.Context, ids []int64, dst []float32) error {
+	s.mu.Lock()
+	for _, id := range ids {
+		s.seen[id]++
+	}
+	s.mu.Unlock()
+	return s.MemorySource.Read(ctx, ids, dst)
+}
+
+func testData(rows, d int, seed uint64) *storage.Dataset {
+	r := rand.New(rand.NewPCG(seed, 7))
+	x := make([]float32, rows*d)
+	for i := range x {
+		x[i] = r.Float32()
+	}
+	return &storage.Dataset{Name: "test", Rows: rows, D: d, X: x}
+}
+
+func testConfig(sparsity string) sae.Config {
+	c := sae.DefaultConfig()
+	c.D, c.H = 12, 8
+	switch sparsity {
+	case sae.SparsityL1:
+		c.Activation, c.Output, c.Sparsity, c.L1 = sae.ActReLU, sae.OutLinear, sae.SparsityL1, 1e-2
+	case sae.SparsityTopK:
+		c.Activation, c.Output, c.Sparsity, c.K = sae.ActTopK, sae.OutLinear, sae.SparsityTopK, 3
+	}
+	return c
+}
+
+// train runs steps steps of a job with n members and returns every member's
+// final parameters.
+func train(t *testing.T, cfg sae.Config, ds *storage.Dataset, n, batch int, steps int64, src Source) [][]float32 {
+	t.Helper()
+	g := newGroup(n)
+	out := make([][]float32, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := 0; r < n; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			m, err := sae.New(cfg)
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			oc := sae.DefaultOptimizerConfig()
+			oc.LR = 1e-2
+			opt, err := sae.NewOptimizer(oc, m.NumParams())
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			s := src
+			if s == nil {
+				s = &MemorySource{DS: ds, ChunkRows: 5}
+			}
+			tr, err := NewTrainer(Options{Model: m, Optimizer: opt, Source: s, Reducer: member{g, r}, Batch: batch, Seed: 42, Steps: steps})
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			for !tr.Done() {
+				if _, err := tr.Step(context.Background()); err != nil {
+					errs[r] = err
+					return
+				}
+			}
+			out[r] = m.Params
+		}(r)
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	return out
+}
+
+// The trajectory does not depend on the number of members: the same global
+// batches, split differently, give the same parameters up to float32
+// summation order; and all members of one group hold identical bits.
+func TestTrajectoryIndependentOfMembers(t *testing.T) {
+	ds := testData(53, 12, 1)
+	for _, sp := range []string{sae.SparsityKL, sae.SparsityL1, sae.SparsityTopK} {
+		cfg := testConfig(sp)
+		ref := train(t, cfg, ds, 1, 16, 10, nil)[0]
+		for _, n := range []int{2, 3, 5} {
+			got := train(t, cfg, ds, n, 16, 10, nil)
+			for r := 1; r < n; r++ {
+				for i := range got[0] {
+					if math.Float32bits(got[r][i]) != math.Float32bits(got[0][i]) {
+						t.Fatalf("%s n=%d: rank %d differs from rank 0 at param %d", sp, n, r, i)
+					}
+				}
+			}
+			var worst float64
+			for i := range ref {
+				diff := math.Abs(float64(got[0][i] - ref[i]))
+				worst = max(worst, diff/(1e-3+math.Abs(float64(ref[i]))))
+			}
+			if worst > 1e-3 {
+				t.Errorf("%s n=%d: parameters differ from the one-member run by up to %.2g (relative)", sp, n, worst)
+			}
+		}
+	}
+}
+
+// Every row is read exactly once per epoch, over all members together.
+func TestEveryRowOncePerEpoch(t *testing.T) {
+	const rows, batch = 47, 10
+	ds := testData(rows, 12, 2)
+	src := &recordingSource{MemorySource: MemorySource{DS: ds, ChunkRows: 4}, seen: map[int64]int{}}
+	spe := int64((rows + batch - 1) / batch)
+	train(t, testConfig(sae.SparsityKL), ds, 3, batch, 2*spe, src)
+	if len(src.seen) != rows {
+		t.Fatalf("%d distinct rows read in two epochs, want %d", len(src.seen), rows)
+	}
+	for id, c := range src.seen {
+		if c != 2 {
+			t.Errorf("row %d read %d times in two epochs, want 2", id, c)
+		}
+	}
+}
+
+func TestShareCoversBatch(t *testing.T) {
+	for _, size := range []int64{0, 1, 2, 7, 256, 1001} {
+		for n := 1; n <= 9; n++ {
+			next := int64(100)
+			for r := 0; r < n; r++ {
+				lo, hi := Share(100, 100+size, r, n)
+				if lo != next || hi < lo {
+					t.Fatalf("size %d n %d rank %d: share [%d,%d) does not follow %d", size, n, r, lo, hi, next)
+				}
+				if hi-lo > size/int64(n)+1 {
+					t.Fatalf("size %d n %d rank %d: share of %d rows is unbalanced", size, n, r, hi-lo)
+				}
+				next = hi
+			}
+			if next != 100+size {
+				t.Fatalf("size %d n %d: shares end at %d, want %d", size, n, next, 100+size)
+			}
+		}
+	}
+}
+
+// A step whose loss is not finite is refused and leaves the parameters of
+// the last good step in place.
+func TestDivergenceKeepsLastGoodStep(t *testing.T) {
+	ds := testData(20, 12, 3)
+	cfg := testConfig(sae.SparsityL1)
+	m, err := sae.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := sae.NewOptimizer(sae.DefaultOptimizerConfig(), m.NumParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(Options{Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 10, Steps: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	good := append([]float32(nil), m.Params...)
+	for i := range ds.X { // corrupt the data under the trainer
+		ds.X[i] = float32(math.Inf(1))
+	}
+	_, err = tr.Step(context.Background())
+	if !errors.Is(err, ErrDiverged) {
+		t.Fatalf("step on infinite data: err = %v, want ErrDiverged", err)
+	}
+	for i := range good {
+		if math.Float32bits(good[i]) != math.Float32bits(m.Params[i]) {
+			t.Fatalf("param %d changed by a refused step", i)
+		}
+	}
+	if tr.Next() != 1 {
+		t.Fatalf("next step = %d after a refused step, want 1", tr.Next())
+	}
+}
+
+func TestNewTrainerRejectsBadOptions(t *testing.T) {
+	ds := testData(20, 12, 4)
+	m, _ := sae.New(testConfig(sae.SparsityKL))
+	opt, _ := sae.NewOptimizer(sae.DefaultOptimizerConfig(), m.NumParams())
+	other := testData(20, 5, 4)
+	cases := map[string]Options{
+		"batch 0":        {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 0, Steps: 1},
+		"batch > rows":   {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 21, Steps: 1},
+		"d mismatch":     {Model: m, Optimizer: opt, Source: &MemorySource{DS: other}, Batch: 4, Steps: 1},
+		"start > steps":  {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 4, Steps: 1, StartStep: 2},
+		"missing source": {Model: m, Optimizer: opt, Batch: 4, Steps: 1},
+	}
+	for name, o := range cases {
+		if _, err := NewTrainer(o); !errors.Is(err, ErrOptions) {
+			t.Errorf("%s: err = %v, want ErrOptions", name, err)
+		}
+	}
+}
