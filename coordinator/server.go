@@ -411,4 +411,6 @@ func firstErr(errs ...error) error {
 }
 
 // String describes the node for logs.
-func (n *Node) String() string { return fmt.Sprintf("coordinator %s (raft %s, grpc %s)", n.cfg.ID, n.raftAddr, n.grpcAddr) }
+func (n *Node) String() string {
+	return fmt.Sprintf("coordinator %s (raft %s, grpc %s)", n.cfg.ID, n.raftAddr, n.grpcAddr)
+}
