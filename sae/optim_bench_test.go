@@ -34,10 +34,11 @@ func BenchmarkMomentum(b *testing.B) { benchOptimizer(b, sgdConfig(1e-3, 0.9), 2
 
 func BenchmarkAdam(b *testing.B) { benchOptimizer(b, DefaultOptimizerConfig(), 28) }
 
-// BenchmarkAdamClip clips every step (the gradient norm is far above
-// clip_norm), which adds a norm pass and a write-back of the gradient.
+// BenchmarkAdamClip has clipping on but never triggered, the usual case of a
+// safety net: it adds the norm pass (one more read of the gradient). When the
+// clip fires, the update also writes the scaled gradient back.
 func BenchmarkAdamClip(b *testing.B) {
 	c := DefaultOptimizerConfig()
-	c.ClipNorm = 1e-6
-	benchOptimizer(b, c, 36)
+	c.ClipNorm = 1e30
+	benchOptimizer(b, c, 32)
 }

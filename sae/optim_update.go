@@ -36,8 +36,9 @@ const optimChunk = 1 << 14
 type pass uint8
 
 const (
-	passNorm   pass = iota // partial[c] = Σ g² over chunk c
-	passUpdate             // update chunk c; partial[c] = Σ g² of the incoming g
+	passNorm       pass = iota // partial[c] = Σ g² over chunk c
+	passUpdate                 // update chunk c
+	passNormUpdate             // both; the chunk's g is still in cache for the update
 )
 
 // optimizer implements Optimizer for SGD (with or without momentum) and Adam.
@@ -109,7 +110,7 @@ func (o *optimizer) Update(params, grad []float32) (lr float64, gradNorm float64
 		}
 		o.sweep(passUpdate)
 	} else {
-		o.sweep(passUpdate)
+		o.sweep(passNormUpdate)
 		gradNorm = o.norm()
 	}
 	o.params, o.grad = nil, nil
@@ -180,69 +181,68 @@ func (o *optimizer) drain() {
 }
 
 // chunk applies the current pass to parameters [lo, hi) and returns Σ g² of
-// the gradient as it was on entry.
+// the incoming gradient (0 for passUpdate).
 func (o *optimizer) chunk(lo, hi int) float64 {
 	g := o.grad[lo:hi]
+	var ss float64
+	if o.pass != passUpdate {
+		ss = sumSquares(g)
+	}
 	if o.pass == passNorm {
-		return sumSquares(g)
+		return ss
+	}
+	if o.scale != 1 { // clipping: scale while the chunk is in cache
+		scale := o.scale
+		for i, x := range g {
+			g[i] = float32(x * scale)
+		}
 	}
 	p := o.params[lo:hi]
 	switch {
 	case o.kind == kindAdam:
-		return adamKernel(p, g, o.bufs[0][lo:hi], o.bufs[1][lo:hi], &o.ad, o.scale)
+		adamKernel(p, g, o.bufs[0][lo:hi], o.bufs[1][lo:hi], &o.ad)
 	case o.bufs != nil:
-		return momentumKernel(p, g, o.bufs[0][lo:hi], o.lr32, o.mu, o.cfg.Nesterov, o.scale)
+		momentumKernel(p, g, o.bufs[0][lo:hi], o.lr32, o.mu, o.cfg.Nesterov)
 	default:
-		return sgdKernel(p, g, o.lr32, o.scale)
-	}
-}
-
-// sumSquares returns Σ g² in float64 with four interleaved accumulators.
-func sumSquares(g []float32) float64 {
-	var s0, s1, s2, s3 float64
-	for ; len(g) >= 4; g = g[4:] {
-		a, b, c, d := float64(g[0]), float64(g[1]), float64(g[2]), float64(g[3])
-		s0 += a * a
-		s1 += b * b
-		s2 += c * c
-		s3 += d * d
-	}
-	for _, x := range g {
-		a := float64(x)
-		s0 += a * a
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// sgdKernel: W ← W − lr·g. When scale ≠ 1, g ← scale·g first (in place).
-func sgdKernel(p, g []float32, lr, scale float32) float64 {
-	g = g[:len(p)]
-	var ss float64
-	for i := range p {
-		gi := g[i]
-		ss += float64(gi) * float64(gi)
-		if scale != 1 {
-			gi = float32(gi * scale)
-			g[i] = gi
-		}
-		p[i] -= float32(lr * gi)
+		sgdKernel(p, g, o.lr32)
 	}
 	return ss
 }
 
+// sumSquares returns Σ g² in float64 with four interleaved accumulators.
+// The explicit conversions keep products and sums separately rounded (no
+// FMA), so the value is the same on every platform.
+func sumSquares(g []float32) float64 {
+	var s0, s1, s2, s3 float64
+	for ; len(g) >= 4; g = g[4:] {
+		a, b, c, d := float64(g[0]), float64(g[1]), float64(g[2]), float64(g[3])
+		s0 += float64(a * a)
+		s1 += float64(b * b)
+		s2 += float64(c * c)
+		s3 += float64(d * d)
+	}
+	for _, x := range g {
+		a := float64(x)
+		s0 += float64(a * a)
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sgdKernel: W ← W − lr·g.
+func sgdKernel(p, g []float32, lr float32) {
+	g = g[:len(p)]
+	for i := range p {
+		p[i] -= float32(lr * g[i])
+	}
+}
+
 // momentumKernel: v ← μv + g; W ← W − lr·v, or W ← W − lr·(g + μv) with
-// Nesterov. When scale ≠ 1, g ← scale·g first (in place).
-func momentumKernel(p, g, v []float32, lr, mu float32, nesterov bool, scale float32) float64 {
+// Nesterov.
+func momentumKernel(p, g, v []float32, lr, mu float32, nesterov bool) {
 	g = g[:len(p)]
 	v = v[:len(p)]
-	var ss float64
 	for i := range p {
 		gi := g[i]
-		ss += float64(gi) * float64(gi)
-		if scale != 1 {
-			gi = float32(gi * scale)
-			g[i] = gi
-		}
 		vi := float32(mu*v[i]) + gi
 		v[i] = vi
 		d := vi
@@ -251,26 +251,18 @@ func momentumKernel(p, g, v []float32, lr, mu float32, nesterov bool, scale floa
 		}
 		p[i] -= float32(lr * d)
 	}
-	return ss
 }
 
 // adamKernel: m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²;
-// W ← W − (lr/(1−β1ᵗ))·m/(√v/√(1−β2ᵗ) + ε). When scale ≠ 1, g ← scale·g
-// first (in place).
-func adamKernel(p, g, m, v []float32, c *adamCoef, scale float32) float64 {
+// W ← W − (lr/(1−β1ᵗ))·m/(√v/√(1−β2ᵗ) + ε).
+func adamKernel(p, g, m, v []float32, c *adamCoef) {
 	g = g[:len(p)]
 	m = m[:len(p)]
 	v = v[:len(p)]
 	b1, omb1, b2, omb2 := c.b1, c.omb1, c.b2, c.omb2
 	step, invBC2, eps := c.step, c.invBC2, c.eps
-	var ss float64
 	for i := range p {
 		gi := g[i]
-		ss += float64(gi) * float64(gi)
-		if scale != 1 {
-			gi = float32(gi * scale)
-			g[i] = gi
-		}
 		mi := float32(b1*m[i]) + float32(omb1*gi)
 		vi := float32(b2*v[i]) + float32(omb2*float32(gi*gi))
 		m[i] = mi
@@ -278,5 +270,4 @@ func adamKernel(p, g, m, v []float32, c *adamCoef, scale float32) float64 {
 		den := float32(float32(math.Sqrt(float64(vi)))*invBC2) + eps
 		p[i] -= float32(step * float32(mi/den))
 	}
-	return ss
 }
