@@ -171,8 +171,10 @@ func TestTopKSelection(t *testing.T) {
 		h := 1 + rng.IntN(40)
 		k := 1 + rng.IntN(h)
 		row := make([]float32, h)
+		bias := make([]float32, h)
 		for j := range row {
-			row[j] = float32(rng.IntN(7) - 2) // many ties and non-positive values
+			bias[j] = float32(rng.IntN(3) - 1)
+			row[j] = float32(rng.IntN(7)-2) - bias[j] // many ties and non-positive values
 		}
 		var cand []int32
 		if trial%2 == 1 {
@@ -184,7 +186,10 @@ func TestTopKSelection(t *testing.T) {
 		}
 		idx := make([]int32, k)
 		val := make([]float32, k)
-		n := topK(row, k, cand, idx, val)
+		n := topK(row, bias, k, cand, idx, val)
+		for j := range row {
+			row[j] += bias[j]
+		}
 		// brute force: candidates with positive value, by value desc then index asc
 		var want []int32
 		for j := 0; j < h; j++ {

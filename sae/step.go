@@ -40,7 +40,7 @@ type Step struct {
 	loaded  bool
 	encoded bool
 
-	z  []float32 // rows×h: activations a (dense kinds) or pre-activations (topk)
+	z  []float32 // rows×h: activations a (dense kinds) or x·Encᵀ without the bias (topk)
 	g  []float32 // rows×h: δa then δ2 (dense kinds)
 	xh []float32 // rows×d: x̂, then δ3
 
@@ -272,11 +272,7 @@ func (s *Step) encode() {
 		k := c.K
 		parallelFor(w, rows, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				row := z[i*h : (i+1)*h]
-				for j := range row {
-					row[j] += b1[j]
-				}
-				s.nact[i] = int32(topK(row, k, nil, s.idx[i*k:(i+1)*k], s.val[i*k:(i+1)*k]))
+				s.nact[i] = int32(topK(z[i*h:(i+1)*h], b1, k, nil, s.idx[i*k:(i+1)*k], s.val[i*k:(i+1)*k]))
 			}
 		})
 		for i := 0; i < rows; i++ {

@@ -1,30 +1,39 @@
 package sae
 
-// topK selects, among the entries of row (or only those listed in cand,
+// topK selects, among the entries of row+bias (or only those listed in cand,
 // which must be ascending, when cand is non-nil), the at most k largest
 // strictly positive values: ReLU first, so rows with fewer than k positive
 // entries keep fewer. Equal values are broken by the lower index. It writes
 // the chosen indices in ascending order to idx and their values to val and
 // returns how many it chose. The scan keeps a min-heap of the k best so far,
 // so it costs O(h) comparisons plus O(log k) per heap change.
-func topK(row []float32, k int, cand []int32, idx []int32, val []float32) int {
+func topK(row, bias []float32, k int, cand []int32, idx []int32, val []float32) int {
+	// An entry must beat thr: 0 until the heap is full, then the heap's
+	// worst value (> 0). Scanning in ascending index, an entry equal to the
+	// worst loses the tie, so <= rejects it. One well-predicted comparison
+	// per entry keeps the scan fast.
 	n := 0
+	var thr float32
 	if cand == nil {
+		bias = bias[:len(row)]
 		for j, v := range row {
-			// Scanning in ascending index, an entry equal to the heap's worst
-			// loses the tie, so <= rejects it.
-			if v <= 0 || (n == k && v <= val[0]) {
+			v += bias[j]
+			if v <= thr {
 				continue
 			}
-			n = heapOffer(idx, val, n, k, int32(j), v)
+			if n = heapOffer(idx, val, n, k, int32(j), v); n == k {
+				thr = val[0]
+			}
 		}
 	} else {
 		for _, j := range cand {
-			v := row[j]
-			if v <= 0 || (n == k && v <= val[0]) {
+			v := row[j] + bias[j]
+			if v <= thr {
 				continue
 			}
-			n = heapOffer(idx, val, n, k, j, v)
+			if n = heapOffer(idx, val, n, k, j, v); n == k {
+				thr = val[0]
+			}
 		}
 	}
 	// insertion sort by index: n is small (k), and the heap is nearly random
@@ -85,7 +94,7 @@ func heapOffer(idx []int32, val []float32, n, k int, j int32, v float32) int {
 }
 
 // selectAux picks, per row, the AuxK dead latents with the largest positive
-// pre-activations (the AuxK loss of Gao et al.). Dead latents are those of
+// pre-activations z+b1 (s.z holds z without the bias) (the AuxK loss of Gao et al.). Dead latents are those of
 // the model's tracker at encode time.
 func (s *Step) selectAux() {
 	c := s.m.Cfg
@@ -102,7 +111,7 @@ func (s *Step) selectAux() {
 	}
 	parallelFor(workersFor(s.workers, rows, len(s.dead)), rows, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			s.auxN[i] = int32(topK(s.z[i*h:(i+1)*h], kk, s.dead, s.auxIdx[i*kk:(i+1)*kk], s.auxVal[i*kk:(i+1)*kk]))
+			s.auxN[i] = int32(topK(s.z[i*h:(i+1)*h], s.m.BEnc(), kk, s.dead, s.auxIdx[i*kk:(i+1)*kk], s.auxVal[i*kk:(i+1)*kk]))
 		}
 	})
 }
