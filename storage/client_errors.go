@@ -34,6 +34,9 @@ var (
 	// ErrChecksum: data read back does not match the checksum recorded
 	// when it was written (a checkpoint or model file).
 	ErrChecksum = errors.New("checksum mismatch")
+	// ErrInvalidJobID: a job ID is empty, too long, or holds characters
+	// other than letters, digits, '.', '_' and '-'.
+	ErrInvalidJobID = errors.New("invalid job ID")
 	// ErrModelExists: the destination of a model pull already exists and
 	// overwriting was not asked for.
 	ErrModelExists = errors.New("destination already exists")
