@@ -1,0 +1,234 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+func wantCode(t *testing.T, err error, code codes.Code, field string) {
+	t.Helper()
+	if status.Code(err) != code || !strings.Contains(status.Convert(err).Message(), field) {
+		t.Fatalf("err %v, want %v naming %q", err, code, field)
+	}
+}
+
+func TestSubmitJobValidationOverGRPC(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	_, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{})
+	wantCode(t, err, codes.InvalidArgument, "spec")
+	bad := testSpec()
+	bad.Model.Rho = 1.5
+	_, err = cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: bad})
+	wantCode(t, err, codes.InvalidArgument, "model.rho")
+	// Unset optional fields take their defaults.
+	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: &pb.JobSpec{Dataset: "mnist", Steps: 10, Model: &pb.ModelConfig{D: 4, H: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := resp.Job.Spec.Optimizer; o.Kind != "adam" || resp.Job.Spec.BatchSize != 256 || resp.Job.Spec.Model.Activation != "sigmoid" {
+		t.Fatalf("defaults not applied: %v", resp.Job.Spec)
+	}
+	list, err := cl.ListJobs(ctx, &pb.ListJobsRequest{})
+	if err != nil || len(list.Jobs) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+}
+
+type fakeDatasets map[string]bool
+
+func (f fakeDatasets) DatasetExists(_ context.Context, name string) (bool, error) { return f[name], nil }
+
+func TestMalformedRPCs(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	check := func(err error, code codes.Code, field string) {
+		t.Helper()
+		wantCode(t, err, code, field)
+	}
+	_, err := cl.GetJob(ctx, &pb.GetJobRequest{})
+	check(err, codes.InvalidArgument, "job_id")
+	_, err = cl.GetJob(ctx, &pb.GetJobRequest{JobId: "job-424242"})
+	check(err, codes.NotFound, "job-424242")
+	_, err = cl.CancelJob(ctx, &pb.CancelJobRequest{})
+	check(err, codes.InvalidArgument, "job_id")
+	_, err = cl.Register(ctx, &pb.RegisterRequest{})
+	check(err, codes.InvalidArgument, "worker_id")
+	_, err = cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: "j"})
+	check(err, codes.InvalidArgument, "worker_id")
+	_, err = cl.ReportProgress(ctx, &pb.ReportProgressRequest{JobId: "j", WorkerId: "w"})
+	check(err, codes.InvalidArgument, "metrics")
+	_, err = cl.ReportCheckpoint(ctx, &pb.ReportCheckpointRequest{JobId: "j", WorkerId: "w"})
+	check(err, codes.InvalidArgument, "checkpoint")
+	_, err = cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: "j", WorkerId: "w"})
+	check(err, codes.InvalidArgument, "peer_id")
+	_, err = cl.ReportResult(ctx, &pb.ReportResultRequest{WorkerId: "w"})
+	check(err, codes.InvalidArgument, "job_id")
+	_, err = cl.Join(ctx, &pb.JoinRequest{Coordinator: &pb.Coordinator{Id: "x"}})
+	check(err, codes.InvalidArgument, "coordinator.raft_addr")
+	_, err = cl.RemoveCoordinator(ctx, &pb.RemoveCoordinatorRequest{})
+	check(err, codes.InvalidArgument, "id")
+	ws, err := cl.WatchJob(ctx, &pb.WatchJobRequest{})
+	if err == nil {
+		_, err = ws.Recv()
+	}
+	check(err, codes.InvalidArgument, "job_id")
+	gs, err := cl.WatchGeneration(ctx, &pb.WatchGenerationRequest{})
+	if err == nil {
+		_, err = gs.Recv()
+	}
+	check(err, codes.InvalidArgument, "worker_id")
+
+	// Reports about a job's wrong generation or from a non-member are refused.
+	id := runningJob(t, c, cl, "w1")
+	_, err = cl.ReportProgress(ctx, &pb.ReportProgressRequest{JobId: id, Generation: 99, WorkerId: "w1", Metrics: &pb.Metrics{Step: 1}})
+	check(err, codes.FailedPrecondition, "stale generation")
+	_, err = cl.ReportCheckpoint(ctx, &pb.ReportCheckpointRequest{JobId: id, Generation: 1, WorkerId: "nobody", Checkpoint: &pb.Checkpoint{Key: "k", Step: 20}})
+	check(err, codes.FailedPrecondition, "not a member")
+	_, err = cl.ReportCheckpoint(ctx, &pb.ReportCheckpointRequest{JobId: id, Generation: 1, WorkerId: "w1", Checkpoint: &pb.Checkpoint{Key: "k", Step: 2}})
+	check(err, codes.FailedPrecondition, "checkpoint.step")
+	_, err = cl.ReportResult(ctx, &pb.ReportResultRequest{JobId: id, Generation: 1, WorkerId: "w1", State: pb.JobState_JOB_STATE_CANCELED})
+	check(err, codes.InvalidArgument, "state")
+}
+
+func TestSubmitChecksDataset(t *testing.T) {
+	cl := MakeCluster(t, 1)
+	cl.nodes[0].cfg.Datasets = fakeDatasets{"mnist": true}
+	client := cl.Client()
+	s := testSpec()
+	s.Dataset = "cifar"
+	_, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+	wantCode(t, err, codes.InvalidArgument, `dataset: "cifar" not found`)
+	if _, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchJob(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: testSpec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := cl.WatchJob(ctx, &pb.WatchJobRequest{JobId: resp.Job.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ws.Recv()
+	if err != nil || first.Job.State != pb.JobState_JOB_STATE_QUEUED {
+		t.Fatalf("first update %v %v", first, err)
+	}
+	if _, err := cl.CancelJob(ctx, &pb.CancelJobRequest{JobId: resp.Job.Id, Reason: "test over"}); err != nil {
+		t.Fatal(err)
+	}
+	var last *pb.Job
+	for {
+		u, err := ws.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = u.Job
+	}
+	if last.GetState() != pb.JobState_JOB_STATE_CANCELED || last.Reason != "test over" {
+		t.Fatalf("last update %v", last)
+	}
+}
+
+func TestWatchGenerationFollowsProtocol(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	c.JoinWorker("w1")
+	gs, err := cl.WatchGeneration(ctx, &pb.WatchGenerationRequest{WorkerId: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func() *pb.Job {
+		t.Helper()
+		u, err := gs.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Job
+	}
+	if j := recv(); j != nil {
+		t.Fatalf("idle worker got %v", j)
+	}
+	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: testSpec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := recv()
+	if j.Id != resp.Job.Id || j.Generation.GetPhase() != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED || j.Generation.Members[0].RingAddr != "w1.ring:2" {
+		t.Fatalf("announcement %v", j)
+	}
+	if _, err := cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: j.Id, Generation: j.Generation.Id, WorkerId: "w1", LastStep: 0, Checksum: 7}); err != nil {
+		t.Fatal(err)
+	}
+	j = recv()
+	if g := j.Generation; g.Phase != pb.GenerationPhase_GENERATION_PHASE_STARTED || g.Donor != "w1" || g.DonorChecksum != 7 || j.State != pb.JobState_JOB_STATE_RUNNING {
+		t.Fatalf("start %v", j)
+	}
+	if _, err := cl.ReportResult(ctx, &pb.ReportResultRequest{JobId: j.Id, Generation: j.Generation.Id, WorkerId: "w1",
+		State: pb.JobState_JOB_STATE_COMPLETED, ModelKey: "models/m", FinalMetrics: &pb.Metrics{Step: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	if j = recv(); j.State != pb.JobState_JOB_STATE_COMPLETED {
+		t.Fatalf("end %v", j)
+	}
+	if j = recv(); j != nil {
+		t.Fatalf("worker not idle after the job: %v", j)
+	}
+}
+
+func TestPeerFailureReport(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	id := runningJob(t, c, cl, "w1", "w2", "w3")
+	g0 := c.nodes[0].FSM().Job(id).Generation.Id
+	// The peer is still gossiping: the same members form a fresh ring.
+	if _, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0, WorkerId: "w1", PeerId: "w2", Detail: "stream reset"}); err != nil {
+		t.Fatal(err)
+	}
+	j := c.nodes[0].FSM().Job(id)
+	if g := j.Generation; g.Id != g0+1 || len(g.Members) != 3 || g.Phase != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
+		t.Fatalf("after report on a live peer: %v", g)
+	}
+	// A second report about the old generation changes nothing.
+	if _, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0, WorkerId: "w3", PeerId: "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	if g := c.nodes[0].FSM().Job(id).Generation; g.Id != g0+1 {
+		t.Fatalf("stale report made generation %d", g.Id)
+	}
+	_, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0 + 1, WorkerId: "w1", PeerId: "zz"})
+	wantCode(t, err, codes.FailedPrecondition, "peer_id")
+}
+
+func TestHealthServedWithoutToken(t *testing.T) {
+	c := MakeCluster(t, 1)
+	conn := rawConn(t, c.nodes[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v %v", resp, err)
+	}
+}
