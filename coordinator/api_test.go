@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
@@ -49,7 +49,9 @@ func TestSubmitJobValidationOverGRPC(t *testing.T) {
 
 type fakeDatasets map[string]bool
 
-func (f fakeDatasets) DatasetExists(_ context.Context, name string) (bool, error) { return f[name], nil }
+func (f fakeDatasets) DatasetExists(_ context.Context, name string) (bool, error) {
+	return f[name], nil
+}
 
 func TestMalformedRPCs(t *testing.T) {
 	c := MakeCluster(t, 1)

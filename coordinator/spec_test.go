@@ -44,7 +44,7 @@ func TestParseSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &pb.JobSpec{Name: "mnist-kl", Dataset: "mnist", BatchSize: 256, Steps: 2000, WorkersWanted: 3, CheckpointEvery: 100,
-		Model: &pb.ModelConfig{D: 784, H: 196, Activation: "sigmoid", Output: "sigmoid", Sparsity: "kl", Rho: 0.1, Beta: 3, WeightDecay: 0.0001, Seed: 42},
+		Model:     &pb.ModelConfig{D: 784, H: 196, Activation: "sigmoid", Output: "sigmoid", Sparsity: "kl", Rho: 0.1, Beta: 3, WeightDecay: 0.0001, Seed: 42},
 		Optimizer: &pb.OptimizerConfig{Kind: "adam", Lr: 0.001, Schedule: "cosine", WarmupSteps: 10, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}}
 	if !proto.Equal(s, want) {
 		t.Fatalf("parsed\n%v\nwant\n%v", s, want)
