@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/s3server"
+)
+
+func init() {
+	subcommands = append(subcommands, newS3Cmd)
+	invalidInputErrors = append(invalidInputErrors,
+		storage.ErrInvalidConfig, storage.ErrInvalidJobID, storage.ErrModelExists, s3server.ErrConfig)
+}
+
+func newS3Cmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "s3",
+		Short: "Run the embedded S3-compatible object server",
+	}
+	cmd.AddCommand(newS3ServeCmd())
+	return cmd
+}
+
+func newS3ServeCmd() *cobra.Command {
+	var (
+		dir, addr, region, accessKey, secretKey, secretKeyFile string
+		noSync                                                 bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve a local directory as an S3-compatible object store",
+		Long: `Serve DIR over the S3 REST API (path-style, AWS Signature V4).
+
+Objects are kept on disk under DIR and survive restarts. Every request must
+be signed with the access key and secret key given here (flags, a file, or
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
+		Example: `  AWS_ACCESS_KEY_ID=dsae AWS_SECRET_ACCESS_KEY=change-me dsae s3 serve --dir ./s3data --addr 127.0.0.1:9000`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return invalid(errors.New("--dir is required"))
+			}
+			sk, err := secretFrom(secretKey, secretKeyFile)
+			if err != nil {
+				return invalid(err)
+			}
+			cfg := s3server.Config{Dir: dir, Region: region, NoSync: noSync,
+				AccessKey: firstNonEmpty(accessKey, os.Getenv("AWS_ACCESS_KEY_ID")),
+				SecretKey: firstNonEmpty(sk, os.Getenv("AWS_SECRET_ACCESS_KEY"))}
+			if cfg.AccessKey == "" || cfg.SecretKey == "" {
+				return invalid(errors.New("credentials required: --access-key and --secret-key (or --secret-key-file), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
+			}
+			srv, err := s3server.New(cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return invalid(fmt.Errorf("--addr %s: %w", addr, err))
+			}
+			slog.Info("s3 server listening", "addr", ln.Addr().String(), "config", cfg)
+			fmt.Fprintf(cmd.OutOrStdout(), "dsae s3 serve: listening on http://%s, serving %s\n", ln.Addr(), dir)
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "directory holding the buckets and objects (created if missing)")
+	f.StringVar(&addr, "addr", "127.0.0.1:9000", "host:port to listen on")
+	f.StringVar(&region, "region", "us-east-1", "region reported to clients")
+	f.StringVar(&accessKey, "access-key", "", "access key clients sign with (default $AWS_ACCESS_KEY_ID)")
+	f.StringVar(&secretKey, "secret-key", "", "secret key (default $AWS_SECRET_ACCESS_KEY; prefer --secret-key-file)")
+	f.StringVar(&secretKeyFile, "secret-key-file", "", "file holding the secret key")
+	f.BoolVar(&noSync, "no-sync", false, "do not fsync objects before acknowledging them (faster, less durable)")
+	return cmd
+}
+
+// s3ClientFlags are the flags of every command that talks to the object
+// store. Register them with addS3ClientFlags; build the client with client().
+type s3ClientFlags struct {
+	endpoint, region, bucket         string
+	accessKey, secretKey, secretFile string
+	tls, virtualHost                 bool
+	retryTimeout                     time.Duration
+}
+
+// addS3ClientFlags registers the --s3-* flags on fs. Defaults come from
+// DSAE_S3_ENDPOINT, DSAE_S3_BUCKET and AWS_REGION when set; credentials
+// default to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+func addS3ClientFlags(fs *pflag.FlagSet) *s3ClientFlags {
+	f := &s3ClientFlags{}
+	fs.StringVar(&f.endpoint, "s3-endpoint", os.Getenv("DSAE_S3_ENDPOINT"), "S3 endpoint, host:port or http(s)://host:port (env DSAE_S3_ENDPOINT)")
+	fs.StringVar(&f.bucket, "s3-bucket", firstNonEmpty(os.Getenv("DSAE_S3_BUCKET"), "dsae"), "S3 bucket (env DSAE_S3_BUCKET)")
+	fs.StringVar(&f.region, "s3-region", firstNonEmpty(os.Getenv("AWS_REGION"), "us-east-1"), "S3 region (env AWS_REGION)")
+	fs.StringVar(&f.accessKey, "s3-access-key", "", "S3 access key (default $AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&f.secretKey, "s3-secret-key", "", "S3 secret key (default $AWS_SECRET_ACCESS_KEY; prefer --s3-secret-key-file)")
+	fs.StringVar(&f.secretFile, "s3-secret-key-file", "", "file holding the S3 secret key")
+	fs.BoolVar(&f.tls, "s3-tls", false, "use https (implied by an https:// endpoint)")
+	fs.BoolVar(&f.virtualHost, "s3-virtual-host", false, "address buckets as bucket.host instead of host/bucket")
+	fs.DurationVar(&f.retryTimeout, "s3-retry-timeout", 30*time.Second, "give up on an unreachable or failing S3 after this long")
+	return f
+}
+
+// config builds and validates the client configuration.
+func (f *s3ClientFlags) config() (storage.ClientConfig, error) {
+	cfg := storage.DefaultClientConfig()
+	cfg.Endpoint, cfg.Bucket, cfg.Region = f.endpoint, f.bucket, f.region
+	cfg.UseTLS, cfg.PathStyle = f.tls, !f.virtualHost
+	cfg.RetryTimeout = f.retryTimeout
+	sk, err := secretFrom(f.secretKey, f.secretFile)
+	if err != nil {
+		return cfg, invalid(err)
+	}
+	cfg.AccessKey, cfg.SecretKey = f.accessKey, sk
+	cfg.FillFromEnv(os.Getenv)
+	if err := cfg.Validate(); err != nil {
+		return cfg, invalid(err)
+	}
+	return cfg, nil
+}
+
+// client returns a client for the configured store.
+func (f *s3ClientFlags) client() (*storage.Client, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	return storage.NewClient(cfg)
+}
+
+// secretFrom returns the secret given inline or read from file (not both).
+func secretFrom(inline, file string) (string, error) {
+	if file == "" {
+		return inline, nil
+	}
+	if inline != "" {
+		return "", errors.New("give the secret key inline or as a file, not both")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("secret key file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("secret key file %s is empty", file)
+	}
+	return s, nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dsae/dsae/storage"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCmd runs the dsae command line with args and returns its output.
+func runCmd(ctx context.Context, args ...string) (string, error) {
+	var out syncBuffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// startS3Serve runs `dsae s3 serve` on a free port until the test ends and
+// returns its endpoint.
+func startS3Serve(t *testing.T, dir string) string {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "cli-test-ak")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "cli-test-secret")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		root := newRootCmd()
+		root.SetArgs([]string{"s3", "serve", "--dir", dir, "--addr", "127.0.0.1:0", "--no-sync", "--log-level", "error"})
+		root.SetOut(&out)
+		done <- root.ExecuteContext(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("s3 serve: %v", err)
+		}
+	})
+	re := regexp.MustCompile(`listening on http://(\S+),`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("s3 serve exited: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("s3 serve did not report its address")
+	return ""
+}
+
+func TestS3ServeAndModelPull(t *testing.T) {
+	endpoint := startS3Serve(t, t.TempDir())
+	ctx := context.Background()
+	cfg := storage.DefaultClientConfig()
+	cfg.Endpoint, cfg.Bucket = endpoint, "dsae"
+	cfg.FillFromEnv(os.Getenv)
+	c, err := storage.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	files := map[string]string{"sae.safetensors": "weights", "cfg.json": `{"d_in":4}`, "metrics.json": "{}"}
+	for n, d := range files {
+		os.WriteFile(filepath.Join(src, n), []byte(d), 0o644)
+	}
+	if _, err := storage.UploadModel(ctx, c, "job1", src); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "pulled")
+	out, err := runCmd(ctx, "model", "pull", "job1", dest, "--s3-endpoint", endpoint)
+	if err != nil {
+		t.Fatalf("model pull: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "3 files") {
+		t.Fatalf("pull output %q", out)
+	}
+	for n, d := range files {
+		got, err := os.ReadFile(filepath.Join(dest, n))
+		if err != nil || string(got) != d {
+			t.Fatalf("%s: %q, %v", n, got, err)
+		}
+	}
+	// Errors and their exit codes.
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"exists", []string{"model", "pull", "job1", dest, "--s3-endpoint", endpoint}, exitInvalid, "not empty"},
+		{"bad job id", []string{"model", "pull", "a/b", dest + "2", "--s3-endpoint", endpoint}, exitInvalid, "invalid job ID"},
+		{"no endpoint", []string{"model", "pull", "job1", dest + "2", "--s3-endpoint", ""}, exitInvalid, "endpoint"},
+		{"no model", []string{"model", "pull", "job2", dest + "2", "--s3-endpoint", endpoint}, exitFailure, "no model for job job2"},
+		{"wrong secret", []string{"model", "pull", "job1", dest + "2", "--s3-endpoint", endpoint, "--s3-secret-key", "wrong"}, exitFailure, "access denied"},
+		{"args", []string{"model", "pull", "job1"}, exitInvalid, "accepts 2 arg"},
+	} {
+		_, err := runCmd(ctx, tc.args...)
+		if err == nil || exitCode(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v (exit %d), want exit %d mentioning %q", tc.name, err, exitCode(err), tc.code, tc.want)
+		}
+	}
+	if _, err := os.Stat(dest + "2"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a failed pull created its destination")
+	}
+}
+
+func TestS3ServeBadInput(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"s3", "serve", "--addr", "127.0.0.1:0"}, "--dir"},
+		{[]string{"s3", "serve", "--dir", t.TempDir(), "--addr", "127.0.0.1:0"}, "credentials required"},
+		{[]string{"s3", "serve", "--dir", t.TempDir(), "--access-key", "a", "--secret-key", "b", "--addr", "not-an-addr"}, "--addr"},
+		{[]string{"s3", "serve", "--dir", t.TempDir(), "--access-key", "a", "--secret-key-file", "/nonexistent"}, "secret key file"},
+	} {
+		_, err := runCmd(ctx, tc.args...)
+		if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v (exit %d), want exit 2 mentioning %q", tc.args, err, exitCode(err), tc.want)
+		}
+	}
+}
