@@ -15,8 +15,8 @@ import (
 )
 
 // registerGrace is how long a worker that registered over gRPC may be
-// missing from the leader's gossip view before it is declared down: its
-// join may still be spreading.
+// missing from the leader's gossip view, without the leader having seen it
+// leave, before it is declared down: its join may still be spreading.
 const registerGrace = 5 * time.Second
 
 // reconcileEvery bounds how long the leader goes without reconciling, even
@@ -104,7 +104,7 @@ func (n *Node) reconcile() error {
 	now := time.Now().UnixNano()
 	for _, id := range sortedKeys(st.Workers) {
 		w := st.Workers[id]
-		if _, ok := alive[id]; ok || !w.Alive || now-w.UpdatedUnixNano < int64(registerGrace) {
+		if _, ok := alive[id]; ok || !w.Alive || (!n.pool.Gone(id) && now-w.UpdatedUnixNano < int64(registerGrace)) {
 			continue
 		}
 		n.log.Info("worker left the gossip pool", "worker", id)

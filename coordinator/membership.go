@@ -47,8 +47,8 @@ type Pool struct {
 	meta    []byte
 	changed chan struct{} // capacity 1: a pending "membership changed" signal
 
-	mu      sync.Mutex
-	changes int
+	mu   sync.Mutex
+	gone map[string]bool // members seen to leave or fail since they last joined
 }
 
 // JoinPool starts gossiping as cfg.Meta describes; call Join to meet the
@@ -76,7 +76,7 @@ func JoinPool(cfg PoolConfig) (*Pool, error) {
 	if err != nil || len(ips) == 0 {
 		return nil, fmt.Errorf("%w: gossip address %q: cannot resolve host", ErrBadConfig, cfg.Addr)
 	}
-	p := &Pool{meta: meta, changed: make(chan struct{}, 1)}
+	p := &Pool{meta: meta, changed: make(chan struct{}, 1), gone: map[string]bool{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Meta.ID
 	mc.BindAddr = ips[0].String()
@@ -147,10 +147,26 @@ func cmpString(a, b string) int {
 // metadata update.
 func (p *Pool) Changed() <-chan struct{} { return p.changed }
 
-func (p *Pool) signal() {
+// Gone reports whether this pool saw member id leave or fail (and not come
+// back since).
+func (p *Pool) Gone(id string) bool {
 	p.mu.Lock()
-	p.changes++
+	defer p.mu.Unlock()
+	return p.gone[id]
+}
+
+func (p *Pool) event(n *memberlist.Node, gone bool) {
+	p.mu.Lock()
+	if gone {
+		p.gone[n.Name] = true
+	} else {
+		delete(p.gone, n.Name)
+	}
 	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *Pool) signal() {
 	select {
 	case p.changed <- struct{}{}:
 	default:
@@ -180,9 +196,9 @@ func (d poolDelegate) MergeRemoteState(buf []byte, join bool) {}
 
 type poolEvents struct{ p *Pool }
 
-func (e poolEvents) NotifyJoin(*memberlist.Node)   { e.p.signal() }
-func (e poolEvents) NotifyLeave(*memberlist.Node)  { e.p.signal() }
-func (e poolEvents) NotifyUpdate(*memberlist.Node) { e.p.signal() }
+func (e poolEvents) NotifyJoin(n *memberlist.Node)  { e.p.event(n, false) }
+func (e poolEvents) NotifyLeave(n *memberlist.Node) { e.p.event(n, true) }
+func (e poolEvents) NotifyUpdate(*memberlist.Node)  { e.p.signal() }
 
 // startGossip joins the coordinator to the pool as a coordinator.
 func (n *Node) startGossip() (*Pool, error) {
