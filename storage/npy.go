@@ -277,9 +277,19 @@ func shapeString(shape []int64) string {
 // array of the given dtype and shape, padded so that the data starts on a
 // 64-byte boundary as numpy does.
 func encodeNPYHeader(descr string, shape ...int64) []byte {
-	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shapeString(shape))
-	total := 10 + len(dict) + 1
-	pad := (64 - total%64) % 64
+	dict := npyDict(descr, shape)
+	return encodeNPYHeaderSize((10+len(dict)+1+63)/64*64, descr, shape...)
+}
+
+// encodeNPYHeaderSize is encodeNPYHeader padded to exactly size bytes. It
+// panics if the header does not fit (a caller bug: size is a constant
+// chosen to fit any shape).
+func encodeNPYHeaderSize(size int, descr string, shape ...int64) []byte {
+	dict := npyDict(descr, shape)
+	pad := size - (10 + len(dict) + 1)
+	if pad < 0 || size > 65535+10 {
+		panic(fmt.Sprintf("storage: .npy header for %s does not fit in %d bytes", dict, size))
+	}
 	hlen := len(dict) + pad + 1
 	var b bytes.Buffer
 	b.WriteString(npyMagic)
@@ -288,6 +298,10 @@ func encodeNPYHeader(descr string, shape ...int64) []byte {
 	b.Write(bytes.Repeat([]byte{' '}, pad))
 	b.WriteByte('\n')
 	return b.Bytes()
+}
+
+func npyDict(descr string, shape []int64) string {
+	return fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shapeString(shape))
 }
 
 // npySource streams the rows of a 2-D .npy array as float32. C-order data is

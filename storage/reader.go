@@ -1,0 +1,366 @@
+package storage
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// ReaderOptions tune a Reader. Zero fields take the defaults shown.
+type ReaderOptions struct {
+	// Prefetch is the most chunks fetched ahead of use and not yet read
+	// that a Reader holds (16); Prefetch calls start no more than that.
+	Prefetch int
+	// Cache is the number of already read chunks kept, least recently used
+	// first out (8). With one worker, consecutive batches share chunks, and
+	// the cache makes each chunk be fetched once per epoch.
+	Cache int
+	// Concurrency is the number of ranged GETs in flight at once (4).
+	Concurrency int
+}
+
+func (o ReaderOptions) withDefaults() ReaderOptions {
+	if o.Prefetch <= 0 {
+		o.Prefetch = 16
+	}
+	if o.Cache <= 0 {
+		o.Cache = 8
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	return o
+}
+
+// ReaderStats counts a Reader's traffic.
+type ReaderStats struct {
+	BytesFetched  int64 // bytes received from the store (data and labels)
+	ChunksFetched int64 // chunk fetches that completed
+	CacheHits     int64 // chunk requests served by a fetched or in-flight chunk
+}
+
+// Reader reads a published dataset for training: rows are fetched a chunk
+// at a time with ranged GETs, checked against the manifest's CRC32C,
+// prefetched ahead of use and kept in a small LRU cache. Memory is bounded
+// by Prefetch + Cache chunks, plus one per concurrent ReadPositions call. A Reader is safe for
+// concurrent use; Close stops its background fetches.
+//
+// A worker's loop, for the positions [lo, hi) of the epoch order it reads at
+// each step:
+//
+//	order := storage.NewEpochOrder(m.Layout(), seed, epoch)
+//	rd.Prefetch(order, nextLo, nextHi-nextLo) // the next step's rows
+//	err := rd.ReadPositions(ctx, order, lo, hi-lo, x, nil)
+type Reader struct {
+	store ObjectStore
+	m     *Manifest
+	opt   ReaderOptions
+	d     int
+
+	ctx    context.Context // of background fetches
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+
+	mu      sync.Mutex
+	entries map[int64]*chunkEntry // by chunk storage index
+	lru     list.List             // read entries, most recently used first
+	unread  int                   // entries not read yet (in flight or held)
+
+	bytes, fetched, hits atomic.Int64
+}
+
+// chunkEntry is a chunk being fetched or held in memory.
+type chunkEntry struct {
+	ref    ChunkRef
+	ready  chan struct{} // closed when x/labels/err are set
+	x      []float32
+	labels []int32
+	err    error
+	read   bool          // returned to a reader at least once
+	elem   *list.Element // in lru once read
+}
+
+// OpenReader loads dataset name's manifest and returns a Reader for it.
+func OpenReader(ctx context.Context, store ObjectStore, name string, opt ReaderOptions) (*Reader, error) {
+	m, err := LoadManifest(ctx, store, name)
+	if err != nil {
+		return nil, err
+	}
+	return NewReader(store, m, opt), nil
+}
+
+// NewReader returns a Reader of the dataset m describes (a validated
+// manifest, as LoadManifest returns).
+func NewReader(store ObjectStore, m *Manifest, opt ReaderOptions) *Reader {
+	opt = opt.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Reader{store: store, m: m, opt: opt, d: m.D, ctx: ctx, cancel: cancel,
+		sem: make(chan struct{}, opt.Concurrency), entries: map[int64]*chunkEntry{}}
+}
+
+// Manifest returns the manifest of the dataset being read.
+func (r *Reader) Manifest() *Manifest { return r.m }
+
+// Stats returns the traffic counters so far.
+func (r *Reader) Stats() ReaderStats {
+	return ReaderStats{BytesFetched: r.bytes.Load(), ChunksFetched: r.fetched.Load(), CacheHits: r.hits.Load()}
+}
+
+// Close cancels background fetches and waits for them to end.
+func (r *Reader) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// checkOrder panics if o was not built from this dataset's layout.
+func (r *Reader) checkOrder(o *EpochOrder) {
+	l := o.Layout()
+	if o.Len() != r.m.Rows || l.ChunkRows != r.m.ChunkRows || len(l.ShardRows) != len(r.m.Shards) {
+		panic("storage: Reader used with an EpochOrder of another layout")
+	}
+}
+
+// Prefetch starts fetching, in the background, the chunks holding positions
+// [pos, pos+n) of o that are neither held nor in flight, while fewer than
+// opt.Prefetch fetched chunks wait to be read. Prefetched chunks stay in
+// memory until read (or DropUnread), so prefetch only positions this reader
+// will read. It does not block.
+func (r *Reader) Prefetch(o *EpochOrder, pos, n int64) {
+	r.checkOrder(o)
+	if n <= 0 {
+		return
+	}
+	n = min(n, o.Len()-pos)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range o.Chunks(pos, n) {
+		if r.unread >= r.opt.Prefetch {
+			return
+		}
+		if _, ok := r.entries[c.Index]; !ok {
+			r.startLocked(c)
+		}
+	}
+}
+
+// ReadPositions fills dst[:n*d] with the rows at positions [pos, pos+n) of
+// o, in order, and labels[:n] with their labels if labels is non-nil (the
+// dataset must have labels). It blocks until the chunks are fetched. A
+// chunk whose bytes fail their CRC32C twice is an error wrapping
+// ErrCorrupt that names the dataset, shard and chunk.
+func (r *Reader) ReadPositions(ctx context.Context, o *EpochOrder, pos, n int64, dst []float32, labels []int32) error {
+	r.checkOrder(o)
+	d := int64(r.d)
+	if int64(len(dst)) < n*d {
+		panic(fmt.Sprintf("storage: ReadPositions: dst holds %d values, want %d", len(dst), n*d))
+	}
+	if labels != nil && (!r.m.HasLabels || int64(len(labels)) < n) {
+		panic("storage: ReadPositions: labels requested but the dataset has none or the slice is short")
+	}
+	out := int64(0)
+	for _, c := range o.Chunks(pos, n) {
+		e, err := r.chunk(ctx, c)
+		if err != nil {
+			return err
+		}
+		p := o.inChunk(c)
+		for k := max(0, pos-c.Pos); k < int64(c.Rows) && out < n; k++ {
+			local := int64(p.forward(uint64(k)))
+			copy(dst[out*d:(out+1)*d], e.x[local*d:(local+1)*d])
+			if labels != nil {
+				labels[out] = e.labels[local]
+			}
+			out++
+		}
+	}
+	return nil
+}
+
+// Load reads the whole dataset into memory in storage order, fetching and
+// checking every chunk. It is meant for evaluation sets and small datasets.
+func (r *Reader) Load(ctx context.Context) (*Dataset, error) {
+	if r.m.Rows > math.MaxInt/int64(r.d) {
+		return nil, fmt.Errorf("dataset %s: %d rows do not fit in memory", r.m.Name, r.m.Rows)
+	}
+	ds := &Dataset{Name: r.m.Name, Rows: int(r.m.Rows), D: r.d, X: make([]float32, r.m.Rows*int64(r.d))}
+	if r.m.HasLabels {
+		ds.Labels = make([]int32, r.m.Rows)
+	}
+	var refs []ChunkRef
+	var global int64
+	cr := int64(r.m.ChunkRows)
+	for si, sh := range r.m.Shards {
+		for start := int64(0); start < sh.Rows; start += cr {
+			refs = append(refs, ChunkRef{Index: int64(len(refs)), Shard: si, Start: start,
+				Rows: int(min(cr, sh.Rows-start)), Global: global + start})
+		}
+		global += sh.Rows
+	}
+	for i, c := range refs {
+		// Keep the next chunks in flight while this one is copied.
+		r.mu.Lock()
+		for _, next := range refs[i:min(len(refs), i+r.opt.Prefetch)] {
+			if _, ok := r.entries[next.Index]; !ok && r.unread < r.opt.Prefetch {
+				r.startLocked(next)
+			}
+		}
+		r.mu.Unlock()
+		e, err := r.chunk(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		copy(ds.X[c.Global*int64(r.d):], e.x)
+		if ds.Labels != nil {
+			copy(ds.Labels[c.Global:], e.labels)
+		}
+	}
+	return ds, nil
+}
+
+// chunk returns chunk c, fetching it if needed, and marks it recently used.
+func (r *Reader) chunk(ctx context.Context, c ChunkRef) (*chunkEntry, error) {
+	r.mu.Lock()
+	e, ok := r.entries[c.Index]
+	if ok {
+		r.hits.Add(1)
+	} else {
+		e = r.startLocked(c)
+	}
+	r.mu.Unlock()
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.err != nil {
+		return nil, e.err
+	}
+	if !e.read {
+		e.read = true
+		r.unread--
+		e.elem = r.lru.PushFront(e)
+		r.evictLocked()
+	} else if e.elem != nil {
+		r.lru.MoveToFront(e.elem)
+	}
+	return e, nil
+}
+
+// DropUnread forgets prefetched chunks that were not read, freeing their
+// memory and prefetch budget (for a worker whose share of the order
+// changed). Fetches in flight complete and are dropped.
+func (r *Reader) DropUnread() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for idx, e := range r.entries {
+		if !e.read {
+			delete(r.entries, idx)
+			r.unread--
+		}
+	}
+}
+
+// startLocked registers chunk c and starts fetching it. r.mu is held.
+func (r *Reader) startLocked(c ChunkRef) *chunkEntry {
+	e := &chunkEntry{ref: c, ready: make(chan struct{})}
+	r.entries[c.Index] = e
+	r.unread++
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		x, labels, err := r.fetch(c)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		e.x, e.labels, e.err = x, labels, err
+		if err != nil && r.entries[c.Index] == e {
+			// Forget the failure so that a later request retries; readers
+			// already waiting on e see err.
+			delete(r.entries, c.Index)
+			r.unread--
+		}
+		close(e.ready)
+	}()
+	return e
+}
+
+// evictLocked drops least recently used read chunks beyond the cache size.
+func (r *Reader) evictLocked() {
+	for r.lru.Len() > r.opt.Cache {
+		e := r.lru.Remove(r.lru.Back()).(*chunkEntry)
+		e.elem = nil
+		delete(r.entries, e.ref.Index)
+	}
+}
+
+// fetch downloads and checks chunk c (and its labels), retrying once on a
+// checksum mismatch.
+func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.ctx.Done():
+		return nil, nil, r.ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	sh := r.m.Shards[c.Shard]
+	ci := c.Start / int64(r.m.ChunkRows)
+	rowBytes := int64(r.d) * 4
+	raw, err := r.fetchChecked(c, ci, sh.Key, sh.DataOffset+c.Start*rowBytes, int64(c.Rows)*rowBytes, sh.ChunkCRC32C[ci])
+	if err != nil {
+		return nil, nil, err
+	}
+	x := make([]float32, c.Rows*r.d)
+	for i := range x {
+		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	var labels []int32
+	if r.m.HasLabels {
+		raw, err := r.fetchChecked(c, ci, sh.LabelsKey, sh.LabelsDataOffset+c.Start*4, int64(c.Rows)*4, sh.LabelsChunkCRC32C[ci])
+		if err != nil {
+			return nil, nil, err
+		}
+		labels = make([]int32, c.Rows)
+		for i := range labels {
+			labels[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	}
+	r.fetched.Add(1)
+	return x, labels, nil
+}
+
+// fetchChecked reads n bytes of key at off and checks their CRC32C.
+func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off, n int64, want uint32) ([]byte, error) {
+	buf := make([]byte, n)
+	var got uint32
+	for attempt := 0; attempt < 2; attempt++ {
+		rc, err := r.store.GetRange(r.ctx, key, off, n)
+		if err != nil {
+			return nil, fmt.Errorf("dataset %s: shard %d chunk %d: %w", r.m.Name, c.Shard, ci, err)
+		}
+		m, err := io.ReadFull(rc, buf)
+		rc.Close()
+		r.bytes.Add(int64(m))
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d: object ends after %d of %d bytes",
+					ErrCorrupt, r.m.Name, c.Shard, key, ci, m, n)
+			}
+			return nil, fmt.Errorf("dataset %s: shard %d (%s) chunk %d: %w", r.m.Name, c.Shard, key, ci, err)
+		}
+		if got = crc32.Checksum(buf, castagnoli); got == want {
+			return buf, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d (rows %d-%d): CRC32C %08x, manifest says %08x",
+		ErrCorrupt, r.m.Name, c.Shard, key, ci, c.Start, c.Start+int64(c.Rows)-1, got, want)
+}

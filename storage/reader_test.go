@@ -1,0 +1,217 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// ingestTestDataset publishes a rows×d dataset in a memStore.
+func ingestTestDataset(t testing.TB, rows, d int, opt IngestOptions) (*memStore, *Manifest, []float32) {
+	t.Helper()
+	dir := t.TempDir()
+	x := testMatrix(11, rows, d)
+	p := writeNPYf32(t, dir, "x.npy", x, rows, d)
+	store := newMemStore()
+	m, err := Ingest(context.Background(), store, "rd", []string{p}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, m, x
+}
+
+// epochRows reads one epoch as `workers` workers taking contiguous slices
+// of each global batch, checks every row against the source, and returns
+// the bytes fetched by all workers.
+func epochRows(t *testing.T, store ObjectStore, m *Manifest, x []float32, seed uint64, epoch int64, batch, workers int) int64 {
+	t.Helper()
+	ctx := context.Background()
+	o := NewEpochOrder(m.Layout(), seed, epoch)
+	d := m.D
+	var fetched int64
+	seen := make([]bool, m.Rows)
+	for r := 0; r < workers; r++ {
+		rd := NewReader(store, m, ReaderOptions{})
+		buf := make([]float32, batch*d)
+		for s := int64(0); s*int64(batch) < o.Len(); s++ {
+			b := min(int64(batch), o.Len()-s*int64(batch))
+			lo := s*int64(batch) + int64(r)*b/int64(workers)
+			hi := s*int64(batch) + int64(r+1)*b/int64(workers)
+			if next := (s + 1) * int64(batch); next < o.Len() {
+				nb := min(int64(batch), o.Len()-next)
+				rd.Prefetch(o, next+int64(r)*nb/int64(workers), nb/int64(workers))
+			}
+			if err := rd.ReadPositions(ctx, o, lo, hi-lo, buf, nil); err != nil {
+				t.Fatal(err)
+			}
+			ids := o.Rows(lo, hi-lo, nil)
+			for i, id := range ids {
+				if seen[id] {
+					t.Fatalf("row %d read twice", id)
+				}
+				seen[id] = true
+				if !slices.Equal(buf[i*d:(i+1)*d], x[id*int64(d):(id+1)*int64(d)]) {
+					t.Fatalf("position %d: row %d data differs from the source", lo+int64(i), id)
+				}
+			}
+		}
+		fetched += rd.Stats().BytesFetched
+		rd.Close()
+	}
+	for id, ok := range seen {
+		if !ok {
+			t.Fatalf("row %d never read", id)
+		}
+	}
+	return fetched
+}
+
+func TestReaderEpochSingleWorker(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store, m, x := ingestTestDataset(t, 2000, 9, IngestOptions{ShardRows: 700, ChunkRows: 16})
+	for epoch := int64(0); epoch < 2; epoch++ {
+		fetched := epochRows(t, store, m, x, 5, epoch, 100, 1)
+		// Every data byte exactly once: the cache holds the chunk a batch
+		// boundary splits.
+		if dataBytes := m.Rows * int64(m.D) * 4; fetched != dataBytes {
+			t.Fatalf("epoch %d: fetched %d bytes, dataset rows hold %d", epoch, fetched, dataBytes)
+		}
+	}
+}
+
+func TestReaderEpochSeveralWorkers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store, m, x := ingestTestDataset(t, 3000, 5, IngestOptions{ShardRows: 1000, ChunkRows: 8})
+	const batch, workers = 960, 4
+	fetched := epochRows(t, store, m, x, 9, 1, batch, workers)
+	// Each worker's slice of a batch (240 rows) can share at most one chunk
+	// with each neighbour, so at most 2 extra chunks per slice.
+	dataBytes := m.Rows * int64(m.D) * 4
+	steps := (m.Rows + batch - 1) / batch
+	bound := dataBytes + steps*workers*2*int64(m.ChunkRows*m.D*4)
+	if fetched < dataBytes || fetched > bound {
+		t.Fatalf("fetched %d bytes for %d data bytes; want within [%d, %d]", fetched, dataBytes, dataBytes, bound)
+	}
+	t.Logf("bytes fetched / dataset bytes = %.4f", float64(fetched)/float64(m.DataBytes()))
+}
+
+func TestReaderPrefetchAndLabels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store := newMemStore()
+	dir := t.TempDir()
+	x := testMatrix(12, 300, 3)
+	lx := make([]float32, 300)
+	for i := range lx {
+		lx[i] = float32(i % 10)
+	}
+	xs, err := npySourceFromBytes("x", npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (300, 3), }", f32Bytes(le, x...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := npySourceFromBytes("l", npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (300, 1), }", f32Bytes(le, lx...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ingest(context.Background(), store, "lab", []ingestInput{{file: "x", x: xs, labels: ls}}, SourceInfo{Format: "npy"}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := NewReader(store, m, ReaderOptions{Prefetch: 8, Cache: 4})
+	defer rd.Close()
+	o := NewEpochOrder(m.Layout(), 1, 0)
+	rd.Prefetch(o, 0, 50) // five chunks
+	deadline := time.Now().Add(10 * time.Second)
+	for rd.Stats().ChunksFetched < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("prefetch did not complete: %+v", rd.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := rd.Stats()
+	buf := make([]float32, 50*3)
+	labels := make([]int32, 50)
+	if err := rd.ReadPositions(context.Background(), o, 0, 50, buf, labels); err != nil {
+		t.Fatal(err)
+	}
+	after := rd.Stats()
+	if after.BytesFetched != before.BytesFetched || after.CacheHits-before.CacheHits != 5 {
+		t.Fatalf("reading prefetched rows fetched more: before %+v after %+v", before, after)
+	}
+	for i, id := range o.Rows(0, 50, nil) {
+		if labels[i] != int32(id%10) || buf[3*i] != x[3*id] {
+			t.Fatalf("position %d (row %d): label %d value %v", i, id, labels[i], buf[3*i])
+		}
+	}
+}
+
+func TestReaderCorruptChunk(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store, m, _ := ingestTestDataset(t, 200, 4, IngestOptions{ShardRows: 100, ChunkRows: 10})
+	// Flip one byte in row 57 of shard 1: chunk 5 of shard 1.
+	key := m.Shards[1].Key
+	store.mu.Lock()
+	store.objs[key][m.Shards[1].DataOffset+57*4*4+3] ^= 0x40
+	store.mu.Unlock()
+	rd := NewReader(store, m, ReaderOptions{})
+	defer rd.Close()
+	_, err := rd.Load(context.Background())
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("error %v, want ErrCorrupt", err)
+	}
+	for _, want := range []string{"dataset rd", "shard 1", key, "chunk 5", "rows 50-59"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not name %q", err, want)
+		}
+	}
+	// Chunks elsewhere still read.
+	o := NewEpochOrder(m.Layout(), 0, 0)
+	for i := int64(0); i < o.NumChunks(); i++ {
+		c := o.ChunkAt(i)
+		err := rd.ReadPositions(context.Background(), o, c.Pos, int64(c.Rows), make([]float32, c.Rows*4), nil)
+		if bad := c.Shard == 1 && c.Start == 50; bad != (err != nil) {
+			t.Fatalf("chunk %+v: error %v", c, err)
+		}
+	}
+}
+
+func TestReaderMissingShard(t *testing.T) {
+	store, m, _ := ingestTestDataset(t, 50, 2, IngestOptions{ShardRows: 25, ChunkRows: 5})
+	store.Delete(context.Background(), m.Shards[1].Key)
+	rd := NewReader(store, m, ReaderOptions{})
+	defer rd.Close()
+	_, err := rd.Load(context.Background())
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "shard 1") {
+		t.Fatalf("error %v, want ErrNotFound naming shard 1", err)
+	}
+}
+
+func BenchmarkReaderEpoch(b *testing.B) {
+	for _, tc := range []struct{ rows, d, chunk int }{{20000, 784, 32}, {20000, 784, 256}} {
+		b.Run(fmt.Sprintf("rows=%d,d=%d,chunk=%d,B=256", tc.rows, tc.d, tc.chunk), func(b *testing.B) {
+			store, m, _ := ingestTestDataset(b, tc.rows, tc.d, IngestOptions{ChunkRows: tc.chunk})
+			buf := make([]float32, 256*tc.d)
+			var rows int64
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				rd := NewReader(store, m, ReaderOptions{})
+				o := NewEpochOrder(m.Layout(), 1, int64(i))
+				for pos := int64(0); pos < o.Len(); pos += 256 {
+					n := min(256, o.Len()-pos)
+					rd.Prefetch(o, pos+n, 256*4)
+					if err := rd.ReadPositions(context.Background(), o, pos, n, buf, nil); err != nil {
+						b.Fatal(err)
+					}
+					rows += n
+				}
+				rd.Close()
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
