@@ -1,0 +1,218 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var secret = []byte("correct horse battery staple 42")
+
+// serve starts a gRPC server with the health service under cfg.
+func serve(t *testing.T, cfg Config) string {
+	t.Helper()
+	opts, err := cfg.ServerOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
+
+// call makes one unary and one streaming call with cfg's credentials.
+func call(t *testing.T, addr string, cfg Config) (unary, stream error) {
+	t.Helper()
+	opts, err := cfg.DialOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := healthpb.NewHealthClient(conn)
+	_, unary = h.Check(ctx, &healthpb.HealthCheckRequest{})
+	ws, err := h.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = ws.Recv()
+	}
+	return unary, err
+}
+
+func TestTokenAuth(t *testing.T) {
+	addr := serve(t, Config{Secret: secret})
+	if u, s := call(t, addr, Config{Secret: secret}); u != nil || s != nil {
+		t.Fatalf("right secret refused: %v / %v", u, s)
+	}
+	for name, cfg := range map[string]Config{"no token": {}, "wrong token": {Secret: []byte("another secret of enough length")}} {
+		u, s := call(t, addr, cfg)
+		if status.Code(u) != codes.Unauthenticated || status.Code(s) != codes.Unauthenticated {
+			t.Errorf("%s: unary %v, stream %v; want Unauthenticated", name, u, s)
+		}
+	}
+}
+
+func TestPublicMethods(t *testing.T) {
+	addr := serve(t, Config{Secret: secret, Public: []string{healthpb.Health_Check_FullMethodName}})
+	u, s := call(t, addr, Config{})
+	if u != nil || status.Code(s) != codes.Unauthenticated {
+		t.Fatalf("public check %v, private watch %v", u, s)
+	}
+}
+
+func TestDerivedKeys(t *testing.T) {
+	g, tok := GossipKey(secret), Token(secret)
+	if len(g) != 32 || len(tok) != 64 {
+		t.Fatalf("gossip key %d bytes, token %d chars", len(g), len(tok))
+	}
+	if strings.Contains(tok, string(secret)) || fmt.Sprintf("%x", g) == tok {
+		t.Fatal("keys not independent of each other or of the secret")
+	}
+	if GossipKey(nil) != nil || Token(nil) != "" {
+		t.Fatal("empty secret must disable keys")
+	}
+	cfg := Config{Secret: secret}
+	for _, s := range []string{cfg.String(), fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg), fmt.Sprint(struct{ A Config }{cfg})} {
+		if strings.Contains(s, string(secret)) || strings.Contains(s, fmt.Sprint(secret)) {
+			t.Fatalf("secret printed: %s", s)
+		}
+	}
+}
+
+func TestLoadSecret(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "s")
+	os.WriteFile(f, []byte("  "+string(secret)+"\n"), 0o600)
+	got, err := LoadSecret(f)
+	if err != nil || string(got) != string(secret) {
+		t.Fatalf("%q %v", got, err)
+	}
+	os.WriteFile(f, []byte("short"), 0o600)
+	if _, err := LoadSecret(f); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("short secret: %v", err)
+	}
+	if _, err := LoadSecret(filepath.Join(dir, "missing")); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("missing file: %v", err)
+	}
+	t.Setenv(EnvSecret, string(secret))
+	if got, err := LoadSecret(""); err != nil || string(got) != string(secret) {
+		t.Fatalf("env: %q %v", got, err)
+	}
+}
+
+// pki writes a CA and two certificates it signs (server for 127.0.0.1, and
+// a client), plus a certificate from an unrelated CA.
+type pki struct{ dir, ca, srvCert, srvKey, cliCert, cliKey, rogueCert, rogueKey string }
+
+func makePKI(t *testing.T) pki {
+	t.Helper()
+	dir := t.TempDir()
+	p := pki{dir: dir}
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	mkCA := func(name string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, IsCA: true,
+			BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, k, der
+	}
+	leaf := func(ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, usage x509.ExtKeyUsage, name string) (string, string) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, _ := x509.MarshalECPrivateKey(k)
+		return write(name+".crt", "CERTIFICATE", der), write(name+".key", "EC PRIVATE KEY", kd)
+	}
+	ca, caKey, caDER := mkCA("dsae test CA")
+	p.ca = write("ca.crt", "CERTIFICATE", caDER)
+	p.srvCert, p.srvKey = leaf(ca, caKey, 2, x509.ExtKeyUsageServerAuth, "server")
+	p.cliCert, p.cliKey = leaf(ca, caKey, 3, x509.ExtKeyUsageClientAuth, "client")
+	rogue, rogueKey, _ := mkCA("rogue CA")
+	p.rogueCert, p.rogueKey = leaf(rogue, rogueKey, 4, x509.ExtKeyUsageClientAuth, "rogue")
+	return p
+}
+
+func TestTLSAndMutualTLS(t *testing.T) {
+	p := makePKI(t)
+	// Server-side TLS only: the client verifies the server with the CA.
+	addr := serve(t, Config{Secret: secret, CertFile: p.srvCert, KeyFile: p.srvKey})
+	if u, s := call(t, addr, Config{Secret: secret, CAFile: p.ca}); u != nil || s != nil {
+		t.Fatalf("TLS with token refused: %v / %v", u, s)
+	}
+	if u, _ := call(t, addr, Config{CAFile: p.ca}); status.Code(u) != codes.Unauthenticated {
+		t.Fatalf("TLS without token: %v", u)
+	}
+	// Mutual TLS: a client certificate from the CA is required.
+	addr = serve(t, Config{Secret: secret, CertFile: p.srvCert, KeyFile: p.srvKey, CAFile: p.ca})
+	if u, s := call(t, addr, Config{Secret: secret, CertFile: p.cliCert, KeyFile: p.cliKey, CAFile: p.ca}); u != nil || s != nil {
+		t.Fatalf("mTLS refused: %v / %v", u, s)
+	}
+	for name, cfg := range map[string]Config{
+		"no client cert":    {Secret: secret, CAFile: p.ca},
+		"foreign client CA": {Secret: secret, CertFile: p.rogueCert, KeyFile: p.rogueKey, CAFile: p.ca},
+	} {
+		if u, _ := call(t, addr, cfg); u == nil {
+			t.Errorf("%s: call accepted", name)
+		}
+	}
+	if _, err := (Config{CertFile: p.srvCert}).ServerOptions(); !errors.Is(err, ErrBadTLS) {
+		t.Fatalf("cert without key: %v", err)
+	}
+	if _, err := (Config{CAFile: filepath.Join(p.dir, "nope")}).DialOptions(); !errors.Is(err, ErrBadTLS) {
+		t.Fatalf("missing CA: %v", err)
+	}
+}
