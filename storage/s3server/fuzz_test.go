@@ -2,6 +2,9 @@ package s3server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
 	"io"
 	"strings"
 	"testing"
@@ -119,3 +122,6 @@ func FuzzParseAuthHeader(f *testing.F) {
 		}
 	})
 }
+
+func newSHA256() hash.Hash      { return sha256.New() }
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
