@@ -364,3 +364,14 @@ func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off, n int64, wa
 	return nil, fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d (rows %d-%d): CRC32C %08x, manifest says %08x",
 		ErrCorrupt, r.m.Name, c.Shard, key, ci, c.Start, c.Start+int64(c.Rows)-1, got, want)
 }
+
+// LoadDataset reads the whole of dataset name into memory (see Reader.Load):
+// for evaluation sets and datasets small enough to train on in memory.
+func LoadDataset(ctx context.Context, store ObjectStore, name string) (*Dataset, error) {
+	r, err := OpenReader(ctx, store, name, ReaderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Load(ctx)
+}
