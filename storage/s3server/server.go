@@ -37,6 +37,9 @@ func (c Config) String() string {
 		c.Dir, c.Region, redact(c.AccessKey), redact(c.SecretKey), c.NoSync)
 }
 
+// GoString keeps %#v from printing credentials.
+func (c Config) GoString() string { return c.String() }
+
 // LogValue keeps credentials out of structured logs.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("dir", c.Dir), slog.String("region", c.Region),
@@ -80,6 +83,9 @@ func New(cfg Config) (*Server, error) {
 	st, err := openStore(cfg.Dir, cfg.NoSync)
 	if err != nil {
 		return nil, fmt.Errorf("s3server: open %s: %w", cfg.Dir, err)
+	}
+	for _, msg := range st.skipped {
+		cfg.Logger.Warn("s3 server: skipping unreadable object file", "problem", msg)
 	}
 	return &Server{cfg: cfg, store: st, log: cfg.Logger, now: time.Now}, nil
 }

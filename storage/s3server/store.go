@@ -36,6 +36,9 @@ type store struct {
 	buckets map[string]*bucket
 
 	uploadMu sync.Mutex // serialises part commits with upload completion/abort
+
+	// skipped lists unreadable object files found at start (reported by New).
+	skipped []string
 }
 
 type bucket struct {
@@ -129,12 +132,16 @@ func (s *store) loadBucket(name string) (*bucket, error) {
 			return err
 		}
 		f, meta, err := openObjectFile(path)
-		if err != nil {
-			return fmt.Errorf("bucket %s: %w", name, err)
+		if err == nil {
+			f.Close()
+			if b.objectPath(meta.Key) != path {
+				err = fmt.Errorf("%s holds key %q, which belongs elsewhere", path, meta.Key)
+			}
 		}
-		f.Close()
-		if b.objectPath(meta.Key) != path {
-			return fmt.Errorf("bucket %s: object file %s holds key %q", name, path, meta.Key)
+		if err != nil {
+			// Keep serving the rest of the bucket; the file stays for inspection.
+			s.skipped = append(s.skipped, fmt.Sprintf("bucket %s: %v", name, err))
+			return nil
 		}
 		b.objs[meta.Key] = meta
 		b.keys = append(b.keys, meta.Key)
