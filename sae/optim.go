@@ -6,15 +6,16 @@ import (
 	"math"
 )
 
-// Optimizer errors. Validate and NewOptimizer wrap ErrInvalidOptimizer;
-// UnmarshalBinary wraps ErrOptimizerState. Test with errors.Is.
+// Sentinel errors of package sae (optimizers). Validate and NewOptimizer
+// wrap ErrInvalidOptimizer; UnmarshalBinary wraps ErrOptimizerState. Test
+// with errors.Is.
 var (
 	// ErrInvalidOptimizer reports an OptimizerConfig field outside its
 	// allowed range; the message names the field and the range.
-	ErrInvalidOptimizer = errors.New("invalid optimizer config")
+	ErrInvalidOptimizer = errors.New("sae: invalid optimizer config")
 	// ErrOptimizerState reports optimizer state bytes that are truncated,
 	// corrupt, of an unknown version, or made for a different optimizer.
-	ErrOptimizerState = errors.New("invalid optimizer state")
+	ErrOptimizerState = errors.New("sae: invalid optimizer state")
 )
 
 // Optimizer kinds accepted in OptimizerConfig.Kind.
