@@ -241,7 +241,7 @@ func (s *CheckpointStore) Load(ctx context.Context, info CheckpointInfo) (*Check
 	sum := sha256.New()
 	cr := &countingReader{r: io.TeeReader(rc, sum)}
 	br := bufio.NewReaderSize(cr, 1<<20)
-	ck, err := decodeCheckpoint(br)
+	ck, err := decodeCheckpoint(br, info.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -258,9 +258,10 @@ func (s *CheckpointStore) Load(ctx context.Context, info CheckpointInfo) (*Check
 	return ck, nil
 }
 
-// decodeCheckpoint parses a data object. Lengths are checked against what
-// the stream holds before anything large is allocated.
-func decodeCheckpoint(r io.Reader) (*Checkpoint, error) {
+// decodeCheckpoint parses a data object of total bytes. The section
+// lengths in the header must add up to total exactly, which is checked
+// before anything large is allocated.
+func decodeCheckpoint(r io.Reader, total int64) (*Checkpoint, error) {
 	corrupt := func(what string) error { return fmt.Errorf("%w: %s", ErrChecksum, what) }
 	var pre [12]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
@@ -281,10 +282,10 @@ func decodeCheckpoint(r io.Reader) (*Checkpoint, error) {
 	if err := json.Unmarshal(raw, &h); err != nil || h.Version != checkpointVersion {
 		return nil, corrupt("malformed header")
 	}
-	const maxSection = 1 << 40
-	if h.Params < 0 || h.Params > maxSection/4 || h.OptimizerBytes < 0 || h.OptimizerBytes > maxSection ||
-		h.TrackerBytes < 0 || h.TrackerBytes > maxSection {
-		return nil, corrupt("section length out of range")
+	rest := total - int64(len(pre)) - int64(n)
+	if h.Params < 0 || h.OptimizerBytes < 0 || h.TrackerBytes < 0 || h.Params > rest/4 ||
+		h.OptimizerBytes > rest || h.TrackerBytes > rest || 4*h.Params+h.OptimizerBytes+h.TrackerBytes != rest {
+		return nil, corrupt("section lengths do not add up to the object size")
 	}
 	ck := &Checkpoint{Step: h.Step, Epoch: h.Epoch, Seed: h.Seed, Metrics: h.Metrics}
 	var err error
@@ -300,46 +301,31 @@ func decodeCheckpoint(r io.Reader) (*Checkpoint, error) {
 	return ck, nil
 }
 
-// readSection reads n bytes, growing the buffer as data arrives so a
-// forged length cannot make it allocate more than the stream holds.
+// readSection reads exactly n bytes (n already checked against the size).
 func readSection(r io.Reader, n int64) ([]byte, error) {
-	var buf []byte
-	if n < 1<<24 {
-		buf = make([]byte, 0, n)
-	}
-	got, err := io.Copy(sliceWriter{&buf}, io.LimitReader(r, n))
-	if err != nil {
-		return nil, err
-	}
-	if got != n {
-		return nil, io.ErrUnexpectedEOF
-	}
-	if buf == nil {
-		buf = []byte{}
-	}
-	return buf, nil
+	buf := make([]byte, n)
+	_, err := io.ReadFull(r, buf)
+	return buf, err
 }
 
-type sliceWriter struct{ b *[]byte }
-
-func (w sliceWriter) Write(p []byte) (int, error) {
-	*w.b = append(*w.b, p...)
-	return len(p), nil
-}
-
-// readFloat32s reads n little-endian float32 values.
+// readFloat32s reads n little-endian float32 values; on little-endian
+// machines straight into the result's memory.
 func readFloat32s(r io.Reader, n int64) ([]float32, error) {
-	out := make([]float32, 0, min(n, 1<<22))
+	out := make([]float32, n)
+	if littleEndian {
+		_, err := io.ReadFull(r, float32Bytes(out))
+		return out, err
+	}
 	var buf [64 << 10]byte
-	for left := n * 4; left > 0; {
-		m := min(int64(len(buf)), left)
-		if _, err := io.ReadFull(r, buf[:m]); err != nil {
+	for i := int64(0); i < n; {
+		m := min(int64(len(buf))/4, n-i)
+		if _, err := io.ReadFull(r, buf[:4*m]); err != nil {
 			return nil, err
 		}
-		for i := int64(0); i < m; i += 4 {
-			out = append(out, math.Float32frombits(binary.LittleEndian.Uint32(buf[i:])))
+		for j := int64(0); j < m; j++ {
+			out[i+j] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*j:]))
 		}
-		left -= m
+		i += m
 	}
 	return out, nil
 }

@@ -273,7 +273,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add(append(ckptMagic[:], 0xff, 0xff, 0xff, 0x00))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ck, err := decodeCheckpoint(bytes.NewReader(data))
+		ck, err := decodeCheckpoint(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			if !errors.Is(err, ErrChecksum) {
 				t.Fatalf("error %v does not wrap ErrChecksum", err)
