@@ -86,11 +86,15 @@ func (m *Model) Finalize(grad []float32, sums []float64) Metrics {
 }
 
 // decayChunk fixes the summation order of ‖W‖² independently of the number
-// of goroutines.
-const decayChunk = 1 << 14
+// of goroutines; sqChunk bounds the float32 partial sums inside a chunk.
+const (
+	decayChunk = 1 << 14
+	sqChunk    = 1 << 9
+)
 
 // scaleAddDecay sets g = g*inv + lambda*w and returns Σ w² (0 when lambda is
-// 0), in fixed chunks split across goroutines.
+// 0), in fixed chunks split across goroutines. Sums of squares are taken in
+// float32 over runs of sqChunk values and accumulated in float64.
 func scaleAddDecay(g, w []float32, inv, lambda float32) float64 {
 	nChunks := (len(g) + decayChunk - 1) / decayChunk
 	partial := make([]float64, nChunks)
@@ -98,18 +102,12 @@ func scaleAddDecay(g, w []float32, inv, lambda float32) float64 {
 		for c := lo; c < hi; c++ {
 			a, b := c*decayChunk, min((c+1)*decayChunk, len(g))
 			gc, wc := g[a:b], w[a:b]
+			level1.Sscal(len(gc), inv, gc, 1)
 			if lambda == 0 {
-				for i := range gc {
-					gc[i] *= inv
-				}
 				continue
 			}
-			var sq float64
-			for i, v := range wc {
-				gc[i] = gc[i]*inv + lambda*v
-				sq += float64(v) * float64(v)
-			}
-			partial[c] = sq
+			axpyUnit(lambda, wc, gc)
+			partial[c] = sqNorm(wc)
 		}
 	})
 	total := 0.0
@@ -117,6 +115,17 @@ func scaleAddDecay(g, w []float32, inv, lambda float32) float64 {
 		total += p
 	}
 	return total
+}
+
+// sqNorm returns Σ w², in float32 over runs of sqChunk values accumulated
+// in float64.
+func sqNorm(w []float32) float64 {
+	var sq float64
+	for i := 0; i < len(w); i += sqChunk {
+		r := w[i:min(i+sqChunk, len(w))]
+		sq += float64(dotUnit(r, r))
+	}
+	return sq
 }
 
 // metricsFromSums turns reduced sums into metrics (all but DeadFraction).
@@ -195,8 +204,9 @@ func (m *Model) Evaluate(x []float32, rows, batch int) Metrics {
 	}
 	wsq := 0.0
 	for _, sp := range m.layout.Weights() {
-		for _, v := range m.Params[sp.Off:sp.End()] {
-			wsq += float64(v) * float64(v)
+		w := m.Params[sp.Off:sp.End()]
+		for a := 0; a < len(w); a += decayChunk {
+			wsq += sqNorm(w[a:min(a+decayChunk, len(w))]) // Finalize's order
 		}
 	}
 	met := m.metricsFromSums(total, 0.5*m.Cfg.WeightDecay*wsq)

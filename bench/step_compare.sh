@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Compares one sparse-autoencoder training step (two phases + finalize, no
+# optimizer update) in Go, with the pure-Go BLAS and with OpenBLAS, against
+# the same step in PyTorch CPU (2 threads), and prints a table of median
+# samples/s with ratios. Everything runs in this one invocation.
+#
+#   bench/step_compare.sh            # COUNT=5 interleaved rounds, 1s per Go case
+#   COUNT=3 BENCHTIME=2s bench/step_compare.sh
+#
+# Needs: go, libopenblas-dev, /usr/bin/python3 with torch (Debian python3-torch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT=${COUNT:-5}
+BENCHTIME=${BENCHTIME:-1s}
+THREADS=${THREADS:-2}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+go test -c -o "$out/gonum.test" ./sae/
+go test -c -tags openblas -o "$out/openblas.test" ./sae/
+# Rounds interleave the three so that a change in machine load hits all alike.
+for r in $(seq "$COUNT"); do
+	echo "# round $r/$COUNT, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	for b in gonum openblas; do
+		(cd sae && "$out/$b.test" -test.run '^$' -test.bench 'BenchmarkStep|BenchmarkTopKDecoder' \
+			-test.benchtime "$BENCHTIME") >>"$out/$b.txt"
+	done
+	OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="$THREADS" /usr/bin/python3 bench/torch_step.py \
+		--threads "$THREADS" --repeats 1 >>"$out/torch.txt"
+done
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+/usr/bin/python3 - "$out" <<'EOF'
+import re, statistics, sys, os
+out = sys.argv[1]
+
+def go_rates(path):
+    rates = {}
+    for line in open(path):
+        m = re.match(r"Benchmark(\S+?)(-\d+)?\s+\d+\s+.*?([\d.]+) samples/s", line)
+        if m:
+            rates.setdefault(m.group(1), []).append(float(m.group(3)))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+gonum = go_rates(os.path.join(out, "gonum.txt"))
+oblas = go_rates(os.path.join(out, "openblas.txt"))
+torch = {}
+for line in open(os.path.join(out, "torch.txt")):
+    _, name, med, _ = line.rstrip("\n").split("\t")
+    torch.setdefault(name, []).append(float(med))
+torch = {k: statistics.median(v) for k, v in torch.items()}
+
+print("| step (samples/s, median) | Go gonum | Go OpenBLAS | PyTorch | OpenBLAS / torch | gonum / torch |")
+print("|---|---:|---:|---:|---:|---:|")
+for name in torch:
+    g, o, t = gonum.get("Step/" + name), oblas.get("Step/" + name), torch[name]
+    print(f"| {name} | {g:.0f} | {o:.0f} | {t:.0f} | {o / t:.2f}x | {g / t:.2f}x |")
+print()
+print("| TopK decoder, full step (samples/s, median) | Go gonum | Go OpenBLAS |")
+print("|---|---:|---:|")
+for kind in ("sparse", "dense"):
+    key = [k for k in oblas if k.startswith("TopKDecoder/" + kind)][0]
+    print(f"| {key.split('/', 1)[1]} | {gonum[key]:.0f} | {oblas[key]:.0f} |")
+sk = [k for k in oblas if k.startswith("TopKDecoder/sparse")][0]
+dk = sk.replace("sparse", "dense")
+print(f"| sparse / dense | {gonum[sk] / gonum[dk]:.2f}x | {oblas[sk] / oblas[dk]:.2f}x |")
+EOF
