@@ -16,7 +16,7 @@ import (
 func init() {
 	subcommands = append(subcommands, newTrainCmd)
 	invalidInputErrors = append(invalidInputErrors,
-		sae.ErrInvalidConfig, sae.ErrShape, sae.ErrModelDir, sae.ErrSafetensors, sae.ErrInvalidOptimizer,
+		sae.ErrInvalidConfig, sae.ErrShape, sae.ErrModelDir, sae.ErrSafetensors, sae.ErrInvalidOptimizer, sae.ErrOptimizerState,
 		storage.ErrBadInput, worker.ErrOptions)
 }
 
@@ -38,7 +38,7 @@ type trainFlags struct {
 // with Adam. They reach a test mean activation within a few percent of rho.
 const (
 	defaultBatch  = 256
-	defaultEpochs = 10
+	defaultEpochs = 20
 	defaultLR     = 3e-3
 )
 
@@ -85,7 +85,7 @@ The model, its configuration and its metrics are written to --out:
 	fl.Float64Var(&o.LR, "lr", o.LR, "learning rate")
 	fl.Float64Var(&o.Momentum, "momentum", o.Momentum, "sgd: momentum in [0,1)")
 	fl.StringVar(&o.Schedule, "schedule", o.Schedule, "learning-rate schedule: constant | cosine (linear warmup, then cosine decay)")
-	fl.IntVar(&o.WarmupSteps, "warmup", o.WarmupSteps, "cosine: warmup steps")
+	fl.IntVar(&o.WarmupSteps, "warmup", o.WarmupSteps, "warmup steps (linear ramp of the learning rate)")
 	fl.Float64Var(&o.MinLR, "min-lr", o.MinLR, "cosine: final learning rate")
 	fl.Float64Var(&o.ClipNorm, "clip-norm", o.ClipNorm, "clip the gradient's L2 norm to this value (0 = off)")
 	fl.IntVar(&f.batch, "batch", defaultBatch, "global batch size (rows per step)")
