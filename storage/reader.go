@@ -16,25 +16,25 @@ import (
 // ReaderOptions tune a Reader. Zero fields take the defaults shown.
 type ReaderOptions struct {
 	// Prefetch is the most chunks fetched ahead of use and not yet read
-	// that a Reader holds (16); Prefetch calls start no more than that.
+	// that a Reader holds (32); Prefetch calls start no more than that.
 	Prefetch int
 	// Cache is the number of already read chunks kept, least recently used
 	// first out (8). With one worker, consecutive batches share chunks, and
 	// the cache makes each chunk be fetched once per epoch.
 	Cache int
-	// Concurrency is the number of ranged GETs in flight at once (4).
+	// Concurrency is the number of ranged GETs in flight at once (8).
 	Concurrency int
 }
 
 func (o ReaderOptions) withDefaults() ReaderOptions {
 	if o.Prefetch <= 0 {
-		o.Prefetch = 16
+		o.Prefetch = 32
 	}
 	if o.Cache <= 0 {
 		o.Cache = 8
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 4
+		o.Concurrency = 8
 	}
 	return o
 }
@@ -52,12 +52,16 @@ type ReaderStats struct {
 // by Prefetch + Cache chunks, plus one per concurrent ReadPositions call. A Reader is safe for
 // concurrent use; Close stops its background fetches.
 //
-// A worker's loop, for the positions [lo, hi) of the epoch order it reads at
-// each step:
+// A worker (rank of ranks) reads its share of each global batch with
+// ReadStep, which also prefetches its share of the following steps:
 //
 //	order := storage.NewEpochOrder(m.Layout(), seed, epoch)
-//	rd.Prefetch(order, nextLo, nextHi-nextLo) // the next step's rows
-//	err := rd.ReadPositions(ctx, order, lo, hi-lo, x, nil)
+//	for step := int64(0); step*int64(batch) < order.Len(); step++ {
+//		n, err := rd.ReadStep(ctx, order, batch, step, rank, ranks, x, nil)
+//		// x[:n*m.D] holds the rows
+//	}
+//
+// Other access patterns use Prefetch and ReadPositions directly.
 type Reader struct {
 	store ObjectStore
 	m     *Manifest
@@ -134,22 +138,63 @@ func (r *Reader) checkOrder(o *EpochOrder) {
 // opt.Prefetch fetched chunks wait to be read. Prefetched chunks stay in
 // memory until read (or DropUnread), so prefetch only positions this reader
 // will read. It does not block.
-func (r *Reader) Prefetch(o *EpochOrder, pos, n int64) {
+// It reports whether every chunk of the range is now held or in flight
+// (false: the prefetch budget ran out first).
+func (r *Reader) Prefetch(o *EpochOrder, pos, n int64) bool {
 	r.checkOrder(o)
-	if n <= 0 {
-		return
+	if n <= 0 || pos >= o.Len() {
+		return true
 	}
 	n = min(n, o.Len()-pos)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range o.Chunks(pos, n) {
-		if r.unread >= r.opt.Prefetch {
-			return
+		if _, ok := r.entries[c.Index]; ok {
+			continue
 		}
-		if _, ok := r.entries[c.Index]; !ok {
-			r.startLocked(c)
+		if r.unread >= r.opt.Prefetch {
+			return false
+		}
+		r.startLocked(c)
+	}
+	return true
+}
+
+// BatchSlice returns the positions [lo, hi) of the epoch order that rank
+// of ranks reads at step: global batch step is positions
+// [step*batch, step*batch+b) with b = batch, or what is left at the end of
+// the epoch, and rank takes its contiguous share
+// [b*rank/ranks, b*(rank+1)/ranks) of it. Every position of the epoch is
+// in exactly one (step, rank) slice, whatever ranks is at each step.
+func BatchSlice(epochLen int64, batch int, step int64, rank, ranks int) (lo, hi int64) {
+	base := step * int64(batch)
+	if base >= epochLen {
+		return epochLen, epochLen
+	}
+	b := min(int64(batch), epochLen-base)
+	return base + b*int64(rank)/int64(ranks), base + b*int64(rank+1)/int64(ranks)
+}
+
+// maxAheadSteps bounds how many future steps ReadStep prefetches.
+const maxAheadSteps = 16
+
+// ReadStep reads this rank's slice of step (see BatchSlice) into dst and
+// labels (as ReadPositions), after starting fetches of its slices of the
+// following steps, as many as the prefetch budget allows, so that S3 is
+// read ahead of compute. It returns the number of rows read.
+func (r *Reader) ReadStep(ctx context.Context, o *EpochOrder, batch int, step int64, rank, ranks int, dst []float32, labels []int32) (int, error) {
+	lo, hi := BatchSlice(o.Len(), batch, step, rank, ranks)
+	r.Prefetch(o, lo, hi-lo)
+	for a := step + 1; a <= step+maxAheadSteps; a++ {
+		nlo, nhi := BatchSlice(o.Len(), batch, a, rank, ranks)
+		if nlo >= o.Len() || !r.Prefetch(o, nlo, nhi-nlo) {
+			break
 		}
 	}
+	if err := r.ReadPositions(ctx, o, lo, hi-lo, dst, labels); err != nil {
+		return 0, err
+	}
+	return int(hi - lo), nil
 }
 
 // ReadPositions fills dst[:n*d] with the rows at positions [pos, pos+n) of

@@ -40,15 +40,16 @@ func epochRows(t *testing.T, store ObjectStore, m *Manifest, x []float32, seed u
 		rd := NewReader(store, m, ReaderOptions{})
 		buf := make([]float32, batch*d)
 		for s := int64(0); s*int64(batch) < o.Len(); s++ {
+			// DESIGN §4: rank r of N takes its contiguous 1/N of batch s.
 			b := min(int64(batch), o.Len()-s*int64(batch))
 			lo := s*int64(batch) + int64(r)*b/int64(workers)
 			hi := s*int64(batch) + int64(r+1)*b/int64(workers)
-			if next := (s + 1) * int64(batch); next < o.Len() {
-				nb := min(int64(batch), o.Len()-next)
-				rd.Prefetch(o, next+int64(r)*nb/int64(workers), nb/int64(workers))
-			}
-			if err := rd.ReadPositions(ctx, o, lo, hi-lo, buf, nil); err != nil {
+			n, err := rd.ReadStep(ctx, o, batch, s, r, workers, buf, nil)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if int64(n) != hi-lo {
+				t.Fatalf("step %d rank %d: %d rows, want %d", s, r, n, hi-lo)
 			}
 			ids := o.Rows(lo, hi-lo, nil)
 			for i, id := range ids {
@@ -89,6 +90,8 @@ func TestReaderEpochSeveralWorkers(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	store, m, x := ingestTestDataset(t, 3000, 5, IngestOptions{ShardRows: 1000, ChunkRows: 8})
 	const batch, workers = 960, 4
+	// Uneven shares (101 rows, 3 ranks) read every row exactly once too.
+	epochRows(t, store, m, x, 9, 0, 101, 3)
 	fetched := epochRows(t, store, m, x, 9, 1, batch, workers)
 	// Each worker's slice of a batch (240 rows) can share at most one chunk
 	// with each neighbour, so at most 2 extra chunks per slice.
