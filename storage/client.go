@@ -2,10 +2,12 @@ package storage
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -42,6 +44,20 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	tr, err := minio.DefaultTransport(cfg.UseTLS)
 	if err != nil {
 		return nil, fmt.Errorf("storage: transport: %w", err)
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CA file: %v", ErrInvalidConfig, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrInvalidConfig, cfg.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
 	}
 	tr.DialContext = (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = 0 // large multipart completes may take a while

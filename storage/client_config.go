@@ -24,6 +24,10 @@ type ClientConfig struct {
 	PathStyle bool
 	// UseTLS selects https.
 	UseTLS bool
+	// CAFile is a PEM bundle of certificate authorities to trust for https
+	// in addition to the system's (for a store with a private CA or a
+	// self-signed certificate).
+	CAFile string
 	// AccessKey, SecretKey and (optional) SessionToken sign requests.
 	// FillFromEnv takes them from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 	// and AWS_SESSION_TOKEN when empty.
@@ -110,6 +114,9 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.Region == "" {
 		c.Region = "us-east-1"
+	}
+	if c.CAFile != "" && !c.UseTLS {
+		return bad("a CA file (%s) needs an https endpoint", c.CAFile)
 	}
 	if !validBucket(c.Bucket) {
 		return bad("S3 bucket %q is not a valid bucket name (3-63 characters: a-z, 0-9, '.', '-')", c.Bucket)

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -122,11 +124,22 @@ func translate(err error, what string) (error, errorClass) {
 	return fmt.Errorf("%s: %w", what, err), permanent
 }
 
-// isNetworkError reports connection-level failures worth retrying.
+// isNetworkError reports connection-level failures worth retrying. TLS
+// failures (untrusted certificate, wrong host name, plain HTTP on a TLS
+// port) are configuration problems and are not retried.
 func isNetworkError(err error) bool {
-	var ne net.Error
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	var recErr tls.RecordHeaderError
+	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) ||
+		errors.As(err, &invalidCert) || errors.As(err, &recErr) {
+		return false
+	}
 	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) ||
+	var ne net.Error
+	return errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ func newS3Cmd() *cobra.Command {
 func newS3ServeCmd() *cobra.Command {
 	var (
 		dir, addr, region, accessKey, secretKey, secretKeyFile string
+		tlsCert, tlsKey                                        string
 		noSync                                                 bool
 	)
 	cmd := &cobra.Command{
@@ -64,12 +66,27 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
 			if err != nil {
 				return err
 			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return invalid(errors.New("--tls-cert and --tls-key go together"))
+			}
+			var tlsCfg *tls.Config
+			if tlsCert != "" {
+				cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				if err != nil {
+					return invalid(fmt.Errorf("--tls-cert/--tls-key: %w", err))
+				}
+				tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return invalid(fmt.Errorf("--addr %s: %w", addr, err))
 			}
-			slog.Info("s3 server listening", "addr", ln.Addr().String(), "config", cfg)
-			fmt.Fprintf(cmd.OutOrStdout(), "dsae s3 serve: listening on http://%s, serving %s\n", ln.Addr(), dir)
+			scheme := "http"
+			if tlsCfg != nil {
+				ln, scheme = tls.NewListener(ln, tlsCfg), "https"
+			}
+			slog.Info("s3 server listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "config", cfg)
+			fmt.Fprintf(cmd.OutOrStdout(), "dsae s3 serve: listening on %s://%s, serving %s\n", scheme, ln.Addr(), dir)
 			return srv.Serve(cmd.Context(), ln)
 		},
 	}
@@ -80,6 +97,8 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
 	f.StringVar(&accessKey, "access-key", "", "access key clients sign with (default $AWS_ACCESS_KEY_ID)")
 	f.StringVar(&secretKey, "secret-key", "", "secret key (default $AWS_SECRET_ACCESS_KEY; prefer --secret-key-file)")
 	f.StringVar(&secretKeyFile, "secret-key-file", "", "file holding the secret key")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve https instead of http")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&noSync, "no-sync", false, "do not fsync objects before acknowledging them (faster, less durable)")
 	return cmd
 }
@@ -89,6 +108,7 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
 type s3ClientFlags struct {
 	endpoint, region, bucket         string
 	accessKey, secretKey, secretFile string
+	caFile                           string
 	tls, virtualHost                 bool
 	retryTimeout                     time.Duration
 }
@@ -105,6 +125,7 @@ func addS3ClientFlags(fs *pflag.FlagSet) *s3ClientFlags {
 	fs.StringVar(&f.secretKey, "s3-secret-key", "", "S3 secret key (default $AWS_SECRET_ACCESS_KEY; prefer --s3-secret-key-file)")
 	fs.StringVar(&f.secretFile, "s3-secret-key-file", "", "file holding the S3 secret key")
 	fs.BoolVar(&f.tls, "s3-tls", false, "use https (implied by an https:// endpoint)")
+	fs.StringVar(&f.caFile, "s3-ca-file", "", "PEM bundle of extra certificate authorities to trust for https")
 	fs.BoolVar(&f.virtualHost, "s3-virtual-host", false, "address buckets as bucket.host instead of host/bucket")
 	fs.DurationVar(&f.retryTimeout, "s3-retry-timeout", 30*time.Second, "give up on an unreachable or failing S3 after this long")
 	return f
@@ -114,7 +135,7 @@ func addS3ClientFlags(fs *pflag.FlagSet) *s3ClientFlags {
 func (f *s3ClientFlags) config() (storage.ClientConfig, error) {
 	cfg := storage.DefaultClientConfig()
 	cfg.Endpoint, cfg.Bucket, cfg.Region = f.endpoint, f.bucket, f.region
-	cfg.UseTLS, cfg.PathStyle = f.tls, !f.virtualHost
+	cfg.UseTLS, cfg.PathStyle, cfg.CAFile = f.tls, !f.virtualHost, f.caFile
 	cfg.RetryTimeout = f.retryTimeout
 	sk, err := secretFrom(f.secretKey, f.secretFile)
 	if err != nil {

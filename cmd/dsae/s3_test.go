@@ -65,7 +65,7 @@ func startS3Serve(t *testing.T, dir string) string {
 			t.Errorf("s3 serve: %v", err)
 		}
 	})
-	re := regexp.MustCompile(`listening on http://(\S+),`)
+	re := regexp.MustCompile(`listening on https?://(\S+),`)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
