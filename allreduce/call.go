@@ -113,18 +113,27 @@ func (c *call[T]) send() error {
 			err := st.Send(&r.frame)
 			r.piece.Data = nil
 			if err != nil {
-				return r.peerErr("sending to", r.next, st, err)
+				if errors.Is(err, io.EOF) {
+					// The next rank ended the stream; readReplies receives
+					// its status and fails the ring with it.
+					<-r.ctx.Done()
+					return context.Cause(r.ctx)
+				}
+				return r.peerErr("sending to", r.next, err)
 			}
 			r.touch()
 		}
 	}
-	if err := st.RecvMsg(&r.reply); err != nil {
-		return r.peerErr("waiting for the ack of", r.next, nil, err)
+	var a *ringpb.Tag
+	select {
+	case ack := <-r.acks:
+		a = ack.GetTag()
+	case <-r.ctx.Done():
+		return context.Cause(r.ctx)
 	}
-	a := r.reply.GetAck().GetTag()
 	if a == nil || a.GetJob() != c.tag.Job || a.GetGeneration() != c.tag.Generation ||
 		a.GetStep() != c.tag.Step || a.GetPhase() != c.tag.Phase {
-		return fmt.Errorf("%w: rank %d acknowledged %v instead of %v", ErrProtocol, r.next, &r.reply, c.tag)
+		return fmt.Errorf("%w: rank %d acknowledged %v instead of %v", ErrProtocol, r.next, a, c.tag)
 	}
 	r.touch()
 	return nil
@@ -142,7 +151,7 @@ func (c *call[T]) receive() error {
 			lo, hi := c.piece(ch, p)
 			for {
 				if err := r.sink.recv(in); err != nil {
-					return r.peerErr("receiving from", r.prev, nil, err)
+					return r.peerErr("receiving from", r.prev, err)
 				}
 				ok, err := c.check(t, ch, lo, hi)
 				if err != nil {
@@ -167,7 +176,7 @@ func (c *call[T]) receive() error {
 	r.ackTag = ringpb.Tag{Job: c.tag.Job, Generation: c.tag.Generation, Step: c.tag.Step, Phase: c.tag.Phase}
 	r.ack.Kind = &ringpb.Reply_Ack{Ack: &ringpb.Ack{Tag: &r.ackTag}}
 	if err := in.SendMsg(&r.ack); err != nil {
-		return r.peerErr("acknowledging to", r.prev, nil, err)
+		return r.peerErr("acknowledging to", r.prev, err)
 	}
 	return nil
 }
@@ -221,15 +230,9 @@ func (c *call[T]) check(t, ch, lo, hi int) (bool, error) {
 
 // peerErr turns a stream error into ErrPeer with the peer's status
 // message, unless the ring already failed for another reason.
-func (r *Ring) peerErr(what string, rank int, st interface{ RecvMsg(any) error }, err error) error {
+func (r *Ring) peerErr(what string, rank int, err error) error {
 	if r.ctx.Err() != nil {
 		return context.Cause(r.ctx)
-	}
-	if errors.Is(err, io.EOF) && st != nil {
-		var rep ringpb.Reply
-		if e := st.RecvMsg(&rep); e != nil && !errors.Is(e, io.EOF) {
-			err = e
-		}
 	}
 	if s, ok := status.FromError(err); ok {
 		return fmt.Errorf("%w: %s rank %d (%s): %s: %s", ErrPeer, what, rank, r.cfg.Members[rank], s.Code(), s.Message())

@@ -77,10 +77,18 @@ func (c *cluster) newRings(gen uint64, edit func(*Config)) []*Ring {
 	return rings
 }
 
+// closeAll closes rings concurrently, as separate workers would.
+func closeAll(rings []*Ring) {
+	runAll(len(rings), func(i int) error {
+		if rings[i] != nil {
+			rings[i].Close()
+		}
+		return nil
+	})
+}
+
 func (c *cluster) stop() {
-	for _, r := range c.rings {
-		r.Close()
-	}
+	closeAll(c.rings)
 	for _, s := range c.servers {
 		s.Stop()
 	}

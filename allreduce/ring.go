@@ -53,11 +53,14 @@ type Ring struct {
 	sendTag  ringpb.Tag
 	piece    ringpb.Piece
 	frame    ringpb.Frame
-	reply    ringpb.Reply
 	ack      ringpb.Reply
 	ackTag   ringpb.Tag
 
 	progress atomic.Int64 // unix nanoseconds of the last piece moved
+
+	acks    chan *ringpb.Ack // from readReplies to the sending goroutine
+	closing atomic.Bool
+	readers sync.WaitGroup
 
 	// testHookReceived, when set (by tests, before a call), runs on the
 	// receiving goroutine after each piece of ring step t is applied.
@@ -89,6 +92,7 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 		next:       (cfg.Rank + 1) % n,
 		pieceBytes: cfg.PieceBytes &^ 7,
 		inReady:    make(chan struct{}),
+		acks:       make(chan *ringpb.Ack, 1),
 	}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	if n > 1 {
@@ -123,20 +127,56 @@ func (r *Ring) Tag(step uint64, phase uint32) Tag {
 	return Tag{Job: r.cfg.Job, Generation: r.cfg.Generation, Step: step, Phase: phase}
 }
 
-// Close ends the ring: a call in progress fails with ErrClosed, the streams
-// to both neighbours end and the ring leaves its Service. Safe to call more
-// than once and concurrently with a call; it waits for that call to return.
+// Close ends the ring and removes it from its Service. If a call is in
+// progress it fails with ErrClosed. Otherwise Close ends the stream to the
+// next rank and waits (at most Config.Timeout) for the previous rank to end
+// its stream too, which it does only after its last call returned, that is
+// after it received this rank's last acknowledgement; so closing every
+// rank right after a successful call never breaks a neighbour's call.
+// Safe to call more than once and concurrently with a call.
 func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
-		r.fail(ErrClosed)
-		r.callMu.Lock()
+		r.closing.Store(true)
+		if !r.callMu.TryLock() {
+			r.fail(ErrClosed)
+			r.callMu.Lock()
+		}
 		defer r.callMu.Unlock()
+		if r.ctx.Err() == nil && r.n > 1 {
+			r.closeGracefully()
+		}
+		r.fail(ErrClosed)
 		r.svc.unregister(r)
 		if r.conn != nil {
 			r.conn.Close()
 		}
+		r.readers.Wait()
 	})
 	return nil
+}
+
+// closeGracefully half-closes the outgoing stream and drains the incoming
+// one until the previous rank half-closes it, fails, or Timeout passes.
+func (r *Ring) closeGracefully() {
+	if r.out != nil {
+		r.out.CloseSend()
+	}
+	r.inMu.Lock()
+	in := r.in
+	r.inMu.Unlock()
+	select {
+	case <-r.inReady:
+	default:
+		return // the previous rank never connected: no acknowledgement is owed
+	}
+	grace := time.AfterFunc(r.cfg.Timeout, func() { r.fail(ErrClosed) })
+	defer grace.Stop()
+	for {
+		if err := r.sink.recv(in); err != nil {
+			return
+		}
+		r.svc.refused.Add(1) // a piece of a call this rank never made
+	}
 }
 
 // fail breaks the ring with err (the first failure wins): both streams are
@@ -295,6 +335,8 @@ func (r *Ring) outgoing() (ringpb.Ring_StreamClient, error) {
 			}
 			if err == nil {
 				r.out = st
+				r.readers.Add(1)
+				go r.readReplies(st)
 				return st, nil
 			}
 		}
@@ -315,5 +357,33 @@ func (r *Ring) outgoing() (ringpb.Ring_StreamClient, error) {
 			return nil, context.Cause(r.ctx)
 		}
 		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}
+
+// readReplies reads the next rank's replies for the ring's lifetime. It
+// passes acknowledgements to the sending goroutine and, when the stream
+// ends while the ring is not closing, fails the ring at once, so that a
+// failure downstream is seen even by a rank that is waiting for data.
+func (r *Ring) readReplies(st ringpb.Ring_StreamClient) {
+	defer r.readers.Done()
+	for {
+		rep, err := st.Recv()
+		if err != nil {
+			if !r.closing.Load() {
+				r.fail(r.peerErr("reading replies of", r.next, err))
+			}
+			return
+		}
+		ack := rep.GetAck()
+		if ack == nil {
+			r.fail(fmt.Errorf("%w: rank %d sent %v after accepting the stream", ErrProtocol, r.next, rep))
+			return
+		}
+		select {
+		case r.acks <- ack:
+		default:
+			r.fail(fmt.Errorf("%w: rank %d sent an acknowledgement no call waits for: %v", ErrProtocol, r.next, ack))
+			return
+		}
 	}
 }

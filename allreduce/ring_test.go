@@ -70,9 +70,7 @@ func TestIdenticalAcrossGenerations(t *testing.T) {
 			t.Fatalf("generation %d: %v", gen, err)
 		}
 		checkSums(t, in, out)
-		for _, r := range rings {
-			r.Close()
-		}
+		closeAll(rings)
 	}
 }
 
