@@ -108,7 +108,8 @@ func readAll(name string, src rowSource) (*Dataset, error) {
 // Row and column are 0-based indices, as numpy counts them.
 func checkFinite(file string, firstRow int64, d int, rows []float32) error {
 	for i, v := range rows {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		// NaN and ±Inf are the values whose exponent bits are all ones.
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
 			return badInput("%s: row %d, column %d: %v is not a finite number",
 				file, firstRow+int64(i/d), i%d, v)
 		}

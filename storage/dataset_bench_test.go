@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"testing"
 )
 
@@ -41,7 +43,55 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 		})
+		// Reference: the same file uploaded as one object, unparsed.
+		b.Run(fmt.Sprintf("store=%s,rows=%d,d=%d,reference=put", store, rows, d), func(b *testing.B) {
+			dir := b.TempDir()
+			p := writeNPYf32(b, dir, "x.npy", testMatrix(1, rows, d), rows, d)
+			st := benchStores(b)[store]()
+			b.SetBytes(int64(rows) * d * 4)
+			for b.Loop() {
+				f, err := os.Open(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fi, _ := f.Stat()
+				if err := st.Put(context.Background(), "raw/x.npy", f, fi.Size()); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		})
 	}
+}
+
+// BenchmarkShardGetS3 is the reference for BenchmarkReaderEpochS3: the
+// same dataset's shards read whole and in order, one GET each.
+func BenchmarkShardGetS3(b *testing.B) {
+	const rows, d = 16384, 784
+	b.Run(fmt.Sprintf("rows=%d,d=%d", rows, d), func(b *testing.B) {
+		dir := b.TempDir()
+		p := writeNPYf32(b, dir, "x.npy", testMatrix(1, rows, d), rows, d)
+		st := benchStores(b)["s3"]()
+		m, err := Ingest(context.Background(), st, "bench", []string{p}, IngestOptions{TempDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var total int64
+		for b.Loop() {
+			for _, sh := range m.Shards {
+				rc, err := st.Get(context.Background(), sh.Key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, rc); err != nil {
+					b.Fatal(err)
+				}
+				rc.Close()
+			}
+			total += m.Rows
+		}
+		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+	})
 }
 
 // BenchmarkReaderEpochS3 reads whole epochs from the embedded S3 server as

@@ -35,10 +35,14 @@ var errMemDead = errors.New("memstore: store is gone")
 func (s *memStore) dead() bool { return s.failAfterPuts > 0 && s.puts >= s.failAfterPuts }
 
 func (s *memStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
+	var buf bytes.Buffer
+	if size > 0 {
+		buf.Grow(int(size))
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
 		return err
 	}
+	data := buf.Bytes()
 	if size >= 0 && int64(len(data)) != size {
 		return fmt.Errorf("memstore: put %s: %d bytes, size says %d", key, len(data), size)
 	}
