@@ -31,12 +31,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amz-Request-Id", reqID)
 	w.Header().Set("Server", "dsae-s3")
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	op, bucket, key := operation(r)
+	body := &countingBody{r: r.Body}
+	r.Body = body
 	var err error
 	auth, aerr := s.authenticate(r, start)
 	if aerr != nil {
 		err = aerr
 	} else {
-		err = s.route(rec, r, auth)
+		err = s.route(rec, r, auth, op, bucket, key)
 	}
 	if err != nil {
 		ae := toAPIError(err)
@@ -45,9 +48,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeError(rec, r, ae, reqID)
 	}
-	s.log.Debug("s3 request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-		"bytes", rec.bytes, "dur", s.now().Sub(start), "req", reqID)
+	dur := s.now().Sub(start)
+	s.metrics.observe(op, rec.status, body.n, rec.bytes, dur)
+	s.log.Debug("s3 request", "op", op, "path", r.URL.Path, "status", rec.status,
+		"in", body.n, "out", rec.bytes, "dur", dur, "req", reqID)
 }
+
+// countingBody counts the request body bytes read, for metrics.
+type countingBody struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.r.Close() }
 
 // statusRecorder remembers the status and body size for the access log.
 type statusRecorder struct {
@@ -89,89 +108,145 @@ func splitPath(p string) (bucket, key string) {
 	return bucket, key
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request, auth *authContext) error {
+// The S3 operations this server implements, as named in the S3 API; they
+// also label the request metrics.
+const (
+	opListBuckets       = "ListBuckets"
+	opCreateBucket      = "CreateBucket"
+	opHeadBucket        = "HeadBucket"
+	opDeleteBucket      = "DeleteBucket"
+	opGetBucketLocation = "GetBucketLocation"
+	opListObjectsV2     = "ListObjectsV2"
+	opListObjects       = "ListObjects"
+	opDeleteObjects     = "DeleteObjects"
+	opPutObject         = "PutObject"
+	opUploadPart        = "UploadPart"
+	opGetObject         = "GetObject"
+	opListParts         = "ListParts"
+	opHeadObject        = "HeadObject"
+	opDeleteObject      = "DeleteObject"
+	opAbortMultipart    = "AbortMultipartUpload"
+	opCreateMultipart   = "CreateMultipartUpload"
+	opCompleteMultipart = "CompleteMultipartUpload"
+	opUnsupported       = "Unsupported"
+	opMethodNotAllowed  = "MethodNotAllowed"
+)
+
+// operation names the S3 operation a request asks for, from its method,
+// path and query.
+func operation(r *http.Request) (op, bucket, key string) {
 	q := r.URL.Query()
 	for _, sub := range unsupportedSubresources {
 		if q.Has(sub) {
-			return errNotImplemented.withMessage("The " + sub + " subresource is not implemented.")
+			return opUnsupported, "", ""
 		}
 	}
-	bucket, key := splitPath(r.URL.Path)
-	if bucket == "" {
-		if r.Method != http.MethodGet {
-			return errMethodNotAllowed
+	bucket, key = splitPath(r.URL.Path)
+	m := r.Method
+	switch {
+	case bucket == "" && m == http.MethodGet:
+		return opListBuckets, "", ""
+	case bucket == "":
+		return opMethodNotAllowed, "", ""
+	case key == "" && m == http.MethodPut:
+		return opCreateBucket, bucket, ""
+	case key == "" && m == http.MethodHead:
+		return opHeadBucket, bucket, ""
+	case key == "" && m == http.MethodDelete:
+		return opDeleteBucket, bucket, ""
+	case key == "" && m == http.MethodGet && q.Has("location"):
+		return opGetBucketLocation, bucket, ""
+	case key == "" && m == http.MethodGet && q.Has("uploads"):
+		return opUnsupported, bucket, ""
+	case key == "" && m == http.MethodGet && q.Get("list-type") == "2":
+		return opListObjectsV2, bucket, ""
+	case key == "" && m == http.MethodGet:
+		return opListObjects, bucket, ""
+	case key == "" && m == http.MethodPost && q.Has("delete"):
+		return opDeleteObjects, bucket, ""
+	case key == "":
+		return opMethodNotAllowed, bucket, ""
+	case m == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+		return opUnsupported, bucket, key
+	case m == http.MethodPut && q.Has("uploadId"):
+		return opUploadPart, bucket, key
+	case m == http.MethodPut:
+		return opPutObject, bucket, key
+	case m == http.MethodGet && q.Has("uploadId"):
+		return opListParts, bucket, key
+	case m == http.MethodGet:
+		return opGetObject, bucket, key
+	case m == http.MethodHead:
+		return opHeadObject, bucket, key
+	case m == http.MethodDelete && q.Has("uploadId"):
+		return opAbortMultipart, bucket, key
+	case m == http.MethodDelete:
+		return opDeleteObject, bucket, key
+	case m == http.MethodPost && q.Has("uploads"):
+		return opCreateMultipart, bucket, key
+	case m == http.MethodPost && q.Has("uploadId"):
+		return opCompleteMultipart, bucket, key
+	}
+	return opMethodNotAllowed, bucket, key
+}
+
+// route runs operation op.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, auth *authContext, op, bucket, key string) error {
+	if key != "" {
+		if aerr := validKey(key); aerr != nil {
+			return aerr
 		}
+	}
+	q := r.URL.Query()
+	switch op {
+	case opListBuckets:
 		return s.listBuckets(w)
-	}
-	if key == "" {
-		switch r.Method {
-		case http.MethodPut:
-			return s.createBucket(w, r, auth, bucket)
-		case http.MethodHead:
-			_, err := s.store.bucket(bucket)
-			return err
-		case http.MethodDelete:
-			if err := s.store.deleteBucket(bucket); err != nil {
-				return err
-			}
-			w.WriteHeader(http.StatusNoContent)
-			return nil
-		case http.MethodGet:
-			switch {
-			case q.Has("location"):
-				return s.bucketLocation(w, bucket)
-			case q.Has("uploads"):
-				return errNotImplemented.withMessage("Listing multipart uploads is not implemented.")
-			case q.Get("list-type") == "2":
-				return s.listObjectsV2(w, r, bucket)
-			default:
-				return s.listObjectsV1(w, r, bucket)
-			}
-		case http.MethodPost:
-			if q.Has("delete") {
-				return s.deleteObjects(w, r, auth, bucket)
-			}
-		}
-		return errMethodNotAllowed
-	}
-	if aerr := validKey(key); aerr != nil {
-		return aerr
-	}
-	switch r.Method {
-	case http.MethodPut:
-		if r.Header.Get("X-Amz-Copy-Source") != "" {
-			return errNotImplemented.withMessage("CopyObject is not implemented.")
-		}
-		if q.Has("uploadId") {
-			return s.uploadPart(w, r, auth, bucket, key)
-		}
+	case opCreateBucket:
+		return s.createBucket(w, r, auth, bucket)
+	case opHeadBucket:
+		_, err := s.store.bucket(bucket)
+		return err
+	case opDeleteBucket:
+		return noContent(w, s.store.deleteBucket(bucket))
+	case opGetBucketLocation:
+		return s.bucketLocation(w, bucket)
+	case opListObjectsV2:
+		return s.listObjectsV2(w, r, bucket)
+	case opListObjects:
+		return s.listObjectsV1(w, r, bucket)
+	case opDeleteObjects:
+		return s.deleteObjects(w, r, auth, bucket)
+	case opPutObject:
 		return s.putObject(w, r, auth, bucket, key)
-	case http.MethodGet:
-		if q.Has("uploadId") {
-			return s.listParts(w, r, bucket, key)
-		}
+	case opUploadPart:
+		return s.uploadPart(w, r, auth, bucket, key)
+	case opGetObject:
 		return s.getObject(w, r, bucket, key, true)
-	case http.MethodHead:
+	case opHeadObject:
 		return s.getObject(w, r, bucket, key, false)
-	case http.MethodDelete:
-		if q.Has("uploadId") {
-			if err := s.store.abortUpload(bucket, key, q.Get("uploadId")); err != nil {
-				return err
-			}
-		} else if err := s.store.deleteObject(bucket, key); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	case http.MethodPost:
-		switch {
-		case q.Has("uploads"):
-			return s.createUpload(w, r, bucket, key)
-		case q.Has("uploadId"):
-			return s.completeUpload(w, r, auth, bucket, key)
-		}
+	case opListParts:
+		return s.listParts(w, r, bucket, key)
+	case opDeleteObject:
+		return noContent(w, s.store.deleteObject(bucket, key))
+	case opAbortMultipart:
+		return noContent(w, s.store.abortUpload(bucket, key, q.Get("uploadId")))
+	case opCreateMultipart:
+		return s.createUpload(w, r, bucket, key)
+	case opCompleteMultipart:
+		return s.completeUpload(w, r, auth, bucket, key)
+	case opUnsupported:
+		return errNotImplemented
 	}
 	return errMethodNotAllowed
+}
+
+// noContent answers 204 unless err is set.
+func noContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // payload returns the decoded request body and the checks it must pass,

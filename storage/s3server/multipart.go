@@ -263,3 +263,44 @@ func (s *store) listParts(bucketName, key, id string) ([]partInfo, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
 	return out, nil
 }
+
+// expireUploads discards the uploads initiated before cutoff and returns
+// how many it removed.
+func (s *store) expireUploads(cutoff time.Time) (int, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if !uploadIDRE.MatchString(e.Name()) {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(s.uploadDir(e.Name()), "upload.json"))
+		var u upload
+		switch {
+		case err == nil && json.Unmarshal(raw, &u) == nil:
+		case errors.Is(err, fs.ErrNotExist):
+			// Creation interrupted before the record was written: judge by age.
+			info, ierr := e.Info()
+			if ierr != nil {
+				continue
+			}
+			u.Initiated = info.ModTime()
+		default:
+			continue
+		}
+		if !u.Initiated.Before(cutoff) {
+			continue
+		}
+		s.uploadMu.Lock()
+		err = s.removeUpload(e.Name())
+		s.uploadMu.Unlock()
+		if err == nil {
+			n++
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return n, err
+		}
+	}
+	return n, nil
+}

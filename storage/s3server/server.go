@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Server.
@@ -29,6 +31,12 @@ type Config struct {
 	MaxClockSkew time.Duration
 	// Logger receives one debug line per request and errors; default slog.Default().
 	Logger *slog.Logger
+	// Registerer, when set, receives the server's Prometheus metrics
+	// (requests by operation and status, latency, bytes in and out).
+	Registerer prometheus.Registerer
+	// UploadExpiry is how long an unfinished multipart upload is kept
+	// before Serve discards it and its parts. Default 24h.
+	UploadExpiry time.Duration
 }
 
 // String describes the config without the secret key.
@@ -56,10 +64,11 @@ func redact(s string) string {
 // Server is an S3-compatible HTTP handler backed by a directory. It is safe
 // for concurrent use.
 type Server struct {
-	cfg   Config
-	store *store
-	log   *slog.Logger
-	now   func() time.Time
+	cfg     Config
+	store   *store
+	log     *slog.Logger
+	metrics *serverMetrics
+	now     func() time.Time
 }
 
 // New opens (creating if needed) the directory and returns a server ready
@@ -80,6 +89,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.UploadExpiry <= 0 {
+		cfg.UploadExpiry = 24 * time.Hour
+	}
+	m, err := newServerMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("s3server: metrics: %w", err)
+	}
 	st, err := openStore(cfg.Dir, cfg.NoSync)
 	if err != nil {
 		return nil, fmt.Errorf("s3server: open %s: %w", cfg.Dir, err)
@@ -87,12 +103,13 @@ func New(cfg Config) (*Server, error) {
 	for _, msg := range st.skipped {
 		cfg.Logger.Warn("s3 server: skipping unreadable object file", "problem", msg)
 	}
-	return &Server{cfg: cfg, store: st, log: cfg.Logger, now: time.Now}, nil
+	return &Server{cfg: cfg, store: st, log: cfg.Logger, metrics: m, now: time.Now}, nil
 }
 
 // Serve answers requests on ln until ctx is cancelled, then stops
 // accepting, waits up to 10 s for requests in flight, and returns nil. It
-// returns other errors from the listener.
+// returns other errors from the listener. While serving it discards
+// multipart uploads left unfinished for longer than Config.UploadExpiry.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s,
@@ -103,6 +120,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	sweepDone := make(chan struct{})
+	defer func() { <-sweepDone }()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go func() {
+		defer close(sweepDone)
+		s.sweepUploads(sweepCtx)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -119,4 +144,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// sweepUploads discards expired multipart uploads now and then every
+// tenth of the expiry (at most hourly) until ctx ends.
+func (s *Server) sweepUploads(ctx context.Context) {
+	every := min(s.cfg.UploadExpiry/10, time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.store.expireUploads(s.now().Add(-s.cfg.UploadExpiry))
+		if err != nil {
+			s.log.Warn("s3 server: expiring multipart uploads", "err", err)
+		} else if n > 0 {
+			s.log.Info("s3 server: discarded expired multipart uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package s3server
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/signer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func randBytes(seed uint64, n int) []byte {
@@ -575,4 +578,84 @@ func TestConfig(t *testing.T) {
 			t.Errorf("credentials printed: %s", out)
 		}
 	}
+}
+
+func TestMetricsAndUploadExpiry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	dir := t.TempDir()
+	srv, err := New(Config{Dir: dir, AccessKey: testAK, SecretKey: testSK, NoSync: true, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	ts := &testServer{Server: srv, Endpoint: ln.Addr().String(), Dir: dir}
+	c := ts.core(t, testSK)
+	c.MakeBucket(ctx, "met", minio.MakeBucketOptions{})
+	data := randBytes(50, 1000)
+	if _, err := c.PutObject(ctx, "met", "k", bytes.NewReader(data), 1000, "", "", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.StatObject(ctx, "met", "missing", minio.StatObjectOptions{})
+	ts.core(t, "wrong").StatObject(ctx, "met", "k", minio.StatObjectOptions{})
+	for _, tc := range []struct {
+		op, code string
+		want     float64
+	}{
+		{opCreateBucket, "200", 1}, {opPutObject, "200", 1}, {opHeadObject, "404", 1}, {opHeadObject, "403", 1},
+	} {
+		if got := metricValue(t, reg, "dsae_s3server_requests_total", "op", tc.op, "code", tc.code); got != tc.want {
+			t.Errorf("requests{%s,%s} = %v, want %v", tc.op, tc.code, got, tc.want)
+		}
+	}
+	if got := metricValue(t, reg, "dsae_s3server_received_bytes_total"); got < 1000 {
+		t.Errorf("received bytes %v, want >= 1000", got)
+	}
+
+	id, err := c.NewMultipartUpload(ctx, "met", "up", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.store.expireUploads(time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("expiring with a past cutoff removed %d (%v)", n, err)
+	}
+	os.Mkdir(filepath.Join(dir, "uploads", strings.Repeat("ab", 16)), 0o755) // creation interrupted
+	if n, err := srv.store.expireUploads(time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("expired %d uploads (%v), want 2", n, err)
+	}
+	if _, err := c.ListObjectParts(ctx, "met", "up", id, 0, 10); s3Code(err) != "NoSuchUpload" {
+		t.Fatalf("expired upload still there: %v", err)
+	}
+}
+
+// metricValue returns the counter named name whose labels match the
+// given name/value pairs, from reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
