@@ -11,8 +11,9 @@
 // part, complete with ETag checks, abort, list parts). Anything else answers
 // 501 NotImplemented.
 //
-// Every request must carry an AWS Signature Version 4 (Authorization header
-// or presigned query). Payloads may be a signed SHA-256, UNSIGNED-PAYLOAD, or
+// Buckets are addressed path-style (http://host/bucket/key). Every request
+// must carry an AWS Signature Version 4 (Authorization header or presigned
+// query) made with the configured key pair. Payloads may be a signed SHA-256, UNSIGNED-PAYLOAD, or
 // aws-chunked streaming (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, with or without
 // a signed trailer, and STREAMING-UNSIGNED-PAYLOAD-TRAILER); chunk signatures
 // are verified as the body streams, so a tampered chunk fails the upload and
@@ -22,7 +23,11 @@
 // metadata trailer), written to a temporary file and renamed into place, so a
 // reader sees either the old or the new object, and a crash never leaves a
 // partial one. Multipart parts are files too; memory stays bounded whatever
-// the object size. The directory survives restarts.
+// the object size. The directory survives restarts; multipart uploads left
+// unfinished longer than Config.UploadExpiry are discarded.
+//
+// With Config.Registerer set, the server exports Prometheus metrics:
+// requests by S3 operation and status, latency, bytes in and out.
 //
 // Running one:
 //
