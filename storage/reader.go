@@ -43,13 +43,13 @@ func (o ReaderOptions) withDefaults() ReaderOptions {
 type ReaderStats struct {
 	BytesFetched  int64 // bytes received from the store (data and labels)
 	ChunksFetched int64 // chunk fetches that completed
-	CacheHits     int64 // chunk requests served by a fetched or in-flight chunk
+	CacheHits     int64 // chunks ReadPositions found held or in flight
 }
 
 // Reader reads a published dataset for training: rows are fetched a chunk
 // at a time with ranged GETs, checked against the manifest's CRC32C,
 // prefetched ahead of use and kept in a small LRU cache. Memory is bounded
-// by Prefetch + Cache chunks, plus one per concurrent ReadPositions call. A Reader is safe for
+// by Prefetch + Cache chunks plus the chunks of the ranges being read. A Reader is safe for
 // concurrent use; Close stops its background fetches.
 //
 // A worker (rank of ranks) reads its share of each global batch with
@@ -211,8 +211,20 @@ func (r *Reader) ReadPositions(ctx context.Context, o *EpochOrder, pos, n int64,
 	if labels != nil && (!r.m.HasLabels || int64(len(labels)) < n) {
 		panic("storage: ReadPositions: labels requested but the dataset has none or the slice is short")
 	}
+	chunks := o.Chunks(pos, n)
+	// Start every missing chunk at once (GETs run Concurrency at a time),
+	// then copy them out in order.
+	r.mu.Lock()
+	for _, c := range chunks {
+		if _, ok := r.entries[c.Index]; ok {
+			r.hits.Add(1)
+		} else {
+			r.startLocked(c)
+		}
+	}
+	r.mu.Unlock()
 	out := int64(0)
-	for _, c := range o.Chunks(pos, n) {
+	for _, c := range chunks {
 		e, err := r.chunk(ctx, c)
 		if err != nil {
 			return err
@@ -275,9 +287,7 @@ func (r *Reader) Load(ctx context.Context) (*Dataset, error) {
 func (r *Reader) chunk(ctx context.Context, c ChunkRef) (*chunkEntry, error) {
 	r.mu.Lock()
 	e, ok := r.entries[c.Index]
-	if ok {
-		r.hits.Add(1)
-	} else {
+	if !ok {
 		e = r.startLocked(c)
 	}
 	r.mu.Unlock()
@@ -291,12 +301,15 @@ func (r *Reader) chunk(ctx context.Context, c ChunkRef) (*chunkEntry, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	if !e.read {
+	switch {
+	case r.entries[c.Index] != e:
+		// Dropped (DropUnread) or evicted meanwhile: use it, do not cache it.
+	case !e.read:
 		e.read = true
 		r.unread--
 		e.elem = r.lru.PushFront(e)
 		r.evictLocked()
-	} else if e.elem != nil {
+	case e.elem != nil:
 		r.lru.MoveToFront(e.elem)
 	}
 	return e, nil

@@ -218,3 +218,49 @@ func BenchmarkReaderEpoch(b *testing.B) {
 		})
 	}
 }
+
+func TestReaderConcurrentReadsAndDropUnread(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store, m, x := ingestTestDataset(t, 1200, 3, IngestOptions{ShardRows: 500, ChunkRows: 10})
+	rd := NewReader(store, m, ReaderOptions{Prefetch: 4, Cache: 2, Concurrency: 3})
+	defer rd.Close()
+	o := NewEpochOrder(m.Layout(), 4, 2)
+
+	// The prefetch budget: four unread chunks, then no more until they are
+	// read or dropped.
+	if rd.Prefetch(o, 0, 100) {
+		t.Fatal("Prefetch of 10 chunks fit a budget of 4")
+	}
+	if !rd.Prefetch(o, 0, 40) {
+		t.Fatal("the first four chunks are not held or in flight")
+	}
+	rd.DropUnread()
+	if !rd.Prefetch(o, 600, 40) {
+		t.Fatal("DropUnread did not free the prefetch budget")
+	}
+
+	// Concurrent readers of disjoint ranges get the right rows.
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			lo, n := int64(g*300), int64(300)
+			buf := make([]float32, n*3)
+			if err := rd.ReadPositions(context.Background(), o, lo, n, buf, nil); err != nil {
+				errs <- err
+				return
+			}
+			for i, id := range o.Rows(lo, n, nil) {
+				if !slices.Equal(buf[3*i:3*i+3], x[3*id:3*id+3]) {
+					errs <- fmt.Errorf("position %d: wrong row", lo+int64(i))
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

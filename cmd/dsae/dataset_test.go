@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,8 +106,13 @@ func TestDatasetCommands(t *testing.T) {
 		{"show unknown", []string{"dataset", "show", "nope"}, exitInvalid, "dataset not found"},
 		{"rm unknown", []string{"dataset", "rm", "nope"}, exitInvalid, "dataset not found"},
 		{"wrong secret", []string{"dataset", "ls", "--s3-secret-key", "wrong"}, exitFailure, "access denied"},
+		{"unreachable", []string{"dataset", "ls", "--s3-endpoint", "127.0.0.1:1", "--s3-retry-timeout", "300ms"}, exitFailure, "unreachable"},
 	} {
-		_, err := runCmd(ctx, append(tc.args, s3...)...)
+		args := tc.args
+		if !slices.Contains(args, "--s3-endpoint") {
+			args = append(args, s3...)
+		}
+		_, err := runCmd(ctx, args...)
 		if err == nil || exitCode(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v (exit %d), want exit %d mentioning %q", tc.name, err, exitCode(err), tc.code, tc.want)
 		}
