@@ -8,7 +8,7 @@
 // GetBucketLocation, PutObject, GetObject (with Range and If-Match),
 // HeadObject, DeleteObject, DeleteObjects, ListObjects (V1 and V2 with prefix,
 // delimiter, max-keys and pagination) and multipart uploads (create, upload
-// part, complete with ETag checks, abort, list parts). Anything else answers
+// part, complete with ETag checks, abort, list parts, list uploads). Anything else answers
 // 501 NotImplemented.
 //
 // Buckets are addressed path-style (http://host/bucket/key). Every request

@@ -128,6 +128,7 @@ const (
 	opAbortMultipart    = "AbortMultipartUpload"
 	opCreateMultipart   = "CreateMultipartUpload"
 	opCompleteMultipart = "CompleteMultipartUpload"
+	opListMultipart     = "ListMultipartUploads"
 	opUnsupported       = "Unsupported"
 	opMethodNotAllowed  = "MethodNotAllowed"
 )
@@ -157,7 +158,7 @@ func operation(r *http.Request) (op, bucket, key string) {
 	case key == "" && m == http.MethodGet && q.Has("location"):
 		return opGetBucketLocation, bucket, ""
 	case key == "" && m == http.MethodGet && q.Has("uploads"):
-		return opUnsupported, bucket, ""
+		return opListMultipart, bucket, ""
 	case key == "" && m == http.MethodGet && q.Get("list-type") == "2":
 		return opListObjectsV2, bucket, ""
 	case key == "" && m == http.MethodGet:
@@ -234,6 +235,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, auth *authContext
 		return s.createUpload(w, r, bucket, key)
 	case opCompleteMultipart:
 		return s.completeUpload(w, r, auth, bucket, key)
+	case opListMultipart:
+		return s.listUploads(w, r, bucket)
 	case opUnsupported:
 		return errNotImplemented
 	}

@@ -80,3 +80,48 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, bucket, key s
 	writeXML(w, http.StatusOK, res)
 	return nil
 }
+
+// listUploads answers ListMultipartUploads. Uploads after key-marker /
+// upload-id-marker are returned, up to max-uploads (1000).
+func (s *Server) listUploads(w http.ResponseWriter, r *http.Request, bucket string) error {
+	q := r.URL.Query()
+	prefix, keyMarker, idMarker := q.Get("prefix"), q.Get("key-marker"), q.Get("upload-id-marker")
+	maxUploads := 1000
+	if v, err := strconv.Atoi(q.Get("max-uploads")); err == nil && v >= 0 && v < maxUploads {
+		maxUploads = v
+	}
+	ups, err := s.store.listUploads(bucket, prefix)
+	if err != nil {
+		return err
+	}
+	res := listMultipartUploadsResult{NS: s3NS, Bucket: bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker,
+		Prefix: prefix, MaxUploads: maxUploads}
+	// Start after key-marker, or after the upload named by both markers.
+	start := 0
+	if keyMarker != "" {
+		start = len(ups)
+		for i, u := range ups {
+			if u.Key > keyMarker {
+				start = i
+				break
+			}
+		}
+		for i, u := range ups {
+			if idMarker != "" && u.Key == keyMarker && u.ID == idMarker {
+				start = i + 1
+				break
+			}
+		}
+	}
+	for _, u := range ups[start:] {
+		if len(res.Uploads) == maxUploads {
+			res.IsTruncated = true
+			break
+		}
+		res.Uploads = append(res.Uploads, uploadEntry{Key: u.Key, UploadID: u.ID, Initiator: serverOwner,
+			Owner: serverOwner, StorageClass: "STANDARD", Initiated: xmlTime(u.Initiated)})
+		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+	}
+	writeXML(w, http.StatusOK, res)
+	return nil
+}

@@ -304,3 +304,36 @@ func (s *store) expireUploads(cutoff time.Time) (int, error) {
 	}
 	return n, nil
 }
+
+// listUploads returns the unfinished uploads of bucket whose key starts
+// with prefix, ordered by key, initiation time and ID.
+func (s *store) listUploads(bucketName, prefix string) ([]upload, error) {
+	if _, err := s.bucket(bucketName); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
+	if err != nil {
+		return nil, err
+	}
+	var out []upload
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join(s.uploadDir(e.Name()), "upload.json"))
+		var u upload
+		if err != nil || json.Unmarshal(raw, &u) != nil {
+			continue
+		}
+		if u.Bucket == bucketName && strings.HasPrefix(u.Key, prefix) {
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Key != out[j].Key {
+			return out[i].Key < out[j].Key
+		}
+		if !out[i].Initiated.Equal(out[j].Initiated) {
+			return out[i].Initiated.Before(out[j].Initiated)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}

@@ -659,3 +659,54 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...
 	}
 	return 0
 }
+
+func TestListMultipartUploads(t *testing.T) {
+	ts := startServer(t, "")
+	ctx := testCtx(t)
+	c := ts.core(t, testSK)
+	c.MakeBucket(ctx, "lmu", minio.MakeBucketOptions{})
+	want := map[string]bool{}
+	for _, k := range []string{"a/1", "a/2", "b/1", "a/1"} {
+		id, err := c.NewMultipartUpload(ctx, "lmu", k, minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(k, "a/") {
+			want[k+" "+id] = true
+		}
+	}
+	got := map[string]bool{}
+	keyMarker, idMarker := "", ""
+	for pages := 0; ; pages++ {
+		res, err := c.ListMultipartUploads(ctx, "lmu", "a/", keyMarker, idMarker, "", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range res.Uploads {
+			if got[u.Key+" "+u.UploadID] {
+				t.Fatalf("upload %s %s listed twice", u.Key, u.UploadID)
+			}
+			got[u.Key+" "+u.UploadID] = true
+		}
+		if !res.IsTruncated || pages > 10 {
+			break
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	for k := range want {
+		if !got[k] {
+			t.Fatalf("upload %s not listed", k)
+		}
+	}
+	// minio-go's RemoveIncompleteUpload lists, then aborts.
+	if err := c.RemoveIncompleteUpload(ctx, "lmu", "a/1"); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := c.ListMultipartUploads(ctx, "lmu", "", "", "", "", 100)
+	if len(res.Uploads) != 2 {
+		t.Fatalf("%d uploads left after removing a/1's, want 2", len(res.Uploads))
+	}
+}
