@@ -8,8 +8,8 @@
 // GetBucketLocation, PutObject, GetObject (with Range and If-Match),
 // HeadObject, DeleteObject, DeleteObjects, ListObjects (V1 and V2 with prefix,
 // delimiter, max-keys and pagination) and multipart uploads (create, upload
-// part, complete with ETag checks, abort, list parts, list uploads). Anything else answers
-// 501 NotImplemented.
+// part, complete with ETag checks, abort, list parts, list uploads).
+// Anything else answers 501 NotImplemented.
 //
 // Buckets are addressed path-style (http://host/bucket/key). Every request
 // must carry an AWS Signature Version 4 (Authorization header or presigned
