@@ -116,7 +116,7 @@ func TestUnreachableBounded(t *testing.T) {
 		}
 	}
 	// Cancellation wins over the retry budget.
-	cfg.RetryTimeout = time.Hour
+	cfg.RetryTimeout = 20 * time.Second // far beyond the cancellation below
 	c, _ = NewClient(cfg)
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(50*time.Millisecond, cancel)

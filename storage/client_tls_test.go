@@ -105,7 +105,7 @@ func TestClientTLS(t *testing.T) {
 
 	untrusted := cfg
 	untrusted.CAFile = ""
-	untrusted.RetryTimeout = time.Hour // a retried certificate error would hang
+	untrusted.RetryTimeout = 5 * time.Second // a retried certificate error would end in ErrUnreachable
 	u, err := NewClient(untrusted)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestClientTLS(t *testing.T) {
 	}
 	plain := cfg
 	plain.Endpoint, plain.CAFile = "http://"+ln.Addr().String(), ""
-	plain.RetryTimeout = time.Hour
+	plain.RetryTimeout = 5 * time.Second
 	p, _ := NewClient(plain)
 	if _, err := p.Stat(ctx, "tls.bin"); err == nil || errors.Is(err, ErrUnreachable) {
 		t.Fatalf("plain HTTP to a TLS port: %v", err)
