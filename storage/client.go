@@ -165,6 +165,14 @@ func (c *Client) Put(ctx context.Context, key string, r io.Reader, size int64) e
 		var body io.Reader = cr
 		if seeker != nil {
 			body = r // keep io.ReaderAt/Seeker visible for parallel multipart
+			if startPos != 0 {
+				// minio-go reads an io.ReaderAt from offset 0: rebase it.
+				if ra, ok := r.(io.ReaderAt); ok && size >= 0 {
+					body = io.NewSectionReader(ra, startPos, size)
+				} else {
+					body = struct{ io.Reader }{r}
+				}
+			}
 		}
 		_, err := c.mc.PutObject(ctx, c.cfg.Bucket, key, body, size, minio.PutObjectOptions{
 			PartSize:    c.cfg.PartSize,

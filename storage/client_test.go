@@ -264,3 +264,34 @@ func TestObjectInfoJSON(t *testing.T) {
 		t.Fatalf("round trip %+v -> %+v (%v)", in, out, err)
 	}
 }
+
+// TestPutFromOffset: a reader already advanced is uploaded from where it
+// stands, also for io.ReaderAt sources large enough for multipart.
+func TestPutFromOffset(t *testing.T) {
+	e := startEmbeddedS3(t, "")
+	cfg := testClientConfig(e.Endpoint, "dsae")
+	cfg.PartSize = 5 << 20
+	c, _ := NewClient(cfg)
+	ctx := context.Background()
+	if err := c.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := seededBytes(60, 11<<20)
+	for _, off := range []int64{0, 100, 3 << 20} {
+		r := bytes.NewReader(data)
+		r.Seek(off, io.SeekStart)
+		n := int64(len(data)) - off
+		if err := c.Put(ctx, "off", r, n); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.Get(ctx, "off")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data[off:]) {
+			t.Fatalf("offset %d: read back %d bytes that differ from the %d after the offset", off, len(got), n)
+		}
+	}
+}
