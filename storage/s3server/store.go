@@ -217,6 +217,9 @@ func (s *store) createBucket(name string) error {
 	if err := os.Rename(f.Name(), filepath.Join(dir, bucketMetaFile)); err != nil {
 		return err
 	}
+	if err := s.syncDir(dir); err != nil {
+		return err
+	}
 	s.buckets[name] = &bucket{name: name, dir: dir, created: now, objs: map[string]objMeta{}}
 	return nil
 }
@@ -259,6 +262,9 @@ func (s *store) commit(b *bucket, tmp string, meta objMeta) error {
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
+		return err
+	}
+	if err := s.syncDir(filepath.Dir(dst)); err != nil {
 		return err
 	}
 	if _, ok := b.objs[meta.Key]; !ok {
@@ -382,6 +388,22 @@ func (s *store) list(bucketName, prefix, delim, after string, max int) (listResu
 		res.Next = k
 	}
 	return res, nil
+}
+
+// syncDir makes a rename into dir durable (unless noSync).
+func (s *store) syncDir(dir string) error {
+	if s.noSync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func syncClose(f *os.File, noSync bool) error {
