@@ -3,6 +3,9 @@ package sae
 import (
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // Layout of the float64 sums vector written by Step.Gradient (length
@@ -60,6 +63,8 @@ type Step struct {
 
 	colA     []float64 // Σ_i a_ij of the loaded batch
 	colFired []float64 // rows where latent j is active
+	fired    []uint32  // scratch for colFired
+	ones     []float32 // maxRows ones, for column sums through BLAS
 	colB     []float64 // bias-gradient accumulator (h or d)
 	rowRecon []float64
 	rowAux   []float64
@@ -289,21 +294,32 @@ func (s *Step) encode() {
 }
 
 // denseColumnSums fills colA (Σ_i a_ij) and colFired (rows with a_ij >
-// thresh) from the dense activations, split by latent so that the order of
-// summation does not depend on the number of workers.
+// thresh) from the dense activations (all >= 0), split by latent so that the
+// order of summation does not depend on the number of workers.
 func (s *Step) denseColumnSums(thresh float32) {
 	h, rows := s.m.Cfg.H, s.rows
 	a := s.z
+	if len(s.fired) < h {
+		s.fired = make([]uint32, h)
+	}
+	// For a >= 0, a > thresh exactly when the bits of a exceed those of
+	// thresh; the sign bit of their difference counts it without a branch
+	// (activations near the threshold would make a branch unpredictable).
+	tb := math.Float32bits(thresh)
 	parallelFor(workersFor(s.workers, h, rows), h, func(lo, hi int) {
-		sa, sf := s.colA[lo:hi], s.colFired[lo:hi]
+		sa, sf := s.colA[lo:hi], s.fired[lo:hi]
+		clear(sf)
 		for i := 0; i < rows; i++ {
 			row := a[i*h+lo : i*h+hi]
+			sa := sa[:len(row)]
+			sf := sf[:len(row)]
 			for j, v := range row {
 				sa[j] += float64(v)
-				if v > thresh {
-					sf[j]++
-				}
+				sf[j] += (tb - math.Float32bits(v)) >> 31
 			}
+		}
+		for j, n := range sf {
+			s.colFired[lo+j] = float64(n)
 		}
 	})
 }
@@ -506,12 +522,18 @@ func (s *Step) biasGrads(grad []float32, g []float32) {
 	l := s.m.layout
 	d, h, rows := c.D, c.H, s.rows
 	if g != nil {
-		acc := s.colB[:h]
-		clear(acc)
-		s.columnSums(g, rows, h, acc)
-		for j, v := range acc {
-			grad[l.BEnc.Off+j] = float32(v)
+		// δ2ᵀ·1 through BLAS: the rows×h matrix is the largest one summed
+		// here, and float32 accumulation is what the other gradients get.
+		if len(s.ones) < rows {
+			s.ones = make([]float32, s.maxRows)
+			for i := range s.ones {
+				s.ones[i] = 1
+			}
 		}
+		blas32.Gemv(blas.Trans, 1,
+			blas32.General{Rows: rows, Cols: h, Stride: h, Data: g[:rows*h]},
+			blas32.Vector{N: rows, Inc: 1, Data: s.ones[:rows]},
+			0, blas32.Vector{N: h, Inc: 1, Data: grad[l.BEnc.Off:l.BEnc.End()]})
 	}
 	acc := s.colB[:d]
 	clear(acc)
