@@ -52,13 +52,139 @@ func seededBytes(seed uint64, n int) []byte {
 	return b
 }
 
+// objectStoreContract checks the behaviour every ObjectStore must share,
+// whatever is behind it, under keys starting with prefix.
+func objectStoreContract(t *testing.T, s ObjectStore, prefix string) {
+	ctx := context.Background()
+	key := func(name string) string { return prefix + name }
+
+	t.Run("put get stat", func(t *testing.T) {
+		data := seededBytes(1, 100_000)
+		if err := s.Put(ctx, key("obj/a.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := s.Get(ctx, key("obj/a.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Get returned %d bytes (err %v), want the %d put", len(got), err, len(data))
+		}
+		if info, err := s.Stat(ctx, key("obj/a.bin")); err != nil || info.Size != int64(len(data)) || info.Key != key("obj/a.bin") {
+			t.Fatalf("Stat = %+v, %v", info, err)
+		}
+		// Overwrite with a shorter object.
+		if err := s.Put(ctx, key("obj/a.bin"), strings.NewReader("short"), 5); err != nil {
+			t.Fatal(err)
+		}
+		if info, _ := s.Stat(ctx, key("obj/a.bin")); info.Size != 5 {
+			t.Fatalf("size after overwrite = %d, want 5", info.Size)
+		}
+		if err := s.Put(ctx, key("obj/empty"), bytes.NewReader(nil), 0); err != nil {
+			t.Fatal(err)
+		}
+		rc, err = s.Get(ctx, key("obj/empty"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(rc); err != nil || len(got) != 0 {
+			t.Fatalf("empty object read %d bytes, err %v", len(got), err)
+		}
+		rc.Close()
+	})
+
+	t.Run("ranged get", func(t *testing.T) {
+		data := seededBytes(2, 1<<20+13)
+		if err := s.Put(ctx, key("range.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct{ off, n int64 }{
+			{0, 1}, {0, 128}, {4096, 65536}, {int64(len(data)) - 1, 1}, {1000, int64(len(data)) - 1000},
+			{int64(len(data)) - 10, 100}, // runs past the end: cut at the end
+		} {
+			rc, err := s.GetRange(ctx, key("range.bin"), r.off, r.n)
+			if err != nil {
+				t.Fatalf("GetRange(%d, %d): %v", r.off, r.n, err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			want := data[r.off:min(r.off+r.n, int64(len(data)))]
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("GetRange(%d, %d): %d bytes (err %v), want %d", r.off, r.n, len(got), err, len(want))
+			}
+		}
+		if _, err := s.GetRange(ctx, key("range.bin"), int64(len(data))+5, 10); err == nil {
+			t.Fatal("range starting past the end: no error")
+		}
+		if _, err := s.GetRange(ctx, key("missing"), 0, 10); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("range of a missing key: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("list", func(t *testing.T) {
+		var want []string
+		for i := range 12 {
+			k := key(fmt.Sprintf("lst/d%d/k%03d", i%3, i))
+			want = append(want, k)
+			if err := s.Put(ctx, k, strings.NewReader("v"), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Put(ctx, key("lstx"), strings.NewReader("v"), 1); err != nil {
+			t.Fatal(err)
+		}
+		objs, err := s.List(ctx, key("lst/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range objs {
+			got = append(got, o.Key)
+			if o.Size != 1 {
+				t.Fatalf("%s size %d, want 1", o.Key, o.Size)
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("List returned %v, want %v", got, want)
+		}
+		if objs, err := s.List(ctx, key("nothing-here/")); err != nil || len(objs) != 0 {
+			t.Fatalf("empty listing = %v, %v", objs, err)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		if err := s.Put(ctx, key("del"), strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, key("del")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(ctx, key("del")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Stat after delete: %v, want ErrNotFound", err)
+		}
+		if _, err := s.Get(ctx, key("del")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get after delete: %v, want ErrNotFound", err)
+		}
+		if err := s.Delete(ctx, key("del")); err != nil {
+			t.Fatalf("deleting a missing key: %v", err)
+		}
+	})
+}
+
 // TestConformance checks the S3 surface dsae uses, through the Client,
-// against the embedded server or the store named by DSAE_TEST_S3_ENDPOINT.
+// against the embedded server or the store named by DSAE_TEST_S3_ENDPOINT:
+// the ObjectStore contract plus buckets, ETags, paginated and delimited
+// listing, a 200 MB multipart round trip and refused credentials.
 func TestConformance(t *testing.T) {
 	ts := newTestStore(t)
 	ctx := context.Background()
 	c := ts.client(t)
 	key := func(name string) string { return ts.prefix + name }
+
+	t.Run("object store contract", func(t *testing.T) { objectStoreContract(t, c, ts.prefix+"contract/") })
 
 	t.Run("bucket create and exists", func(t *testing.T) {
 		cfg := ts.cfg
@@ -93,81 +219,24 @@ func TestConformance(t *testing.T) {
 		}
 	})
 
-	t.Run("put get stat", func(t *testing.T) {
-		data := seededBytes(1, 100_000)
-		if err := c.Put(ctx, key("obj/a.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
+	t.Run("etag and unknown size", func(t *testing.T) {
+		data := seededBytes(4, 70_000)
+		if err := c.Put(ctx, key("etag.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
-		rc, err := c.Get(ctx, key("obj/a.bin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("Get returned %d bytes (err %v), want the %d put", len(got), err, len(data))
-		}
-		info, err := c.Stat(ctx, key("obj/a.bin"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		info, err := c.Stat(ctx, key("etag.bin"))
 		sum := md5.Sum(data)
-		if info.Size != int64(len(data)) || info.ETag != hex.EncodeToString(sum[:]) {
-			t.Fatalf("Stat = %+v, want size %d etag %x", info, len(data), sum)
+		if err != nil || info.ETag != hex.EncodeToString(sum[:]) {
+			t.Fatalf("Stat = %+v, %v; want etag %x", info, err, sum)
 		}
-		// Overwrite with a shorter object; unknown size.
-		if err := c.Put(ctx, key("obj/a.bin"), io.MultiReader(strings.NewReader("short")), -1); err != nil {
+		if err := c.Put(ctx, key("nosize"), io.MultiReader(strings.NewReader("abc")), -1); err != nil {
 			t.Fatal(err)
 		}
-		if info, _ := c.Stat(ctx, key("obj/a.bin")); info.Size != 5 {
-			t.Fatalf("size after overwrite = %d, want 5", info.Size)
+		if info, err := c.Stat(ctx, key("nosize")); err != nil || info.Size != 3 {
+			t.Fatalf("unknown-size put: %+v, %v", info, err)
 		}
-		// Empty object.
-		if err := c.Put(ctx, key("obj/empty"), bytes.NewReader(nil), 0); err != nil {
-			t.Fatal(err)
-		}
-		rc, err = c.Get(ctx, key("obj/empty"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, err := io.ReadAll(rc); err != nil || len(got) != 0 {
-			t.Fatalf("empty object read %d bytes, err %v", len(got), err)
-		}
-		rc.Close()
-	})
-
-	t.Run("ranged get", func(t *testing.T) {
-		data := seededBytes(2, 1<<20+13)
-		if err := c.Put(ctx, key("range.bin"), bytes.NewReader(data), int64(len(data))); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range []struct{ off, n int64 }{
-			{0, 1}, {0, 128}, {4096, 65536}, {int64(len(data)) - 1, 1}, {1000, int64(len(data)) - 1000},
-		} {
-			buf := make([]byte, r.n)
-			if err := c.ReadRange(ctx, key("range.bin"), r.off, buf); err != nil {
-				t.Fatalf("ReadRange(%d, %d): %v", r.off, r.n, err)
-			}
-			if !bytes.Equal(buf, data[r.off:r.off+r.n]) {
-				t.Fatalf("ReadRange(%d, %d) returned wrong bytes", r.off, r.n)
-			}
-		}
-		// A range running past the end is cut at the end.
-		rc, err := c.GetRange(ctx, key("range.bin"), int64(len(data))-10, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(got, data[len(data)-10:]) {
-			t.Fatalf("range past end: %d bytes, err %v; want the last 10", len(got), err)
-		}
-		// A range starting past the end is an error, not retried forever.
-		if _, err := c.GetRange(ctx, key("range.bin"), int64(len(data))+5, 10); err == nil {
-			t.Fatal("range starting past the end: no error")
-		}
-		if _, err := c.GetRange(ctx, key("missing"), 0, 10); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("range of a missing key: %v, want ErrNotFound", err)
+		if ok, err := c.Exists(ctx, key("nosize")); !ok || err != nil {
+			t.Fatalf("Exists = %v, %v", ok, err)
 		}
 	})
 
@@ -214,27 +283,6 @@ func TestConformance(t *testing.T) {
 		}
 		if objs, err := pc.List(ctx, key("nothing-here/")); err != nil || len(objs) != 0 {
 			t.Fatalf("empty listing = %v, %v", objs, err)
-		}
-	})
-
-	t.Run("delete", func(t *testing.T) {
-		if err := c.Put(ctx, key("del"), strings.NewReader("x"), 1); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Delete(ctx, key("del")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Stat(ctx, key("del")); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("Stat after delete: %v, want ErrNotFound", err)
-		}
-		if _, err := c.Get(ctx, key("del")); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("Get after delete: %v, want ErrNotFound", err)
-		}
-		if ok, err := c.Exists(ctx, key("del")); ok || err != nil {
-			t.Fatalf("Exists after delete = %v, %v", ok, err)
-		}
-		if err := c.Delete(ctx, key("del")); err != nil {
-			t.Fatalf("deleting a missing key: %v", err)
 		}
 	})
 
@@ -304,4 +352,10 @@ func TestConformance(t *testing.T) {
 			t.Fatal("an upload with bad credentials was stored")
 		}
 	})
+}
+
+// TestObjectStoreContractMemStore holds the in-memory test store to the
+// same contract as the real client.
+func TestObjectStoreContractMemStore(t *testing.T) {
+	objectStoreContract(t, newMemStore(), "")
 }
