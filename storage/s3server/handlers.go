@@ -298,7 +298,7 @@ func readSmallBody(r *http.Request, auth *authContext, limit int64) ([]byte, err
 	}
 	b, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
-		return nil, toAPIErrorOr(err, errIncompleteBody)
+		return nil, bodyError(err)
 	}
 	if int64(len(b)) > limit {
 		return nil, errEntityTooLarge
@@ -315,13 +315,20 @@ func readSmallBody(r *http.Request, auth *authContext, limit int64) ([]byte, err
 	return b, nil
 }
 
-// toAPIErrorOr returns err if it is an S3 error, otherwise fallback.
-func toAPIErrorOr(err error, fallback *apiError) error {
+// bodyError maps an error met while storing a request body: S3 errors
+// (bad signature, digest, length) as they are, local disk failures as
+// themselves (an InternalError, logged), anything else (the client went
+// away mid-body) as IncompleteBody.
+func bodyError(err error) error {
 	var ae *apiError
-	if errors.As(err, &ae) {
+	var de *diskError
+	switch {
+	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &de):
+		return err
 	}
-	return fallback
+	return errIncompleteBody
 }
 
 // userMeta collects x-amz-meta-* headers.
@@ -347,7 +354,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, auth *authCon
 	meta := objMeta{ContentType: r.Header.Get("Content-Type"), UserMeta: userMeta(r.Header)}
 	meta, err = s.store.putObject(bucket, key, body, chk, meta)
 	if err != nil {
-		return toAPIErrorOr(err, errIncompleteBody)
+		return bodyError(err)
 	}
 	w.Header().Set("ETag", `"`+meta.ETag+`"`)
 	w.WriteHeader(http.StatusOK)

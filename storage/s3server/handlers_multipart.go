@@ -28,7 +28,7 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, auth *authCo
 	}
 	meta, err := s.store.putPart(bucket, key, q.Get("uploadId"), n, body, chk)
 	if err != nil {
-		return toAPIErrorOr(err, errIncompleteBody)
+		return bodyError(err)
 	}
 	w.Header().Set("ETag", `"`+meta.ETag+`"`)
 	w.WriteHeader(http.StatusOK)

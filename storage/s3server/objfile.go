@@ -58,11 +58,12 @@ func writeTemp(dir string, r io.Reader, chk bodyCheck) (*os.File, int64, []byte,
 		return nil, 0, nil, err
 	}
 	md := md5.New()
-	w := io.Writer(io.MultiWriter(f, md))
+	fw := diskWriter{f}
+	w := io.Writer(io.MultiWriter(fw, md))
 	var sh hash.Hash
 	if chk.sha256 != "" {
 		sh = sha256.New()
-		w = io.MultiWriter(f, md, sh)
+		w = io.MultiWriter(fw, md, sh)
 	}
 	limit := chk.max
 	if chk.size >= 0 && chk.size < limit {
@@ -89,6 +90,24 @@ func writeTemp(dir string, r io.Reader, chk bodyCheck) (*os.File, int64, []byte,
 		return fail(errContentSHA256Mismatch)
 	}
 	return f, n, sum, nil
+}
+
+// diskError marks a failure of the local disk (as opposed to the request
+// body) while storing an object.
+type diskError struct{ err error }
+
+func (e *diskError) Error() string { return "disk: " + e.err.Error() }
+func (e *diskError) Unwrap() error { return e.err }
+
+// diskWriter wraps file write errors in diskError.
+type diskWriter struct{ f *os.File }
+
+func (w diskWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = &diskError{err}
+	}
+	return n, err
 }
 
 // finishObject appends meta to f, syncs (unless noSync) and closes it.
