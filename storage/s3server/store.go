@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -278,7 +279,7 @@ func (s *store) commit(b *bucket, tmp string, meta objMeta) error {
 }
 
 // putObject stores the body under key, replacing any previous object.
-func (s *store) putObject(bucketName, key string, body interface{ Read([]byte) (int, error) }, chk bodyCheck, meta objMeta) (objMeta, error) {
+func (s *store) putObject(bucketName, key string, body io.Reader, chk bodyCheck, meta objMeta) (objMeta, error) {
 	b, err := s.bucket(bucketName)
 	if err != nil {
 		return meta, err
