@@ -27,7 +27,11 @@ type Config struct {
 	// Datasets, when set, lets SubmitJob refuse jobs whose dataset is not
 	// in the store.
 	Datasets DatasetChecker
-	// Registerer receives the coordinator's Prometheus metrics; nil skips them.
+	// MetricsAddr, when set, serves Prometheus /metrics (the coordinator's
+	// gauges plus Go runtime and process metrics) on this host:port.
+	MetricsAddr string
+	// Registerer, when set, also receives the coordinator's gauges (for a
+	// process that serves its own /metrics).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }

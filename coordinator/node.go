@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,15 +36,17 @@ type Node struct {
 	log *slog.Logger
 	fsm *FSM
 
-	raft   *raft.Raft
-	layer  *streamLayer
-	trans  *raft.NetworkTransport
-	store  *raftboltdb.BoltStore
-	grpc   *grpc.Server
-	health *health.Server
-	pool   *Pool
-	dials  *dialer
-	met    *metrics
+	raft     *raft.Raft
+	layer    *streamLayer
+	trans    *raft.NetworkTransport
+	store    *raftboltdb.BoltStore
+	grpc     *grpc.Server
+	health   *health.Server
+	pool     *Pool
+	dials    *dialer
+	met      []*metrics
+	http     *http.Server
+	httpAddr string
 
 	raftAddr, grpcAddr string // advertised
 
@@ -85,10 +88,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.pool, err = n.startGossip(); err != nil {
 		return nil, err
 	}
-	if cfg.Registerer != nil {
-		if n.met, err = newMetrics(n, cfg.Registerer); err != nil {
-			return nil, err
-		}
+	if err := n.startMetrics(); err != nil {
+		return nil, err
 	}
 	n.goRun(n.leaderLoop)
 	if len(cfg.Join) > 0 {
@@ -280,6 +281,9 @@ func (n *Node) shutdown(leave bool) error {
 		} else if n.layer != nil {
 			errs = append(errs, n.layer.Close())
 		}
+		if n.http != nil {
+			n.http.Close()
+		}
 		n.wg.Wait()
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
@@ -287,8 +291,8 @@ func (n *Node) shutdown(leave bool) error {
 		if n.dials != nil {
 			n.dials.close()
 		}
-		if n.met != nil {
-			n.met.unregister()
+		for _, m := range n.met {
+			m.unregister()
 		}
 		n.closeErr = errors.Join(errs...)
 	})
