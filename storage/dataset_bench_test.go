@@ -98,9 +98,9 @@ func BenchmarkShardGetS3(b *testing.B) {
 // W workers taking contiguous slices of B-row global batches with
 // Reader.ReadStep, and reports rows/s and bytes fetched ÷ dataset bytes.
 func BenchmarkReaderEpochS3(b *testing.B) {
-	const rows, d = 16384, 784
+	const rows, d = 16100, 784 // not a multiple of the chunk sizes: short chunks exist
 	for _, tc := range []struct{ chunk, batch, workers int }{
-		{32, 256, 1}, {32, 1024, 4}, {32, 1000, 4}, {32, 4000, 4}, {256, 1000, 4},
+		{32, 256, 1}, {128, 256, 1}, {128, 1024, 4}, {128, 1000, 4}, {128, 4000, 4}, {32, 1000, 4},
 	} {
 		b.Run(fmt.Sprintf("rows=%d,d=%d,chunk=%d,B=%d,W=%d", rows, d, tc.chunk, tc.batch, tc.workers), func(b *testing.B) {
 			dir := b.TempDir()

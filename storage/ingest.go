@@ -23,11 +23,13 @@ const (
 	// DefaultShardBytes is the target size of a shard when ShardRows is 0.
 	DefaultShardBytes = 64 << 20
 	// DefaultChunkBytes is the target size of a chunk when ChunkRows is 0.
-	// A chunk is the unit of ranged reads and of the epoch shuffle; a worker
-	// reading b rows per step wastes up to one chunk per step at each end of
-	// its slice, so chunks well below b rows keep fetched bytes near the
-	// dataset size.
-	DefaultChunkBytes = 128 << 10
+	// A chunk is the unit of ranged reads and of the epoch shuffle. Larger
+	// chunks mean fewer GETs (S3 wants requests of hundreds of KB or more);
+	// smaller ones mean less waste when several workers split a batch: a
+	// worker's share of a step that does not start and end on chunk
+	// boundaries shares a chunk with its neighbours, which both fetch it.
+	// With batch/ranks a multiple of the chunk rows nothing is fetched twice.
+	DefaultChunkBytes = 512 << 10
 	// shardHeaderBytes is the fixed .npy header size of the shards dsae
 	// writes (room for any 2-D shape, a multiple of 64).
 	shardHeaderBytes = 128

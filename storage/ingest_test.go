@@ -181,7 +181,7 @@ func TestIngestMNISTTestSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.HasLabels || m.ChunkRows != 32 { // 128 KiB / 3136 B per row → 41 → 32
+	if !m.HasLabels || m.ChunkRows != 128 { // 512 KiB / 3136 B per row = 167 → 128
 		t.Fatalf("has labels %v, chunk rows %d", m.HasLabels, m.ChunkRows)
 	}
 	checkPublished(t, store, m, want.X, want.Labels)

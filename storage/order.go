@@ -44,23 +44,30 @@ type ChunkRef struct {
 // EpochOrder is the order in which one epoch visits a dataset's rows: a
 // seeded permutation of the layout's chunks, with the rows of each chunk
 // shuffled among themselves, so the rows of a chunk are contiguous in the
-// order. It is a pure function of (layout, seed, epoch) and holds memory
-// proportional to the number of shards, not rows or chunks: both
-// permutations are computed on demand with keyed Feistel networks. An
-// EpochOrder is immutable and safe for concurrent use.
+// order. Full chunks (ChunkRows rows) come first, in permuted order, so
+// every full chunk starts at a multiple of ChunkRows; the short chunks (the
+// last chunk of a shard whose rows are not a multiple of ChunkRows; at most
+// one per shard) follow, permuted among themselves. Batch slices that are
+// multiples of ChunkRows thus never split a full chunk.
+//
+// An EpochOrder is a pure function of (layout, seed, epoch) and holds memory
+// proportional to the number of shards, not rows or chunks: the
+// permutations are computed on demand with keyed Feistel networks. It is
+// immutable and safe for concurrent use.
 type EpochOrder struct {
 	l          Layout
 	rows       int64
 	shardStart []int64 // first global row of each shard
 	chunkBase  []int64 // first chunk index of each shard (len = shards+1)
-	chunks     int64
-	perm       feistel // order index → chunk index
+	fullBase   []int64 // first full-chunk ordinal of each shard (len = shards+1)
+	chunks     int64   // all chunks
+	full       int64   // full chunks
+	perm       feistel // order index → full-chunk ordinal, for i < full
 	key        uint64  // base key of the in-chunk permutations
-	// The short chunks (the last chunk of a shard whose rows are not a
-	// multiple of ChunkRows), by order index, with the running shortfall in
-	// rows, so that positions map to order indices with a binary search.
-	shortAt      []int64 // order indices, ascending
-	shortDeficit []int64 // cumulative ChunkRows-len up to and including shortAt[i]
+	// The short chunks in epoch order: shard, and the position where each
+	// starts (shortPos[len] is the epoch length).
+	shortShard []int
+	shortPos   []int64
 }
 
 // NewEpochOrder returns the order of epoch epoch under seed for layout l.
@@ -74,34 +81,36 @@ func NewEpochOrder(l Layout, seed uint64, epoch int64) *EpochOrder {
 		l:          Layout{ShardRows: append([]int64(nil), l.ShardRows...), ChunkRows: l.ChunkRows},
 		shardStart: make([]int64, len(l.ShardRows)),
 		chunkBase:  make([]int64, len(l.ShardRows)+1),
+		fullBase:   make([]int64, len(l.ShardRows)+1),
 	}
 	cr := int64(l.ChunkRows)
-	type short struct{ chunk, deficit int64 }
-	var shorts []short
+	var shorts []int
 	for s, n := range l.ShardRows {
 		o.shardStart[s] = o.rows
 		o.chunkBase[s] = o.chunks
+		o.fullBase[s] = o.full
 		o.rows += n
 		o.chunks += (n + cr - 1) / cr
+		o.full += n / cr
 		if n%cr != 0 {
-			shorts = append(shorts, short{o.chunks - 1, cr - n%cr})
+			shorts = append(shorts, s)
 		}
 	}
 	o.chunkBase[len(l.ShardRows)] = o.chunks
+	o.fullBase[len(l.ShardRows)] = o.full
 	o.key = mix64(mix64(seed^0x6473616500000000) ^ uint64(epoch))
-	o.perm = newFeistel(uint64(o.chunks), o.key)
-	at := make([]short, len(shorts))
-	for i, sh := range shorts {
-		at[i] = short{int64(o.perm.inverse(uint64(sh.chunk))), sh.deficit}
+	o.perm = newFeistel(uint64(o.full), o.key)
+	sp := newFeistel(uint64(len(shorts)), mix64(o.key^0x73686f7274))
+	o.shortShard = make([]int, len(shorts))
+	o.shortPos = make([]int64, len(shorts)+1)
+	pos := o.full * cr
+	for t := range shorts {
+		s := shorts[sp.forward(uint64(t))]
+		o.shortShard[t] = s
+		o.shortPos[t] = pos
+		pos += l.ShardRows[s] % cr
 	}
-	sort.Slice(at, func(i, j int) bool { return at[i].chunk < at[j].chunk })
-	o.shortAt = make([]int64, len(at))
-	o.shortDeficit = make([]int64, len(at))
-	var sum int64
-	for i, sh := range at {
-		sum += sh.deficit
-		o.shortAt[i], o.shortDeficit[i] = sh.chunk, sum
-	}
+	o.shortPos[len(shorts)] = pos
 	return o
 }
 
@@ -114,32 +123,31 @@ func (o *EpochOrder) NumChunks() int64 { return o.chunks }
 // Layout returns the layout the order was built for.
 func (o *EpochOrder) Layout() Layout { return o.l }
 
-// orderStart is the position of the first row of the chunk at order index i
-// (i may equal NumChunks, giving Len).
-func (o *EpochOrder) orderStart(i int64) int64 {
-	// Short chunks strictly before i.
-	k := sort.Search(len(o.shortAt), func(j int) bool { return o.shortAt[j] >= i })
-	var deficit int64
-	if k > 0 {
-		deficit = o.shortDeficit[k-1]
-	}
-	return i*int64(o.l.ChunkRows) - deficit
-}
-
 // orderIndex returns the order index of the chunk holding position pos.
 func (o *EpochOrder) orderIndex(pos int64) int64 {
-	// Largest i with orderStart(i) <= pos.
-	return int64(sort.Search(int(o.chunks), func(i int) bool { return o.orderStart(int64(i)) > pos })) - 1
+	cr := int64(o.l.ChunkRows)
+	if pos < o.full*cr {
+		return pos / cr
+	}
+	t := sort.Search(len(o.shortShard), func(t int) bool { return o.shortPos[t+1] > pos })
+	return o.full + int64(t)
 }
 
 // chunk returns the chunk at order index i.
 func (o *EpochOrder) chunk(i int64) ChunkRef {
-	idx := int64(o.perm.forward(uint64(i)))
-	s := sort.Search(len(o.chunkBase)-1, func(s int) bool { return o.chunkBase[s+1] > idx })
-	start := (idx - o.chunkBase[s]) * int64(o.l.ChunkRows)
-	rows := min(int64(o.l.ChunkRows), o.l.ShardRows[s]-start)
-	return ChunkRef{Index: idx, Shard: s, Start: start, Rows: int(rows),
-		Global: o.shardStart[s] + start, Pos: o.orderStart(i)}
+	cr := int64(o.l.ChunkRows)
+	if i >= o.full {
+		t := i - o.full
+		s := o.shortShard[t]
+		start := o.l.ShardRows[s] / cr * cr
+		return ChunkRef{Index: o.chunkBase[s+1] - 1, Shard: s, Start: start, Rows: int(o.l.ShardRows[s] - start),
+			Global: o.shardStart[s] + start, Pos: o.shortPos[t]}
+	}
+	f := int64(o.perm.forward(uint64(i)))
+	s := sort.Search(len(o.l.ShardRows), func(s int) bool { return o.fullBase[s+1] > f })
+	start := (f - o.fullBase[s]) * cr
+	return ChunkRef{Index: o.chunkBase[s] + (f - o.fullBase[s]), Shard: s, Start: start, Rows: int(cr),
+		Global: o.shardStart[s] + start, Pos: i * cr}
 }
 
 // ChunkRow returns the global row id at offset k (0 ≤ k < c.Rows) of chunk
@@ -250,14 +258,6 @@ func (f feistel) encrypt(x uint64) uint64 {
 	return l<<f.half | r
 }
 
-func (f feistel) decrypt(x uint64) uint64 {
-	l, r := x>>f.half, x&f.mask
-	for i := feistelRounds - 1; i >= 0; i-- {
-		l, r = r^f.round(i, l), l
-	}
-	return l<<f.half | r
-}
-
 // forward maps x in [0, n) to its image in [0, n).
 func (f feistel) forward(x uint64) uint64 {
 	if f.n <= 1 {
@@ -268,18 +268,6 @@ func (f feistel) forward(x uint64) uint64 {
 		x = f.encrypt(x)
 	}
 	return x
-}
-
-// inverse is the inverse of forward.
-func (f feistel) inverse(y uint64) uint64 {
-	if f.n <= 1 {
-		return y
-	}
-	y = f.decrypt(y)
-	for y >= f.n {
-		y = f.decrypt(y)
-	}
-	return y
 }
 
 // mix64 is the splitmix64 finaliser, a fast bijective bit mixer.

@@ -100,7 +100,7 @@ cleans up what it left. An existing NAME is an error unless --overwrite.`,
 	f := cmd.Flags()
 	f.StringVar(&opt.Format, "format", "", "input format: npy, csv or idx (default: from each file's extension)")
 	f.Int64Var(&opt.ShardRows, "shard-rows", 0, "rows per shard (default: about 64 MiB per shard)")
-	f.IntVar(&opt.ChunkRows, "chunk-rows", 0, "rows per chunk, the unit of ranged reads and shuffling (default: about 128 KiB)")
+	f.IntVar(&opt.ChunkRows, "chunk-rows", 0, "rows per chunk, the unit of ranged reads and shuffling (default: about 512 KiB, a power of two)")
 	f.BoolVar(&opt.Overwrite, "overwrite", false, "replace an existing dataset of the same name")
 	f.StringVar(&opt.TempDir, "tmp-dir", "", "directory for staging shards before upload (default: the system temp dir)")
 	f.StringVar(&builtin, "builtin", "", "ingest a built-in dataset instead of files: mnist")
