@@ -31,6 +31,16 @@ type call[T elem] struct {
 	size       int
 	pieceElems int
 	steps      int
+
+	// The piece the receiver expects next, and what admit made of the
+	// last one.
+	wantStep, wantChunk, wantLo, wantHi int
+	admitted                            bool
+	verdict                             error
+	dst                                 []T // rest of the admitted piece's range
+	add                                 bool
+	carry                               [8]byte // an element split between two segments
+	ncarry                              int
 }
 
 func newCall[T elem](r *Ring, tag Tag, buf []T) *call[T] {
@@ -48,17 +58,6 @@ func newCall[T elem](r *Ring, tag Tag, buf []T) *call[T] {
 	}
 	if cap(r.ready) < signals {
 		r.ready = make(chan struct{}, signals)
-	}
-	if !littleEndian {
-		if elemSize[T]() == 4 && len(r.scratch4) < c.pieceElems {
-			r.scratch4 = make([]float32, c.pieceElems)
-		}
-		if elemSize[T]() == 8 && len(r.scratch8) < c.pieceElems {
-			r.scratch8 = make([]float64, c.pieceElems)
-		}
-		if len(r.wire) < r.pieceBytes {
-			r.wire = make([]byte, r.pieceBytes)
-		}
 	}
 	return c
 }
@@ -94,9 +93,10 @@ func (c *call[T]) send() error {
 	if err != nil {
 		return err
 	}
-	r.sendTag = ringpb.Tag{Job: c.tag.Job, Generation: c.tag.Generation, Step: c.tag.Step, Phase: c.tag.Phase}
-	r.piece = ringpb.Piece{Tag: &r.sendTag, Dtype: dtypeOf[T](), Length: uint64(len(c.buf))}
-	r.frame.Kind = &ringpb.Frame_Piece{Piece: &r.piece}
+	r.pout.pieceHeader = pieceHeader{
+		job: append(r.pout.job[:0], c.tag.Job...), generation: c.tag.Generation,
+		step: c.tag.Step, phase: c.tag.Phase, dtype: dtypeOf[T](), length: uint64(len(c.buf)),
+	}
 	for t := range c.steps {
 		ch := c.sendChunk(t)
 		for p := range c.pieces(ch) {
@@ -108,10 +108,15 @@ func (c *call[T]) send() error {
 				}
 			}
 			lo, hi := c.piece(ch, p)
-			r.piece.RingStep, r.piece.Chunk, r.piece.Offset = uint32(t), uint32(ch), uint64(lo)
-			r.piece.Data = wireBytes(c.buf[lo:hi], r.wire)
-			err := st.Send(&r.frame)
-			r.piece.Data = nil
+			r.pout.ringStep, r.pout.chunk, r.pout.offset = uint64(t), uint64(ch), uint64(lo)
+			switch v := any(c.buf[lo:hi:hi]).(type) {
+			case []float32:
+				r.pout.f32, r.pout.f64 = v, nil
+			case []float64:
+				r.pout.f32, r.pout.f64 = nil, v
+			}
+			err := st.SendMsg(&r.pout)
+			r.pout.f32, r.pout.f64 = nil, nil
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					// The next rank ended the stream; readReplies receives
@@ -145,25 +150,33 @@ func (c *call[T]) receive() error {
 	if err != nil {
 		return err
 	}
+	r.sink.target = c
+	defer func() { r.sink.target = nil }()
 	for t := range c.steps {
 		ch := c.recvChunk(t)
 		for p := range c.pieces(ch) {
-			lo, hi := c.piece(ch, p)
+			c.wantStep, c.wantChunk = t, ch
+			c.wantLo, c.wantHi = c.piece(ch, p)
 			for {
+				c.admitted, c.verdict = false, nil
 				if err := r.sink.recv(in); err != nil {
 					return r.peerErr("receiving from", r.prev, err)
 				}
-				ok, err := c.check(t, ch, lo, hi)
-				if err != nil {
-					r.svc.refused.Add(1)
-					return err
+				if !r.sink.isPiece {
+					c.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
 				}
-				if ok {
+				if c.verdict != nil {
+					r.svc.refused.Add(1)
+					return c.verdict
+				}
+				if c.admitted {
 					break
 				}
-				r.svc.refused.Add(1) // left over from an earlier call: dropped
+				r.svc.refused.Add(1) // another ring's or an earlier call's: dropped
 			}
-			c.apply(t, c.buf[lo:hi])
+			if len(c.dst) != 0 || c.ncarry != 0 {
+				return fmt.Errorf("%w: rank %d sent a short piece", ErrProtocol, r.prev)
+			}
 			r.touch()
 			if r.testHookReceived != nil {
 				r.testHookReceived(t)
@@ -181,51 +194,64 @@ func (c *call[T]) receive() error {
 	return nil
 }
 
-// apply adds (reduce-scatter) or copies (all-gather) the received piece
-// into dst.
-func (c *call[T]) apply(t int, dst []T) {
-	var scratch []T
-	if !littleEndian {
-		switch s := any(&scratch).(type) {
-		case *[]float32:
-			*s = c.r.scratch4
-		case *[]float64:
-			*s = c.r.scratch8
-		}
+// admit implements pieceTarget: it takes the piece the call expects next,
+// drops (without adding) a piece of another ring or of an earlier call,
+// and records an error for a piece that proves the previous rank is out of
+// step.
+func (c *call[T]) admit(h *pieceHeader) bool {
+	r := c.r
+	if string(h.job) != c.tag.Job || h.generation != c.tag.Generation {
+		return false
 	}
-	src := wireElems(c.r.sink.data, scratch)
-	if t < c.r.n-1 {
-		addInto(dst, src)
-	} else {
-		copy(dst, src)
+	switch cmpStepPhase(h.step, h.phase, c.tag) {
+	case -1:
+		return false
+	case 1:
+		c.verdict = fmt.Errorf("%w: rank %d sent step %d phase %d during %v", ErrProtocol, r.prev, h.step, h.phase, c.tag)
+		return false
 	}
+	want := pieceHeader{
+		dtype: dtypeOf[T](), ringStep: uint64(c.wantStep), chunk: uint64(c.wantChunk),
+		offset: uint64(c.wantLo), length: uint64(len(c.buf)), dataLen: (c.wantHi - c.wantLo) * c.size,
+	}
+	if h.dtype != want.dtype || h.ringStep != want.ringStep || h.chunk != want.chunk ||
+		h.offset != want.offset || h.length != want.length || h.dataLen != want.dataLen {
+		c.verdict = fmt.Errorf("%w: rank %d sent %v; want %v", ErrProtocol, r.prev, h, &want)
+		return false
+	}
+	c.admitted = true
+	c.dst = c.buf[c.wantLo:c.wantHi]
+	c.add = c.wantStep < r.n-1
+	c.ncarry = 0
+	return true
 }
 
-// check decides what to do with the piece in the sink: (true, nil) to use
-// it, (false, nil) to drop a piece of another ring or of an earlier call,
-// an error for a piece that proves the previous rank is out of step.
-func (c *call[T]) check(t, ch, lo, hi int) (bool, error) {
-	s, r := c.r.sink, c.r
-	if !s.isPiece {
-		return false, fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
+// take implements pieceTarget: it adds (reduce-scatter) or copies
+// (all-gather) a segment of the admitted piece's data into the buffer.
+func (c *call[T]) take(seg []byte) {
+	if c.ncarry > 0 {
+		k := copy(c.carry[c.ncarry:c.size], seg)
+		c.ncarry += k
+		seg = seg[k:]
+		if c.ncarry < c.size {
+			return
+		}
+		c.apply(c.carry[:c.size])
+		c.ncarry = 0
 	}
-	if string(s.job) != c.tag.Job || s.generation != c.tag.Generation {
-		return false, nil
+	whole := len(seg) / c.size * c.size
+	c.apply(seg[:whole])
+	c.ncarry = copy(c.carry[:], seg[whole:])
+}
+
+func (c *call[T]) apply(b []byte) {
+	n := len(b) / c.size
+	if c.add {
+		addLE(c.dst[:n], b)
+	} else {
+		copyLE(c.dst[:n], b)
 	}
-	switch cmpStepPhase(s.step, s.phase, c.tag) {
-	case -1:
-		return false, nil
-	case 1:
-		return false, fmt.Errorf("%w: rank %d sent step %d phase %d during %v", ErrProtocol, r.prev, s.step, s.phase, c.tag)
-	}
-	want := uint64((hi - lo) * c.size)
-	if s.dtype != dtypeOf[T]() || s.ringStep != uint64(t) || s.chunk != uint64(ch) ||
-		s.offset != uint64(lo) || s.length != uint64(len(c.buf)) || uint64(len(s.data)) != want {
-		return false, fmt.Errorf("%w: rank %d sent %v ring step %d chunk %d offset %d length %d with %d bytes; want %v ring step %d chunk %d offset %d length %d with %d bytes",
-			ErrProtocol, r.prev, s.dtype, s.ringStep, s.chunk, s.offset, s.length, len(s.data),
-			dtypeOf[T](), t, ch, lo, len(c.buf), want)
-	}
-	return true, nil
+	c.dst = c.dst[n:]
 }
 
 // peerErr turns a stream error into ErrPeer with the peer's status

@@ -12,20 +12,25 @@ import (
 )
 
 // codecName is the gRPC content-subtype of ring streams. Ring streams are
-// ordinary protobuf on the wire; the codec only changes how a receiver
-// decodes a Piece: straight from gRPC's receive buffers into a reused,
-// aligned buffer, without materialising the message or allocating.
+// ordinary protobuf on the wire (a peer may use the plain proto codec); this
+// codec only avoids copies: a Piece is marshalled straight from the caller's
+// buffer into one pooled buffer, and unmarshalled straight from gRPC's
+// receive buffers into the destination, adding as it goes, without
+// materialising the message or allocating.
 const codecName = "dsae-ring"
 
 func init() { encoding.RegisterCodecV2(ringCodec{}) }
 
-// ringCodec marshals and unmarshals proto messages as grpc's proto codec
-// does, and additionally decodes Frames into a *pieceSink.
+// ringCodec handles *pieceOut and *pieceSink and delegates every other
+// message to grpc's proto codec.
 type ringCodec struct{}
 
 func (ringCodec) Name() string { return codecName }
 
 func (ringCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(*pieceOut); ok {
+		return p.marshal(), nil
+	}
 	return protoCodec().Marshal(v)
 }
 
@@ -38,7 +43,7 @@ func (ringCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func protoCodec() encoding.CodecV2 { return encoding.GetCodecV2("proto") }
 
-// Field numbers of ring.proto used by the fast decoder.
+// Field numbers of ring.proto used by the hand-written encoder and decoder.
 const (
 	fieldFramePiece  = 2
 	fieldPieceTag    = 1
@@ -54,16 +59,8 @@ const (
 	fieldTagPhase    = 4
 )
 
-// pieceSink receives one Frame. A Piece's header lands in flat fields and
-// its data in buf, which is allocated once (8-byte aligned) and reused.
-//
-// A sink is also a proto.Message (its Frame's), so that a stream from a
-// peer using the plain "proto" codec decodes into the Frame; after such a
-// RecvMsg, settle copies the Frame into the flat fields.
-type pieceSink struct {
-	frame      ringpb.Frame
-	byCodec    bool // decoded by ringCodec since the last settle
-	isPiece    bool
+// pieceHeader is every field of a Frame holding a Piece except its data.
+type pieceHeader struct {
 	job        []byte
 	generation uint64
 	step       uint64
@@ -73,20 +70,91 @@ type pieceSink struct {
 	chunk      uint64
 	offset     uint64
 	length     uint64
-	data       []byte // view of buf
-	buf        []byte
-	maxData    int
+	dataLen    int
 }
 
-func newPieceSink(maxData int) *pieceSink {
-	words := make([]float64, (maxData+7)/8)
-	return &pieceSink{buf: float64Bytes(words), maxData: maxData}
+// pieceOut is a Piece to send: its header and the elements of one of f32
+// or f64, encoded little-endian when marshalled.
+type pieceOut struct {
+	pieceHeader
+	f32 []float32
+	f64 []float64
+	hdr []byte // reused encoding scratch
+}
+
+// marshal encodes the Frame{piece} into one pooled buffer; gRPC returns the
+// buffer to the pool once written.
+func (p *pieceOut) marshal() mem.BufferSlice {
+	h := p.hdr[:0]
+	tagLen := protowire.SizeTag(fieldTagJob) + protowire.SizeBytes(len(p.job)) +
+		protowire.SizeTag(fieldTagGen) + protowire.SizeVarint(p.generation) +
+		protowire.SizeTag(fieldTagStep) + protowire.SizeVarint(p.step) +
+		protowire.SizeTag(fieldTagPhase) + protowire.SizeVarint(uint64(p.phase))
+	h = protowire.AppendTag(h, fieldPieceTag, protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(tagLen))
+	h = protowire.AppendTag(h, fieldTagJob, protowire.BytesType)
+	h = protowire.AppendBytes(h, p.job)
+	h = appendVarintField(h, fieldTagGen, p.generation)
+	h = appendVarintField(h, fieldTagStep, p.step)
+	h = appendVarintField(h, fieldTagPhase, uint64(p.phase))
+	h = appendVarintField(h, fieldPieceDType, uint64(p.dtype))
+	h = appendVarintField(h, fieldPieceStep, p.ringStep)
+	h = appendVarintField(h, fieldPieceChunk, p.chunk)
+	h = appendVarintField(h, fieldPieceOffset, p.offset)
+	h = appendVarintField(h, fieldPieceLength, p.length)
+	p.hdr = h
+	n := 4*len(p.f32) + 8*len(p.f64)
+	pieceLen := len(h) + protowire.SizeTag(fieldPieceData) + protowire.SizeBytes(n)
+	total := protowire.SizeTag(fieldFramePiece) + protowire.SizeBytes(pieceLen)
+	buf := ringPool.Get(total)
+	b := (*buf)[:0]
+	b = protowire.AppendTag(b, fieldFramePiece, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(pieceLen))
+	b = append(b, h...)
+	b = protowire.AppendTag(b, fieldPieceData, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(n))
+	if p.f32 != nil {
+		b = appendLE(b, p.f32)
+	} else {
+		b = appendLE(b, p.f64)
+	}
+	*buf = b
+	return mem.BufferSlice{mem.NewBuffer(buf, ringPool)}
+}
+
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+// pieceTarget receives the pieces a pieceSink decodes.
+type pieceTarget interface {
+	// admit sees the header of a piece (dataLen set) and says whether to
+	// take its data; it records its own verdict for the caller of RecvMsg.
+	admit(h *pieceHeader) bool
+	// take receives the data of an admitted piece, in order, in segments
+	// split at arbitrary byte positions.
+	take(seg []byte)
+}
+
+// pieceSink receives one Frame per RecvMsg. It decodes the header, asks its
+// target whether to take the piece, and streams the data to the target.
+//
+// A sink is also a proto.Message (its Frame's), so that a stream from a
+// peer using the plain "proto" codec decodes into the Frame; recv then
+// hands that Frame to the target.
+type pieceSink struct {
+	frame   ringpb.Frame
+	byCodec bool // decoded by ringCodec since recv started
+	isPiece bool
+	pieceHeader
+	target pieceTarget // nil drops every piece
 }
 
 // ProtoReflect makes the sink decodable by any proto codec.
 func (s *pieceSink) ProtoReflect() protoreflect.Message { return s.frame.ProtoReflect() }
 
-// recv reads one frame from st into the sink.
+// recv reads one frame from st into the sink and its target.
 func (s *pieceSink) recv(st interface{ RecvMsg(any) error }) error {
 	s.byCodec = false
 	if err := st.RecvMsg(s); err != nil {
@@ -94,99 +162,113 @@ func (s *pieceSink) recv(st interface{ RecvMsg(any) error }) error {
 	}
 	if !s.byCodec {
 		s.reset()
-		return s.fromFrame(&s.frame)
+		s.fromFrame(&s.frame)
 	}
 	return nil
 }
 
 func (s *pieceSink) reset() {
 	s.isPiece = false
-	s.job = s.job[:0]
-	s.generation, s.step, s.phase = 0, 0, 0
-	s.dtype = ringpb.DType_DTYPE_UNSPECIFIED
-	s.ringStep, s.chunk, s.offset, s.length = 0, 0, 0, 0
-	s.data = s.buf[:0]
+	job := s.job[:0]
+	s.pieceHeader = pieceHeader{job: job}
 }
 
-// decode fills s from one encoded Frame. The header of a piece written by
-// this package sits at the front of the first receive buffer and its data,
-// the last field, spans the rest; that case is decoded in place. Anything
-// else falls back to proto.Unmarshal.
+func (s *pieceSink) admit() bool { return s.target != nil && s.target.admit(&s.pieceHeader) }
+
+// decode handles one encoded Frame. A piece's header sits at the front of
+// the first receive buffer and its data, the last field, spans the rest;
+// that case is decoded in place. Anything else falls back to proto.Unmarshal.
 func (s *pieceSink) decode(bs mem.BufferSlice) error {
 	s.byCodec = true
 	s.reset()
-	if len(bs) > 0 {
-		if ok, err := s.decodeFast(bs); ok {
-			return err
-		}
-		s.reset()
+	if len(bs) > 0 && s.decodeFast(bs) {
+		return nil
 	}
-	return s.decodeSlow(bs)
+	s.reset()
+	var f ringpb.Frame
+	if err := proto.Unmarshal(bs.Materialize(), &f); err != nil {
+		return err
+	}
+	s.fromFrame(&f)
+	return nil
 }
 
-func (s *pieceSink) decodeFast(bs mem.BufferSlice) (bool, error) {
+// decodeFast reports false, having handed nothing to the target, when the
+// frame is not laid out as this package writes it.
+func (s *pieceSink) decodeFast(bs mem.BufferSlice) bool {
 	b := bs[0].ReadOnlyData()
-	total := bs.Len()
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 || num != fieldFramePiece || typ != protowire.BytesType {
-		return false, nil
+		return false
 	}
 	b = b[n:]
 	plen, n := protowire.ConsumeVarint(b)
 	if n < 0 {
-		return false, nil
+		return false
 	}
 	b = b[n:]
 	remaining := int(plen)
-	if uint64(remaining) != plen || total-(bs[0].Len()-len(b)) != remaining {
-		return false, nil
+	if uint64(remaining) != plen || bs.Len()-(bs[0].Len()-len(b)) != remaining {
+		return false
 	}
-	s.isPiece = true
 	for remaining > 0 {
 		if len(b) == 0 {
-			return false, nil
+			return false
 		}
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return false, nil
+			return false
 		}
 		b, remaining = b[n:], remaining-n
 		switch typ {
 		case protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return false, nil
+				return false
 			}
 			b, remaining = b[n:], remaining-n
 			s.setPieceVarint(num, v)
 		case protowire.BytesType:
 			l, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return false, nil
+				return false
 			}
 			b, remaining = b[n:], remaining-n
 			if num == fieldPieceData {
 				if l != uint64(remaining) {
-					return false, nil
+					return false
 				}
-				return true, s.copyData(b, bs[1:], remaining)
+				s.isPiece, s.dataLen = true, remaining
+				if s.admit() {
+					s.target.take(b[:min(len(b), remaining)])
+					for _, buf := range bs[1:] {
+						s.target.take(buf.ReadOnlyData())
+					}
+				}
+				return true
 			}
 			if l > uint64(len(b)) {
-				return false, nil
+				return false
 			}
 			if num == fieldPieceTag && !s.decodeTag(b[:l]) {
-				return false, nil
+				return false
 			}
 			b, remaining = b[l:], remaining-int(l)
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return false, nil
+				return false
 			}
 			b, remaining = b[n:], remaining-n
 		}
 	}
-	return remaining == 0, nil
+	if remaining != 0 {
+		return false
+	}
+	// A piece without a data field (empty data).
+	s.isPiece = true
+	s.admit()
+	return true
 }
 
 func (s *pieceSink) setPieceVarint(num protowire.Number, v uint64) {
@@ -244,35 +326,11 @@ func (s *pieceSink) decodeTag(b []byte) bool {
 	return true
 }
 
-// copyData copies the l bytes of a piece's data, which start with head and
-// continue in rest, into s.buf.
-func (s *pieceSink) copyData(head []byte, rest mem.BufferSlice, l int) error {
-	if l > s.maxData {
-		return fmt.Errorf("piece of %d bytes exceeds the %d-byte limit", l, s.maxData)
-	}
-	s.data = s.buf[:l]
-	k := copy(s.data, head)
-	for _, b := range rest {
-		k += copy(s.data[k:], b.ReadOnlyData())
-	}
-	if k != l {
-		return fmt.Errorf("piece data truncated: %d of %d bytes", k, l)
-	}
-	return nil
-}
-
-func (s *pieceSink) decodeSlow(bs mem.BufferSlice) error {
-	var f ringpb.Frame
-	if err := proto.Unmarshal(bs.Materialize(), &f); err != nil {
-		return err
-	}
-	return s.fromFrame(&f)
-}
-
-func (s *pieceSink) fromFrame(f *ringpb.Frame) error {
+// fromFrame hands a Frame decoded by proto to the target.
+func (s *pieceSink) fromFrame(f *ringpb.Frame) {
 	p := f.GetPiece()
 	if p == nil {
-		return nil // not a piece; the caller refuses it
+		return // not a piece; the target never sees it and the caller refuses it
 	}
 	s.isPiece = true
 	if t := p.GetTag(); t != nil {
@@ -282,5 +340,14 @@ func (s *pieceSink) fromFrame(f *ringpb.Frame) error {
 	s.dtype = p.GetDtype()
 	s.ringStep, s.chunk = uint64(p.GetRingStep()), uint64(p.GetChunk())
 	s.offset, s.length = p.GetOffset(), p.GetLength()
-	return s.copyData(p.GetData(), nil, len(p.GetData()))
+	s.dataLen = len(p.GetData())
+	if s.admit() {
+		s.target.take(p.GetData())
+	}
+}
+
+// String describes a header for error messages.
+func (h *pieceHeader) String() string {
+	return fmt.Sprintf("%v ring step %d chunk %d offset %d length %d with %d bytes",
+		h.dtype, h.ringStep, h.chunk, h.offset, h.length, h.dataLen)
 }

@@ -133,7 +133,15 @@ func TestContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var once sync.Once
-	rings[0].testHookReceived = func(int) { once.Do(cancel) }
+	// Cancel after the first piece, and hold the receiver until the ring
+	// has seen the cancellation (it is noticed asynchronously), so that the
+	// call cannot complete in between.
+	rings[0].testHookReceived = func(int) {
+		once.Do(func() {
+			cancel()
+			<-rings[0].ctx.Done()
+		})
+	}
 	in := inputs[float32](8, n, 20_000)
 	errs := runAll(n, func(r int) error {
 		cctx := context.Background()
@@ -147,7 +155,7 @@ func TestContextCancelled(t *testing.T) {
 	}
 	for r := 1; r < n; r++ {
 		if errs[r] == nil || errors.Is(errs[r], ErrTimeout) {
-			t.Fatalf("rank %d: %v, want a peer failure", r, errs[r])
+			t.Fatalf("rank %d: %v, want a peer failure (all: %v)", r, errs[r], errs)
 		}
 	}
 }

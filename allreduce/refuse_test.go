@@ -47,7 +47,7 @@ func (f *fakeRank0) Stream(st ringpb.Ring_StreamServer) error {
 func pieceFrame(tag *ringpb.Tag, ringStep, chunk uint32, offset uint64, length uint64, vals []float32) *ringpb.Frame {
 	return &ringpb.Frame{Kind: &ringpb.Frame_Piece{Piece: &ringpb.Piece{
 		Tag: tag, Dtype: ringpb.DType_DTYPE_FLOAT32, RingStep: ringStep, Chunk: chunk,
-		Offset: offset, Length: length, Data: wireBytes(vals, nil),
+		Offset: offset, Length: length, Data: appendLE(nil, vals),
 	}}}
 }
 

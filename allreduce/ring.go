@@ -41,20 +41,15 @@ type Ring struct {
 	inReady  chan struct{}            // closed once in is usable
 	reserved bool
 
-	callMu   sync.Mutex // serialises calls; guards the fields below
-	out      ringpb.Ring_StreamClient
-	hasTag   bool
-	lastTag  Tag
-	sink     *pieceSink
-	ready    chan struct{}
-	scratch4 []float32 // big-endian hosts only
-	scratch8 []float64 // big-endian hosts only
-	wire     []byte    // big-endian hosts only
-	sendTag  ringpb.Tag
-	piece    ringpb.Piece
-	frame    ringpb.Frame
-	ack      ringpb.Reply
-	ackTag   ringpb.Tag
+	callMu  sync.Mutex // serialises calls; guards the fields below
+	out     ringpb.Ring_StreamClient
+	hasTag  bool
+	lastTag Tag
+	sink    *pieceSink
+	ready   chan struct{}
+	pout    pieceOut
+	ack     ringpb.Reply
+	ackTag  ringpb.Tag
 
 	progress atomic.Int64 // unix nanoseconds of the last piece moved
 
@@ -104,7 +99,7 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 		}
 		r.conn = conn
 		r.client = ringpb.NewRingClient(conn)
-		r.sink = newPieceSink(r.pieceBytes)
+		r.sink = &pieceSink{}
 	}
 	if err := svc.register(r); err != nil {
 		r.cancel(ErrClosed)

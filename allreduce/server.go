@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 )
 
 // Flow-control windows and I/O buffers of ring connections. gRPC's
@@ -28,6 +29,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.ReadBufferSize(ioBuffer),
 		grpc.WriteBufferSize(ioBuffer),
 		grpc.MaxRecvMsgSize(MaxPieceBytes + 64<<10),
+		experimental.BufferPool(ringPool),
 	}
 }
 
@@ -39,6 +41,7 @@ func dialOptions(t Transport) []grpc.DialOption {
 		grpc.WithInitialConnWindowSize(connWindow),
 		grpc.WithReadBufferSize(ioBuffer),
 		grpc.WithWriteBufferSize(ioBuffer),
+		experimental.WithBufferPool(ringPool),
 	}
 }
 
