@@ -19,11 +19,16 @@ const benchObject = 64 << 20
 // BenchmarkServerPut uploads 64 MiB objects with minio-go over loopback:
 // payload=streaming is what minio-go sends on plain HTTP (aws-chunked,
 // every 64 KiB chunk signed and verified); payload=unsigned skips the
-// chunk signatures.
+// chunk signatures; fsync=true is the server's durable default.
 func BenchmarkServerPut(b *testing.B) {
-	for _, mode := range []string{"streaming", "unsigned"} {
-		b.Run(fmt.Sprintf("size=64MiB,payload=%s", mode), func(b *testing.B) {
+	for _, tc := range []struct {
+		mode string
+		sync bool
+	}{{"streaming", false}, {"unsigned", false}, {"streaming", true}} {
+		mode := tc.mode
+		b.Run(fmt.Sprintf("size=64MiB,payload=%s,fsync=%v", mode, tc.sync), func(b *testing.B) {
 			ts := startServer(b, "")
+			ts.store.noSync = !tc.sync
 			c := ts.core(b, testSK)
 			ctx := context.Background()
 			c.MakeBucket(ctx, "bench", minio.MakeBucketOptions{})
