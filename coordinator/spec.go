@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -23,7 +24,11 @@ const (
 	MaxLearningRate = 10.0
 )
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+var (
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+	// datasetPattern is the store's rule for dataset names.
+	datasetPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,99}$`)
+)
 
 // SpecFile is the YAML form of a job spec, as read by ParseSpec. Field names
 // follow the protobuf fields; unknown keys are errors.
@@ -167,8 +172,8 @@ func ValidateSpec(s *controlpb.JobSpec) error {
 	if s.Dataset == "" {
 		return fieldErr("dataset", "empty")
 	}
-	if len(s.Dataset) > MaxNameLen || !namePattern.MatchString(s.Dataset) {
-		return fieldErr("dataset", "%q: want at most %d of A-Z a-z 0-9 . _ : - starting with a letter or digit", s.Dataset, MaxNameLen)
+	if !datasetPattern.MatchString(s.Dataset) || strings.Contains(s.Dataset, "..") {
+		return fieldErr("dataset", "%q: want 1-100 of a-z 0-9 . _ - starting with a letter or digit, no '..'", s.Dataset)
 	}
 	if err := validateModel(s.Model); err != nil {
 		return err

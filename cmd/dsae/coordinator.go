@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/dsae/dsae/coordinator"
+	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/storage"
+)
+
+func init() {
+	subcommands = append(subcommands, newCoordinatorCmd)
+	invalidInputErrors = append(invalidInputErrors, coordinator.ErrBadConfig, coordinator.ErrInvalidSpec,
+		auth.ErrBadSecret, auth.ErrBadTLS)
+}
+
+// securityFlags are the cluster-secret and TLS flags shared by every command
+// that talks to the control plane.
+type securityFlags struct {
+	secretFile, cert, key, ca, serverName string
+	insecure                              bool
+}
+
+func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
+	f := &securityFlags{}
+	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (default $"+auth.EnvSecret+")")
+	fs.StringVar(&f.cert, "tls-cert", "", "PEM certificate: serve TLS (servers) or present it (clients, with --tls-ca)")
+	fs.StringVar(&f.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&f.ca, "tls-ca", "", "PEM CA: verify peers with it (servers then require client certificates)")
+	fs.StringVar(&f.serverName, "tls-server-name", "", "name to verify in the server certificate (default: the host dialed)")
+	fs.BoolVar(&f.insecure, "insecure", false, "run without a cluster secret (trusted networks only)")
+	return f
+}
+
+// config loads the secret and checks the combination of flags.
+func (f *securityFlags) config() (auth.Config, error) {
+	secret, err := auth.LoadSecret(f.secretFile)
+	if err != nil {
+		return auth.Config{}, invalid(err)
+	}
+	if len(secret) == 0 && !f.insecure {
+		return auth.Config{}, invalid(fmt.Errorf("%w: no cluster secret: give --secret-file or $%s (or --insecure on a trusted network)", auth.ErrBadSecret, auth.EnvSecret))
+	}
+	if (f.cert == "") != (f.key == "") {
+		return auth.Config{}, invalid(fmt.Errorf("%w: --tls-cert and --tls-key go together", auth.ErrBadTLS))
+	}
+	return auth.Config{Secret: secret, CertFile: f.cert, KeyFile: f.key, CAFile: f.ca, ServerName: f.serverName}, nil
+}
+
+func newCoordinatorCmd() *cobra.Command {
+	var (
+		cfg         coordinator.Config
+		join        []string
+		checkData   bool
+		probe       time.Duration
+		suspicion   int
+		raftTimeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Run a coordinator: a member of the raft group that runs the control plane",
+		Long: `Run one coordinator. The first coordinator of a cluster starts without --join
+and bootstraps it; the others give --join with the gRPC address of any
+member. A coordinator restarted on the same --data-dir rejoins with its
+state. Every gRPC call and gossip message is authenticated with the cluster
+secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
+		Example: `  export DSAE_CLUSTER_SECRET=$(head -c 32 /dev/urandom | base64)
+  dsae coordinator --id c1 --data-dir ./c1 --raft-addr 127.0.0.1:7001 --grpc-addr 127.0.0.1:7101 --gossip-addr 127.0.0.1:7201
+  dsae coordinator --id c2 --data-dir ./c2 --raft-addr 127.0.0.1:7002 --grpc-addr 127.0.0.1:7102 --gossip-addr 127.0.0.1:7202 --join 127.0.0.1:7101`,
+		Args: exactArgs(0),
+	}
+	f := cmd.Flags()
+	sec := addSecurityFlags(f)
+	s3 := addS3ClientFlags(f)
+	f.StringVar(&cfg.ID, "id", "", "unique id of this coordinator (required)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the raft log and snapshots (required)")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7000", "host:port for raft traffic")
+	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7100", "host:port of the control API")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7200", "host:port of membership gossip")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
+	f.StringSliceVar(&join, "join", nil, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
+	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose dataset is not in the store (needs the --s3-* flags)")
+	def := coordinator.DefaultGossipTimings()
+	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
+	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
+	f.DurationVar(&raftTimeout, "raft-timeout", coordinator.DefaultRaftTimings().Heartbeat, "raft heartbeat and election timeout")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		a, err := sec.config()
+		if err != nil {
+			return err
+		}
+		cfg.Auth, cfg.Join = a, join
+		cfg.Gossip = def
+		cfg.Gossip.ProbeInterval, cfg.Gossip.SuspicionMult = probe, suspicion
+		cfg.Gossip.ProbeTimeout = min(def.ProbeTimeout, probe/2)
+		cfg.Raft = coordinator.DefaultRaftTimings()
+		cfg.Raft.Heartbeat, cfg.Raft.Election = raftTimeout, raftTimeout
+		cfg.Raft.LeaderLease = min(cfg.Raft.LeaderLease, raftTimeout/2)
+		if checkData {
+			client, err := s3.client()
+			if err != nil {
+				return err
+			}
+			cfg.Datasets = storeDatasets{client}
+		}
+		cfg.Logger = slog.Default()
+		if err := cfg.Validate(); err != nil {
+			return invalid(err)
+		}
+		n, err := coordinator.Start(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		slog.Info("coordinator running", "id", cfg.ID, "raft", n.RaftAddr(), "grpc", n.GRPCAddr(), "gossip", n.GossipAddr(),
+			"metrics", n.MetricsAddr(), "join", strings.Join(join, ","), "auth", cfg.Auth)
+		fmt.Fprintf(cmd.OutOrStdout(), "dsae coordinator %s: grpc %s, raft %s, gossip %s\n", cfg.ID, n.GRPCAddr(), n.RaftAddr(), n.GossipAddr())
+		<-cmd.Context().Done()
+		slog.Info("coordinator stopping", "id", cfg.ID)
+		return n.Close()
+	}
+	return cmd
+}
+
+// storeDatasets answers whether a dataset is published in the store: its
+// manifest, written last, exists.
+type storeDatasets struct{ c *storage.Client }
+
+func (s storeDatasets) DatasetExists(ctx context.Context, name string) (bool, error) {
+	ok, err := s.c.Exists(ctx, storage.DatasetPrefix+name+"/manifest.json")
+	if err != nil && errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return ok, err
+}

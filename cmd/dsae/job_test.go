@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const cliSecret = "cli-test-cluster-secret-123456"
+
+// startCoordinator runs `dsae coordinator` on free loopback ports until the
+// test ends and returns its gRPC address.
+func startCoordinator(t *testing.T) string {
+	t.Helper()
+	t.Setenv("DSAE_CLUSTER_SECRET", cliSecret)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		root := newRootCmd()
+		root.SetArgs([]string{"coordinator", "--id", "c1", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:0",
+			"--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-timeout", "300ms", "--log-level", "error"})
+		root.SetOut(&out)
+		done <- root.ExecuteContext(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("coordinator: %v", err)
+		}
+	})
+	re := regexp.MustCompile(`grpc (\S+),`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("coordinator exited: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("coordinator did not report its address")
+	return ""
+}
+
+func TestJobCommands(t *testing.T) {
+	addr := startCoordinator(t)
+	ctx := context.Background()
+	spec := filepath.Join(t.TempDir(), "job.yaml")
+	os.WriteFile(spec, []byte(`
+name: cli
+dataset: mnist
+model: {d: 784, h: 64, sparsity: kl, rho: 0.05, beta: 3}
+steps: 100
+`), 0o600)
+	run := func(args ...string) (string, error) {
+		return runCmd(ctx, append(args, "--coordinator", addr, "--log-level", "error")...)
+	}
+	out, err := run("job", "submit", spec, "--h", "128", "--workers", "2")
+	if err != nil || !strings.Contains(out, "submitted job-000001 (queued)") {
+		t.Fatalf("submit: %v\n%s", err, out)
+	}
+	out, err = run("job", "status", "job-000001", "--json")
+	if err != nil || !regexp.MustCompile(`"h":\s*128`).MatchString(out) || !regexp.MustCompile(`"workersWanted":\s*2`).MatchString(out) ||
+		!regexp.MustCompile(`"d":\s*784`).MatchString(out) {
+		t.Fatalf("flags did not override the file: %v\n%s", err, out)
+	}
+	if out, err = run("job", "ls"); err != nil || !regexp.MustCompile(`job-000001\s+cli\s+queued\s+mnist`).MatchString(out) {
+		t.Fatalf("ls: %v\n%s", err, out)
+	}
+	if out, err = run("job", "status", "job-000001"); err != nil || !strings.Contains(out, "job job-000001 (cli): queued") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if out, err = run("job", "cancel", "job-000001", "--reason", "enough"); err != nil || !strings.Contains(out, "canceled job-000001") {
+		t.Fatalf("cancel: %v\n%s", err, out)
+	}
+	out, err = run("job", "wait", "job-000001")
+	if err == nil || exitCode(err) != exitFailure || !strings.Contains(out, "canceled") {
+		t.Fatalf("wait on a canceled job: %v\n%s", err, out)
+	}
+
+	// Bad input exits 2 with the field named.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "submit", spec, "--rho", "2"}, "model.rho"},
+		{[]string{"job", "submit", "--dataset", "mnist", "--steps", "5"}, "model.d"},
+		{[]string{"job", "status", "job-999999"}, "not found"},
+		{[]string{"job", "cancel", "job-000001"}, "finished"},
+		{[]string{"job", "submit", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
+	} {
+		_, err := run(tc.args...)
+		if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v (exit %d), want exit 2 naming %q", tc.args, err, exitCode(err), tc.want)
+		}
+	}
+
+	// The wrong secret is refused.
+	t.Setenv("DSAE_CLUSTER_SECRET", "some-other-secret-of-length")
+	if _, err := run("job", "ls"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	os.Unsetenv("DSAE_CLUSTER_SECRET")
+	if _, err := run("job", "ls"); err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), "no cluster secret") {
+		t.Fatalf("no secret: %v", err)
+	}
+}
