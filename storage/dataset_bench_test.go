@@ -67,7 +67,7 @@ func BenchmarkIngest(b *testing.B) {
 // BenchmarkShardGetS3 is the reference for BenchmarkReaderEpochS3: the
 // same dataset's shards read whole and in order, one GET each.
 func BenchmarkShardGetS3(b *testing.B) {
-	const rows, d = 16384, 784
+	const rows, d = 16100, 784
 	b.Run(fmt.Sprintf("rows=%d,d=%d", rows, d), func(b *testing.B) {
 		dir := b.TempDir()
 		p := writeNPYf32(b, dir, "x.npy", testMatrix(1, rows, d), rows, d)

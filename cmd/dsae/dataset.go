@@ -90,10 +90,13 @@ cleans up what it left. An existing NAME is an error unless --overwrite.`,
 				return err
 			}
 			secs := time.Since(start).Seconds()
+			var total int64
 			for _, m := range ms {
-				fmt.Fprintf(cmd.OutOrStdout(), "published dataset %s: %d rows × %d, %d shards, %d bytes (%.1f MB/s)\n",
-					m.Name, m.Rows, m.D, len(m.Shards), m.DataBytes(), float64(m.DataBytes())/1e6/secs)
+				fmt.Fprintf(cmd.OutOrStdout(), "published dataset %s: %d rows × %d, %d shards, %d bytes\n",
+					m.Name, m.Rows, m.D, len(m.Shards), m.DataBytes())
+				total += m.DataBytes()
 			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ingested %d bytes in %.1fs (%.1f MB/s)\n", total, secs, float64(total)/1e6/secs)
 			return nil
 		},
 	}
