@@ -42,28 +42,29 @@ def go_rates(path):
         m = re.match(r"Benchmark(\S+?)(-\d+)?\s+\d+\s+.*?([\d.]+) samples/s", line)
         if m:
             rates.setdefault(m.group(1), []).append(float(m.group(3)))
-    return {k: statistics.median(v) for k, v in rates.items()}
+    return rates
 
+med = statistics.median
 gonum = go_rates(os.path.join(out, "gonum.txt"))
 oblas = go_rates(os.path.join(out, "openblas.txt"))
 torch = {}
 for line in open(os.path.join(out, "torch.txt")):
-    _, name, med, _ = line.rstrip("\n").split("\t")
-    torch.setdefault(name, []).append(float(med))
-torch = {k: statistics.median(v) for k, v in torch.items()}
+    _, name, rate, _ = line.rstrip("\n").split("\t")
+    torch.setdefault(name, []).append(float(rate))
 
-print("| step (samples/s, median) | Go gonum | Go OpenBLAS | PyTorch | OpenBLAS / torch | gonum / torch |")
-print("|---|---:|---:|---:|---:|---:|")
-for name in torch:
-    g, o, t = gonum.get("Step/" + name), oblas.get("Step/" + name), torch[name]
-    print(f"| {name} | {g:.0f} | {o:.0f} | {t:.0f} | {o / t:.2f}x | {g / t:.2f}x |")
+print("| step (samples/s, median of rounds) | Go gonum | Go OpenBLAS | PyTorch | OpenBLAS / torch | per-round OpenBLAS / torch (median; all) | gonum / torch |")
+print("|---|---:|---:|---:|---:|---|---:|")
+for name, t in torch.items():
+    g, o = gonum["Step/" + name], oblas["Step/" + name]
+    per = [a / b for a, b in zip(o, t)]
+    print(f"| {name} | {med(g):.0f} | {med(o):.0f} | {med(t):.0f} | {med(o) / med(t):.2f}x "
+          f"| {med(per):.2f}x; {' '.join(f'{r:.2f}' for r in per)} | {med(g) / med(t):.2f}x |")
 print()
-print("| TopK decoder, full step (samples/s, median) | Go gonum | Go OpenBLAS |")
+print("| TopK decoder, full step (samples/s, median of rounds) | Go gonum | Go OpenBLAS |")
 print("|---|---:|---:|")
-for kind in ("sparse", "dense"):
-    key = [k for k in oblas if k.startswith("TopKDecoder/" + kind)][0]
-    print(f"| {key.split('/', 1)[1]} | {gonum[key]:.0f} | {oblas[key]:.0f} |")
 sk = [k for k in oblas if k.startswith("TopKDecoder/sparse")][0]
 dk = sk.replace("sparse", "dense")
-print(f"| sparse / dense | {gonum[sk] / gonum[dk]:.2f}x | {oblas[sk] / oblas[dk]:.2f}x |")
+for key in (sk, dk):
+    print(f"| {key.split('/', 1)[1]} | {med(gonum[key]):.0f} | {med(oblas[key]):.0f} |")
+print(f"| sparse / dense | {med(gonum[sk]) / med(gonum[dk]):.2f}x | {med(oblas[sk]) / med(oblas[dk]):.2f}x |")
 EOF
