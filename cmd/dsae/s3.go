@@ -101,7 +101,9 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
 			}
 			slog.Info("s3 server listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "config", cfg)
 			fmt.Fprintf(cmd.OutOrStdout(), "dsae s3 serve: listening on %s://%s, serving %s\n", scheme, ln.Addr(), dir)
-			return srv.Serve(cmd.Context(), ln)
+			err = srv.Serve(cmd.Context(), ln)
+			slog.Info("s3 server stopped", "addr", ln.Addr().String(), "err", err)
+			return err
 		},
 	}
 	f := cmd.Flags()
