@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dsae/dsae/allreduce/ringpb"
 	"google.golang.org/grpc/status"
 )
+
+var errEOF = io.EOF
 
 // call is one all-reduce in progress on a ring.
 //
@@ -16,10 +19,12 @@ import (
 // into N near-equal chunks; at ring step t = 0..2N-3 rank r sends chunk r-t
 // to r+1 and receives chunk r-t-1 from r-1. Steps 0..N-2 are the
 // reduce-scatter (received pieces are added), steps N-1..2N-3 the
-// all-gather (received pieces are final and copied). The chunk received at
-// step t is the one sent at step t+1, so a piece is forwarded as soon as it
-// has been reduced: the receiver signals each finished piece on ring.ready
-// and the sender waits for that signal before sending it on.
+// all-gather (received pieces are final and copied). Each chunk travels in
+// pieces of at most PieceBytes; piece p of every chunk goes on lane
+// p mod lanes. The chunk received at step t is the one sent at step t+1,
+// with the same pieces on the same lanes, so each lane forwards a piece as
+// soon as it has been reduced: its receiver signals each finished piece on
+// lane.ready and its sender waits for that signal before sending it on.
 //
 // Chunk c is summed along one fixed path, starting at rank c and ending at
 // rank c-1, which computes the final value and starts the all-gather; every
@@ -31,6 +36,14 @@ type call[T elem] struct {
 	size       int
 	pieceElems int
 	steps      int
+	lanes      []*laneCall[T]
+}
+
+// laneCall is the part of a call that runs on one lane.
+type laneCall[T elem] struct {
+	*call[T]
+	l     *lane
+	count int // pieces this lane receives in the call; 0 means the lane is idle
 
 	// The piece the receiver expects next, and what admit made of the
 	// last one.
@@ -52,12 +65,20 @@ func newCall[T elem](r *Ring, tag Tag, buf []T) *call[T] {
 		steps: 2 * (r.n - 1),
 	}
 	c.pieceElems = r.pieceBytes / c.size
-	signals := 0
-	for t := 0; t < c.steps-1; t++ {
-		signals += c.pieces(c.recvChunk(t))
-	}
-	if cap(r.ready) < signals {
-		r.ready = make(chan struct{}, signals)
+	for _, l := range r.lanes {
+		lc := &laneCall[T]{call: c, l: l}
+		signals := 0
+		for t := range c.steps {
+			k := c.lanePieces(c.recvChunk(t), l.idx)
+			lc.count += k
+			if t < c.steps-1 {
+				signals += k
+			}
+		}
+		if cap(l.ready) < signals {
+			l.ready = make(chan struct{}, signals)
+		}
+		c.lanes = append(c.lanes, lc)
 	}
 	return c
 }
@@ -80,6 +101,12 @@ func (c *call[T]) pieces(ch int) int {
 	return max(1, (hi-lo+c.pieceElems-1)/c.pieceElems)
 }
 
+// lanePieces returns how many pieces of chunk ch go on lane l.
+func (c *call[T]) lanePieces(ch, l int) int {
+	lanes := len(c.r.lanes)
+	return (c.pieces(ch) - l + lanes - 1) / lanes
+}
+
 // piece returns the range of piece p of chunk ch.
 func (c *call[T]) piece(ch, p int) (lo, hi int) {
 	clo, chi := c.bounds(ch)
@@ -87,36 +114,63 @@ func (c *call[T]) piece(ch, p int) (lo, hi int) {
 	return lo, min(chi, lo+c.pieceElems)
 }
 
-func (c *call[T]) send() error {
-	r := c.r
-	st, err := r.outgoing()
+// run runs a sender and a receiver per busy lane and reports whether the
+// ring failed.
+func (c *call[T]) run() (failed bool) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, lc := range c.lanes {
+		if lc.count == 0 {
+			continue
+		}
+		for _, f := range []func() error{lc.send, lc.receive} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f(); err != nil {
+					c.r.fail(err)
+					mu.Lock()
+					failed = true
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return failed
+}
+
+func (lc *laneCall[T]) send() error {
+	r, l := lc.r, lc.l
+	st, err := r.outgoing(l)
 	if err != nil {
 		return err
 	}
-	r.pout.pieceHeader = pieceHeader{
-		job: append(r.pout.job[:0], c.tag.Job...), generation: c.tag.Generation,
-		step: c.tag.Step, phase: c.tag.Phase, dtype: dtypeOf[T](), length: uint64(len(c.buf)),
+	l.pout.pieceHeader = pieceHeader{
+		job: append(l.pout.job[:0], lc.tag.Job...), generation: lc.tag.Generation,
+		step: lc.tag.Step, phase: lc.tag.Phase, dtype: dtypeOf[T](), length: uint64(len(lc.buf)),
 	}
-	for t := range c.steps {
-		ch := c.sendChunk(t)
-		for p := range c.pieces(ch) {
+	lanes := len(r.lanes)
+	for t := range lc.steps {
+		ch := lc.sendChunk(t)
+		for p := l.idx; p < lc.pieces(ch); p += lanes {
 			if t > 0 {
 				select {
-				case <-r.ready:
+				case <-l.ready:
 				case <-r.ctx.Done():
 					return context.Cause(r.ctx)
 				}
 			}
-			lo, hi := c.piece(ch, p)
-			r.pout.ringStep, r.pout.chunk, r.pout.offset = uint64(t), uint64(ch), uint64(lo)
-			switch v := any(c.buf[lo:hi:hi]).(type) {
+			lo, hi := lc.piece(ch, p)
+			l.pout.ringStep, l.pout.chunk, l.pout.offset = uint64(t), uint64(ch), uint64(lo)
+			switch v := any(lc.buf[lo:hi:hi]).(type) {
 			case []float32:
-				r.pout.f32, r.pout.f64 = v, nil
+				l.pout.f32, l.pout.f64 = v, nil
 			case []float64:
-				r.pout.f32, r.pout.f64 = nil, v
+				l.pout.f32, l.pout.f64 = nil, v
 			}
-			err := st.SendMsg(&r.pout)
-			r.pout.f32, r.pout.f64 = nil, nil
+			err := st.SendMsg(&l.pout)
+			l.pout.f32, l.pout.f64 = nil, nil
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					// The next rank ended the stream; readReplies receives
@@ -131,127 +185,128 @@ func (c *call[T]) send() error {
 	}
 	var a *ringpb.Tag
 	select {
-	case ack := <-r.acks:
+	case ack := <-l.acks:
 		a = ack.GetTag()
 	case <-r.ctx.Done():
 		return context.Cause(r.ctx)
 	}
-	if a == nil || a.GetJob() != c.tag.Job || a.GetGeneration() != c.tag.Generation ||
-		a.GetStep() != c.tag.Step || a.GetPhase() != c.tag.Phase {
-		return fmt.Errorf("%w: rank %d acknowledged %v instead of %v", ErrProtocol, r.next, a, c.tag)
+	if a == nil || a.GetJob() != lc.tag.Job || a.GetGeneration() != lc.tag.Generation ||
+		a.GetStep() != lc.tag.Step || a.GetPhase() != lc.tag.Phase {
+		return fmt.Errorf("%w: rank %d acknowledged %v instead of %v", ErrProtocol, r.next, a, lc.tag)
 	}
 	r.touch()
 	return nil
 }
 
-func (c *call[T]) receive() error {
-	r := c.r
-	in, err := r.incoming()
+func (lc *laneCall[T]) receive() error {
+	r, l := lc.r, lc.l
+	in, err := r.incoming(l)
 	if err != nil {
 		return err
 	}
-	r.sink.target = c
-	defer func() { r.sink.target = nil }()
-	for t := range c.steps {
-		ch := c.recvChunk(t)
-		for p := range c.pieces(ch) {
-			c.wantStep, c.wantChunk = t, ch
-			c.wantLo, c.wantHi = c.piece(ch, p)
+	l.sink.target = lc
+	defer func() { l.sink.target = nil }()
+	lanes := len(r.lanes)
+	for t := range lc.steps {
+		ch := lc.recvChunk(t)
+		for p := l.idx; p < lc.pieces(ch); p += lanes {
+			lc.wantStep, lc.wantChunk = t, ch
+			lc.wantLo, lc.wantHi = lc.piece(ch, p)
 			for {
-				c.admitted, c.verdict = false, nil
-				if err := r.sink.recv(in); err != nil {
+				lc.admitted, lc.verdict = false, nil
+				if err := l.sink.recv(in); err != nil {
 					return r.peerErr("receiving from", r.prev, err)
 				}
-				if !r.sink.isPiece {
-					c.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
+				if !l.sink.isPiece {
+					lc.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
 				}
-				if c.verdict != nil {
+				if lc.verdict != nil {
 					r.svc.refused.Add(1)
-					return c.verdict
+					return lc.verdict
 				}
-				if c.admitted {
+				if lc.admitted {
 					break
 				}
 				r.svc.refused.Add(1) // another ring's or an earlier call's: dropped
 			}
-			if len(c.dst) != 0 || c.ncarry != 0 {
+			if len(lc.dst) != 0 || lc.ncarry != 0 {
 				return fmt.Errorf("%w: rank %d sent a short piece", ErrProtocol, r.prev)
 			}
 			r.touch()
 			if r.testHookReceived != nil {
 				r.testHookReceived(t)
 			}
-			if t < c.steps-1 {
-				r.ready <- struct{}{} // never blocks: the channel holds every signal of the call
+			if t < lc.steps-1 {
+				l.ready <- struct{}{} // never blocks: the channel holds every signal of the call
 			}
 		}
 	}
-	r.ackTag = ringpb.Tag{Job: c.tag.Job, Generation: c.tag.Generation, Step: c.tag.Step, Phase: c.tag.Phase}
-	r.ack.Kind = &ringpb.Reply_Ack{Ack: &ringpb.Ack{Tag: &r.ackTag}}
-	if err := in.SendMsg(&r.ack); err != nil {
+	l.ackTag = ringpb.Tag{Job: lc.tag.Job, Generation: lc.tag.Generation, Step: lc.tag.Step, Phase: lc.tag.Phase}
+	l.ack.Kind = &ringpb.Reply_Ack{Ack: &ringpb.Ack{Tag: &l.ackTag}}
+	if err := in.SendMsg(&l.ack); err != nil {
 		return r.peerErr("acknowledging to", r.prev, err)
 	}
 	return nil
 }
 
-// admit implements pieceTarget: it takes the piece the call expects next,
+// admit implements pieceTarget: it takes the piece the lane expects next,
 // drops (without adding) a piece of another ring or of an earlier call,
 // and records an error for a piece that proves the previous rank is out of
 // step.
-func (c *call[T]) admit(h *pieceHeader) bool {
-	r := c.r
-	if string(h.job) != c.tag.Job || h.generation != c.tag.Generation {
+func (lc *laneCall[T]) admit(h *pieceHeader) bool {
+	r := lc.r
+	if string(h.job) != lc.tag.Job || h.generation != lc.tag.Generation {
 		return false
 	}
-	switch cmpStepPhase(h.step, h.phase, c.tag) {
+	switch cmpStepPhase(h.step, h.phase, lc.tag) {
 	case -1:
 		return false
 	case 1:
-		c.verdict = fmt.Errorf("%w: rank %d sent step %d phase %d during %v", ErrProtocol, r.prev, h.step, h.phase, c.tag)
+		lc.verdict = fmt.Errorf("%w: rank %d sent step %d phase %d during %v", ErrProtocol, r.prev, h.step, h.phase, lc.tag)
 		return false
 	}
 	want := pieceHeader{
-		dtype: dtypeOf[T](), ringStep: uint64(c.wantStep), chunk: uint64(c.wantChunk),
-		offset: uint64(c.wantLo), length: uint64(len(c.buf)), dataLen: (c.wantHi - c.wantLo) * c.size,
+		dtype: dtypeOf[T](), ringStep: uint64(lc.wantStep), chunk: uint64(lc.wantChunk),
+		offset: uint64(lc.wantLo), length: uint64(len(lc.buf)), dataLen: (lc.wantHi - lc.wantLo) * lc.size,
 	}
 	if h.dtype != want.dtype || h.ringStep != want.ringStep || h.chunk != want.chunk ||
 		h.offset != want.offset || h.length != want.length || h.dataLen != want.dataLen {
-		c.verdict = fmt.Errorf("%w: rank %d sent %v; want %v", ErrProtocol, r.prev, h, &want)
+		lc.verdict = fmt.Errorf("%w: rank %d sent %v; want %v", ErrProtocol, r.prev, h, &want)
 		return false
 	}
-	c.admitted = true
-	c.dst = c.buf[c.wantLo:c.wantHi]
-	c.add = c.wantStep < r.n-1
-	c.ncarry = 0
+	lc.admitted = true
+	lc.dst = lc.buf[lc.wantLo:lc.wantHi]
+	lc.add = lc.wantStep < r.n-1
+	lc.ncarry = 0
 	return true
 }
 
 // take implements pieceTarget: it adds (reduce-scatter) or copies
 // (all-gather) a segment of the admitted piece's data into the buffer.
-func (c *call[T]) take(seg []byte) {
-	if c.ncarry > 0 {
-		k := copy(c.carry[c.ncarry:c.size], seg)
-		c.ncarry += k
+func (lc *laneCall[T]) take(seg []byte) {
+	if lc.ncarry > 0 {
+		k := copy(lc.carry[lc.ncarry:lc.size], seg)
+		lc.ncarry += k
 		seg = seg[k:]
-		if c.ncarry < c.size {
+		if lc.ncarry < lc.size {
 			return
 		}
-		c.apply(c.carry[:c.size])
-		c.ncarry = 0
+		lc.apply(lc.carry[:lc.size])
+		lc.ncarry = 0
 	}
-	whole := len(seg) / c.size * c.size
-	c.apply(seg[:whole])
-	c.ncarry = copy(c.carry[:], seg[whole:])
+	whole := len(seg) / lc.size * lc.size
+	lc.apply(seg[:whole])
+	lc.ncarry = copy(lc.carry[:], seg[whole:])
 }
 
-func (c *call[T]) apply(b []byte) {
-	n := len(b) / c.size
-	if c.add {
-		addLE(c.dst[:n], b)
+func (lc *laneCall[T]) apply(b []byte) {
+	n := len(b) / lc.size
+	if lc.add {
+		addLE(lc.dst[:n], b)
 	} else {
-		copyLE(c.dst[:n], b)
+		copyLE(lc.dst[:n], b)
 	}
-	c.dst = c.dst[n:]
+	lc.dst = lc.dst[n:]
 }
 
 // peerErr turns a stream error into ErrPeer with the peer's status

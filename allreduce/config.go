@@ -13,6 +13,7 @@ import (
 const (
 	MinPieceBytes = 1 << 10
 	MaxPieceBytes = 2 << 20
+	MaxLanes      = 16
 )
 
 // Config describes one ring: one generation of one job, seen from one rank.
@@ -35,6 +36,11 @@ type Config struct {
 	// buffer is streamed in pieces of this size so that sending, receiving
 	// and adding overlap. Rounded down to a multiple of 8.
 	PieceBytes int
+	// Lanes is the number of independent streams, each on its own
+	// connection, between neighbours; piece p of every chunk goes on lane
+	// p mod Lanes. More lanes spread gRPC's per-connection work over more
+	// goroutines and cores. 1..MaxLanes; every member must use the same.
+	Lanes int
 	// Transport dials the next rank. Nil means TCP.
 	Transport Transport
 	// DialOptions are added after the ring's own dial options (insecure
@@ -50,6 +56,7 @@ func DefaultConfig() Config {
 	return Config{
 		Timeout:    10 * time.Second,
 		PieceBytes: 512 << 10,
+		Lanes:      1,
 	}
 }
 
@@ -80,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.PieceBytes < MinPieceBytes || c.PieceBytes > MaxPieceBytes {
 		return fmt.Errorf("%w: PieceBytes %d out of range [%d, %d]", ErrInvalidConfig, c.PieceBytes, MinPieceBytes, MaxPieceBytes)
+	}
+	if c.Lanes < 1 || c.Lanes > MaxLanes {
+		return fmt.Errorf("%w: Lanes %d out of range [1, %d]", ErrInvalidConfig, c.Lanes, MaxLanes)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ func TestConfigValidate(t *testing.T) {
 		{"timeout", "Timeout 0s must be positive", func(c *Config) { c.Timeout = 0 }},
 		{"piece small", "PieceBytes 10 out of range", func(c *Config) { c.PieceBytes = 10 }},
 		{"piece large", "PieceBytes 4194304 out of range", func(c *Config) { c.PieceBytes = 4 << 20 }},
+		{"no lanes", "Lanes 0 out of range [1, 16]", func(c *Config) { c.Lanes = 0 }},
 	}
 	for _, tc := range cases {
 		cfg := base

@@ -74,7 +74,7 @@ func TestWrongTagsRefusedNeverAdded(t *testing.T) {
 	defer srv.Stop()
 	cfg := DefaultConfig()
 	cfg.Job, cfg.Generation, cfg.Members, cfg.Rank = "job", 3, []string{lis.Addr().String(), srv.Addr()}, 1
-	cfg.Transport, cfg.Timeout = tr, time.Minute
+	cfg.Transport, cfg.Timeout, cfg.Lanes = tr, time.Minute, 1
 	ring, err := NewRing(srv.Service(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -114,16 +114,16 @@ func TestWrongTagsRefusedNeverAdded(t *testing.T) {
 		}
 		return st, nil
 	}
-	if _, err := hello(&ringpb.Hello{Job: "job", Generation: 3, FromRank: 1, ToRank: 1, Ranks: 2}); status.Code(err) != codes.FailedPrecondition {
+	if _, err := hello(&ringpb.Hello{Job: "job", Generation: 3, FromRank: 1, ToRank: 1, Ranks: 2, Lanes: 1}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("hello from the wrong rank: %v, want FailedPrecondition", err)
 	}
-	if _, err := hello(&ringpb.Hello{Job: "job", Generation: 3, FromRank: 0, ToRank: 1, Ranks: 3}); status.Code(err) != codes.FailedPrecondition {
+	if _, err := hello(&ringpb.Hello{Job: "job", Generation: 3, FromRank: 0, ToRank: 1, Ranks: 3, Lanes: 1}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("hello with the wrong ring size: %v, want FailedPrecondition", err)
 	}
-	if _, err := hello(&ringpb.Hello{Job: "job", Generation: 2, FromRank: 0, ToRank: 1, Ranks: 2}); status.Code(err) != codes.Aborted {
+	if _, err := hello(&ringpb.Hello{Job: "job", Generation: 2, FromRank: 0, ToRank: 1, Ranks: 2, Lanes: 1}); status.Code(err) != codes.Aborted {
 		t.Fatalf("hello of an older generation: %v, want Aborted", err)
 	}
-	st, err := hello(&ringpb.Hello{Job: "job", Generation: 3, FromRank: 0, ToRank: 1, Ranks: 2})
+	st, err := hello(&ringpb.Hello{Job: "job", Generation: 3, FromRank: 0, ToRank: 1, Ranks: 2, Lanes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

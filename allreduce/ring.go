@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -30,42 +29,53 @@ type Ring struct {
 	n          int
 	prev, next int
 	pieceBytes int
+	lanes      []*lane
 
 	ctx    context.Context // lives until Close or the first failure
 	cancel context.CancelCauseFunc
-	conn   *grpc.ClientConn
-	client ringpb.RingClient
 
-	inMu     sync.Mutex
-	in       ringpb.Ring_StreamServer // from prev; set by Service.Stream
-	inReady  chan struct{}            // closed once in is usable
-	reserved bool
+	inMu sync.Mutex // guards lane.in and lane.reserved
 
-	callMu  sync.Mutex // serialises calls; guards the fields below
-	out     ringpb.Ring_StreamClient
+	callMu  sync.Mutex // serialises calls; guards hasTag and lastTag
 	hasTag  bool
 	lastTag Tag
-	sink    *pieceSink
-	ready   chan struct{}
-	pout    pieceOut
-	ack     ringpb.Reply
-	ackTag  ringpb.Tag
 
 	progress atomic.Int64 // unix nanoseconds of the last piece moved
+	closing  atomic.Bool
+	readers  sync.WaitGroup
 
-	acks    chan *ringpb.Ack // from readReplies to the sending goroutine
-	closing atomic.Bool
-	readers sync.WaitGroup
-
-	// testHookReceived, when set (by tests, before a call), runs on the
+	// testHookReceived, when set (by tests, before a call), runs on a
 	// receiving goroutine after each piece of ring step t is applied.
 	testHookReceived func(t int)
 
 	closeOnce sync.Once
 }
 
-// NewRing registers a ring on svc and prepares the connection to the next
-// rank; it does not block on the network (the stream opens on the first
+// lane is one of the ring's independent pipelines: a stream to the next
+// rank on its own connection and a stream from the previous rank. Lane l
+// carries pieces p ≡ l (mod lanes) of every chunk, so lanes never wait for
+// each other and share the work of gRPC's per-connection goroutines.
+type lane struct {
+	idx    int
+	conn   *grpc.ClientConn
+	client ringpb.RingClient
+
+	in       ringpb.Ring_StreamServer // from prev; set by Service.Stream
+	inReady  chan struct{}            // closed once in is usable
+	reserved bool
+
+	// Used by one call at a time (under Ring.callMu).
+	out    ringpb.Ring_StreamClient
+	acks   chan *ringpb.Ack // from readReplies to the sending goroutine
+	sink   *pieceSink
+	ready  chan struct{}
+	pout   pieceOut
+	ack    ringpb.Reply
+	ackTag ringpb.Tag
+}
+
+// NewRing registers a ring on svc and prepares the connections to the next
+// rank; it does not block on the network (the streams open on the first
 // call). The Ring must be closed.
 func NewRing(svc *Service, cfg Config) (*Ring, error) {
 	if svc == nil {
@@ -86,32 +96,39 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 		prev:       (cfg.Rank + n - 1) % n,
 		next:       (cfg.Rank + 1) % n,
 		pieceBytes: cfg.PieceBytes &^ 7,
-		inReady:    make(chan struct{}),
-		acks:       make(chan *ringpb.Ack, 1),
 	}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
-	if n > 1 {
+	for i := range cfg.Lanes {
+		l := &lane{idx: i, inReady: make(chan struct{}), acks: make(chan *ringpb.Ack, 1), sink: &pieceSink{}}
+		r.lanes = append(r.lanes, l)
+		if n == 1 {
+			continue
+		}
 		opts := append(dialOptions(cfg.Transport), cfg.DialOptions...)
 		conn, err := grpc.NewClient("passthrough:///"+cfg.Members[r.next], opts...)
 		if err != nil {
-			r.cancel(ErrClosed)
+			r.closeConns()
 			return nil, fmt.Errorf("%w: Members[%d] %q: %w", ErrInvalidConfig, r.next, cfg.Members[r.next], err)
 		}
-		r.conn = conn
-		r.client = ringpb.NewRingClient(conn)
-		r.sink = &pieceSink{}
+		l.conn, l.client = conn, ringpb.NewRingClient(conn)
 	}
 	if err := svc.register(r); err != nil {
-		r.cancel(ErrClosed)
-		if r.conn != nil {
-			r.conn.Close()
-		}
+		r.closeConns()
 		return nil, err
 	}
 	return r, nil
 }
 
-// Rank returns this ring member's rank; Size the number of members.
+func (r *Ring) closeConns() {
+	r.cancel(ErrClosed)
+	for _, l := range r.lanes {
+		if l.conn != nil {
+			l.conn.Close()
+		}
+	}
+}
+
+// Rank returns this ring member's rank.
 func (r *Ring) Rank() int { return r.cfg.Rank }
 
 // Size returns the number of members.
@@ -123,10 +140,10 @@ func (r *Ring) Tag(step uint64, phase uint32) Tag {
 }
 
 // Close ends the ring and removes it from its Service. If a call is in
-// progress it fails with ErrClosed. Otherwise Close ends the stream to the
+// progress it fails with ErrClosed. Otherwise Close ends the streams to the
 // next rank and waits (at most Config.Timeout) for the previous rank to end
-// its stream too, which it does only after its last call returned, that is
-// after it received this rank's last acknowledgement; so closing every
+// its streams too, which it does only after its last call returned, that is
+// after it received this rank's last acknowledgements; so closing every
 // rank right after a successful call never breaks a neighbour's call.
 // Safe to call more than once and concurrently with a call.
 func (r *Ring) Close() error {
@@ -140,41 +157,43 @@ func (r *Ring) Close() error {
 		if r.ctx.Err() == nil && r.n > 1 {
 			r.closeGracefully()
 		}
-		r.fail(ErrClosed)
 		r.svc.unregister(r)
-		if r.conn != nil {
-			r.conn.Close()
-		}
+		r.closeConns()
 		r.readers.Wait()
 	})
 	return nil
 }
 
-// closeGracefully half-closes the outgoing stream and drains the incoming
-// one until the previous rank half-closes it, fails, or Timeout passes.
+// closeGracefully half-closes the outgoing streams and drains the incoming
+// ones until the previous rank half-closes them, fails, or Timeout passes.
 func (r *Ring) closeGracefully() {
-	if r.out != nil {
-		r.out.CloseSend()
-	}
-	r.inMu.Lock()
-	in := r.in
-	r.inMu.Unlock()
-	select {
-	case <-r.inReady:
-	default:
-		return // the previous rank never connected: no acknowledgement is owed
+	for _, l := range r.lanes {
+		if l.out != nil {
+			l.out.CloseSend()
+		}
 	}
 	grace := time.AfterFunc(r.cfg.Timeout, func() { r.fail(ErrClosed) })
 	defer grace.Stop()
-	for {
-		if err := r.sink.recv(in); err != nil {
-			return
+	for _, l := range r.lanes {
+		select {
+		case <-l.inReady:
+		default:
+			continue // the previous rank never connected: no acknowledgement is owed
 		}
-		r.svc.refused.Add(1) // a piece of a call this rank never made
+		r.inMu.Lock()
+		in := l.in
+		r.inMu.Unlock()
+		l.sink.target = nil
+		for {
+			if err := l.sink.recv(in); err != nil {
+				break
+			}
+			r.svc.refused.Add(1) // a piece of a call this rank never made
+		}
 	}
 }
 
-// fail breaks the ring with err (the first failure wins): both streams are
+// fail breaks the ring with err (the first failure wins): all streams are
 // cancelled, which unblocks every goroutine of a call in progress.
 func (r *Ring) fail(err error) { r.cancel(err) }
 
@@ -213,31 +232,15 @@ func allReduce[T elem](r *Ring, ctx context.Context, tag Tag, buf []T) error {
 		return nil
 	}
 
-	c := newCall[T](r, tag, buf)
+	c := newCall(r, tag, buf)
 	stopCtx := context.AfterFunc(ctx, func() { r.fail(context.Cause(ctx)) })
 	defer stopCtx()
 	r.touch()
 	watchdogDone := make(chan struct{})
 	go r.watchdog(watchdogDone)
-
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if errs[0] = c.send(); errs[0] != nil {
-			r.fail(errs[0])
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if errs[1] = c.receive(); errs[1] != nil {
-			r.fail(errs[1])
-		}
-	}()
-	wg.Wait()
+	failed := c.run()
 	close(watchdogDone)
-	if errs[0] == nil && errs[1] == nil {
+	if !failed {
 		return nil
 	}
 	// Report the root cause: the first failure recorded on the ring.
@@ -279,59 +282,60 @@ func (r *Ring) watchdog(done <-chan struct{}) {
 	}
 }
 
-// reserveIncoming claims the incoming slot for stream; publishIncoming
-// makes it visible to calls once the Accept has been sent.
-func (r *Ring) reserveIncoming(stream ringpb.Ring_StreamServer) bool {
+// reserveIncoming claims lane l's incoming slot for stream;
+// publishIncoming makes it visible to calls once the Accept has been sent.
+func (r *Ring) reserveIncoming(l int, stream ringpb.Ring_StreamServer) bool {
 	r.inMu.Lock()
 	defer r.inMu.Unlock()
-	if r.reserved {
+	if r.lanes[l].reserved {
 		return false
 	}
-	r.reserved = true
-	r.in = stream
+	r.lanes[l].reserved = true
+	r.lanes[l].in = stream
 	return true
 }
 
-func (r *Ring) publishIncoming() { close(r.inReady) }
+func (r *Ring) publishIncoming(l int) { close(r.lanes[l].inReady) }
 
-// incoming waits for the previous rank's stream.
-func (r *Ring) incoming() (ringpb.Ring_StreamServer, error) {
+// incoming waits for the previous rank's stream of lane l.
+func (r *Ring) incoming(l *lane) (ringpb.Ring_StreamServer, error) {
 	select {
-	case <-r.inReady:
+	case <-l.inReady:
 		r.inMu.Lock()
 		defer r.inMu.Unlock()
-		return r.in, nil
+		return l.in, nil
 	case <-r.ctx.Done():
 		return nil, context.Cause(r.ctx)
 	}
 }
 
-// outgoing opens the stream to the next rank once per ring, retrying while
-// the next rank has not registered this generation yet.
-func (r *Ring) outgoing() (ringpb.Ring_StreamClient, error) {
-	if r.out != nil {
-		return r.out, nil
+// outgoing opens lane l's stream to the next rank once per ring, retrying
+// while the next rank has not registered this generation yet.
+func (r *Ring) outgoing(l *lane) (ringpb.Ring_StreamClient, error) {
+	if l.out != nil {
+		return l.out, nil
 	}
 	hello := &ringpb.Frame{Kind: &ringpb.Frame_Hello{Hello: &ringpb.Hello{
 		Job: r.cfg.Job, Generation: r.cfg.Generation,
 		FromRank: uint32(r.cfg.Rank), ToRank: uint32(r.next), Ranks: uint32(r.n),
+		Lane: uint32(l.idx), Lanes: uint32(len(r.lanes)),
 	}}}
 	backoff := 5 * time.Millisecond
 	for {
-		st, err := r.client.Stream(r.ctx, grpc.WaitForReady(true), grpc.ForceCodecV2(ringCodec{}))
+		st, err := l.client.Stream(r.ctx, grpc.WaitForReady(true), grpc.ForceCodecV2(ringCodec{}))
 		if err == nil {
 			err = st.Send(hello)
 			var rep ringpb.Reply
-			if err == nil || errors.Is(err, io.EOF) {
+			if err == nil || errors.Is(err, errEOF) {
 				err = st.RecvMsg(&rep)
 			}
 			if err == nil && rep.GetAccept() == nil {
 				err = fmt.Errorf("%w: rank %d answered the hello with %v", ErrProtocol, r.next, &rep)
 			}
 			if err == nil {
-				r.out = st
+				l.out = st
 				r.readers.Add(1)
-				go r.readReplies(st)
+				go r.readReplies(l, st)
 				return st, nil
 			}
 		}
@@ -355,11 +359,11 @@ func (r *Ring) outgoing() (ringpb.Ring_StreamClient, error) {
 	}
 }
 
-// readReplies reads the next rank's replies for the ring's lifetime. It
-// passes acknowledgements to the sending goroutine and, when the stream
-// ends while the ring is not closing, fails the ring at once, so that a
-// failure downstream is seen even by a rank that is waiting for data.
-func (r *Ring) readReplies(st ringpb.Ring_StreamClient) {
+// readReplies reads the next rank's replies on one lane for the ring's
+// lifetime. It passes acknowledgements to the sending goroutine and, when
+// the stream ends while the ring is not closing, fails the ring at once, so
+// that a failure downstream is seen even by a rank waiting for data.
+func (r *Ring) readReplies(l *lane, st ringpb.Ring_StreamClient) {
 	defer r.readers.Done()
 	for {
 		rep, err := st.Recv()
@@ -375,7 +379,7 @@ func (r *Ring) readReplies(st ringpb.Ring_StreamClient) {
 			return
 		}
 		select {
-		case r.acks <- ack:
+		case l.acks <- ack:
 		default:
 			r.fail(fmt.Errorf("%w: rank %d sent an acknowledgement no call waits for: %v", ErrProtocol, r.next, ack))
 			return

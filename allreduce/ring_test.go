@@ -12,11 +12,16 @@ import (
 func TestConformance(t *testing.T) {
 	for _, tc := range transports {
 		for _, n := range []int{1, 2, 3, 5, 8} {
-			t.Run(fmt.Sprintf("%s/N=%d", tc.name, n), func(t *testing.T) {
+			// Lanes: one, and more than some chunks have pieces.
+			lanes := 1 + 2*(n%2)
+			t.Run(fmt.Sprintf("%s/N=%d,lanes=%d", tc.name, n, lanes), func(t *testing.T) {
 				t.Parallel()
 				c := startServers(t, tc.new(), n)
 				// Small pieces so that chunks span several pieces.
-				rings := c.newRings(1, func(cfg *Config) { cfg.PieceBytes = MinPieceBytes })
+				rings := c.newRings(1, func(cfg *Config) {
+					cfg.PieceBytes = MinPieceBytes
+					cfg.Lanes = lanes
+				})
 				lengths := []int{0, 1, 2, 3, 7, max(n-1, 0), n + 1, 255, 256, 257, 1000, 1<<16 + 3}
 				ctx := context.Background()
 				step := uint64(0)
@@ -49,7 +54,7 @@ func TestConformance(t *testing.T) {
 // sent in several 512 KiB pieces.
 func TestDefaultPieceSize(t *testing.T) {
 	c := startServers(t, TCP(), 2)
-	rings := c.newRings(1, nil)
+	rings := c.newRings(1, func(cfg *Config) { cfg.Lanes = 2 })
 	in := inputs[float32](3, 2, 300_001)
 	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
 	if err != nil {

@@ -88,11 +88,12 @@ func (s *Service) lookup(h *ringpb.Hello) (*Ring, error) {
 		return nil, status.Errorf(codes.Unavailable, "no ring for job %q generation %d yet", h.GetJob(), h.GetGeneration())
 	}
 	n := len(r.cfg.Members)
-	if int(h.GetRanks()) != n || int(h.GetToRank()) != r.cfg.Rank || int(h.GetFromRank()) != r.prev {
+	if int(h.GetRanks()) != n || int(h.GetToRank()) != r.cfg.Rank || int(h.GetFromRank()) != r.prev ||
+		int(h.GetLanes()) != len(r.lanes) || h.GetLane() >= h.GetLanes() {
 		s.refused.Add(1)
 		return nil, status.Errorf(codes.FailedPrecondition,
-			"hello from rank %d to rank %d of %d does not match this ring (rank %d of %d, previous rank %d)",
-			h.GetFromRank(), h.GetToRank(), h.GetRanks(), r.cfg.Rank, n, r.prev)
+			"hello from rank %d to rank %d of %d on lane %d of %d does not match this ring (rank %d of %d, previous rank %d, %d lanes)",
+			h.GetFromRank(), h.GetToRank(), h.GetRanks(), h.GetLane(), h.GetLanes(), r.cfg.Rank, n, r.prev, len(r.lanes))
 	}
 	return r, nil
 }
@@ -113,16 +114,17 @@ func (s *Service) Stream(stream ringpb.Ring_StreamServer) error {
 	if err != nil {
 		return err
 	}
-	if !r.reserveIncoming(stream) {
+	lane := int(h.GetLane())
+	if !r.reserveIncoming(lane, stream) {
 		s.refused.Add(1)
-		return status.Errorf(codes.AlreadyExists, "rank %d already has a stream from rank %d", r.cfg.Rank, r.prev)
+		return status.Errorf(codes.AlreadyExists, "rank %d already has a stream from rank %d on lane %d", r.cfg.Rank, r.prev, lane)
 	}
 	accept := &ringpb.Reply{Kind: &ringpb.Reply_Accept{Accept: &ringpb.Accept{}}}
 	if err := stream.Send(accept); err != nil {
 		r.fail(fmt.Errorf("%w: accepting stream from rank %d: %w", ErrPeer, r.prev, err))
 		return err
 	}
-	r.publishIncoming()
+	r.publishIncoming(lane)
 	select {
 	case <-r.ctx.Done():
 	case <-stream.Context().Done():

@@ -1,7 +1,7 @@
 // Wire protocol of dsae's ring all-reduce.
 //
-// Rank r of a ring opens one Stream to rank r+1 per generation and keeps it
-// open for every all-reduce of that generation. The first frame is a Hello
+// Rank r of a ring opens one Stream per lane to rank r+1 per generation and
+// keeps them open for every all-reduce of that generation. The first frame is a Hello
 // naming the ring (job, generation) and both ranks; the receiver answers with
 // an Accept or ends the stream with an error status (codes.Aborted for a
 // generation older than one it already serves, codes.Unavailable when it has
@@ -162,7 +162,12 @@ type Hello struct {
 	FromRank   uint32                 `protobuf:"varint,3,opt,name=from_rank,json=fromRank,proto3" json:"from_rank,omitempty"`
 	ToRank     uint32                 `protobuf:"varint,4,opt,name=to_rank,json=toRank,proto3" json:"to_rank,omitempty"`
 	// ranks is the size of the ring.
-	Ranks         uint32 `protobuf:"varint,5,opt,name=ranks,proto3" json:"ranks,omitempty"`
+	Ranks uint32 `protobuf:"varint,5,opt,name=ranks,proto3" json:"ranks,omitempty"`
+	// A ring runs `lanes` independent streams between each pair of
+	// neighbours, each on its own connection; lane l carries the pieces p of
+	// every chunk with p mod lanes == l.
+	Lane          uint32 `protobuf:"varint,6,opt,name=lane,proto3" json:"lane,omitempty"`
+	Lanes         uint32 `protobuf:"varint,7,opt,name=lanes,proto3" json:"lanes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +233,20 @@ func (x *Hello) GetToRank() uint32 {
 func (x *Hello) GetRanks() uint32 {
 	if x != nil {
 		return x.Ranks
+	}
+	return 0
+}
+
+func (x *Hello) GetLane() uint32 {
+	if x != nil {
+		return x.Lane
+	}
+	return 0
+}
+
+func (x *Hello) GetLanes() uint32 {
+	if x != nil {
+		return x.Lanes
 	}
 	return 0
 }
@@ -589,7 +608,7 @@ const file_allreduce_ringpb_ring_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x12\n" +
 	"\x04step\x18\x03 \x01(\x04R\x04step\x12\x14\n" +
-	"\x05phase\x18\x04 \x01(\rR\x05phase\"\x85\x01\n" +
+	"\x05phase\x18\x04 \x01(\rR\x05phase\"\xaf\x01\n" +
 	"\x05Hello\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x1e\n" +
 	"\n" +
@@ -597,7 +616,9 @@ const file_allreduce_ringpb_ring_proto_rawDesc = "" +
 	"generation\x12\x1b\n" +
 	"\tfrom_rank\x18\x03 \x01(\rR\bfromRank\x12\x17\n" +
 	"\ato_rank\x18\x04 \x01(\rR\x06toRank\x12\x14\n" +
-	"\x05ranks\x18\x05 \x01(\rR\x05ranks\"\xd8\x01\n" +
+	"\x05ranks\x18\x05 \x01(\rR\x05ranks\x12\x12\n" +
+	"\x04lane\x18\x06 \x01(\rR\x04lane\x12\x14\n" +
+	"\x05lanes\x18\a \x01(\rR\x05lanes\"\xd8\x01\n" +
 	"\x05Piece\x12(\n" +
 	"\x03tag\x18\x01 \x01(\v2\x16.dsae.allreduce.v1.TagR\x03tag\x12.\n" +
 	"\x05dtype\x18\x02 \x01(\x0e2\x18.dsae.allreduce.v1.DTypeR\x05dtype\x12\x1b\n" +

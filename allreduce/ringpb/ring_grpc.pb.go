@@ -1,7 +1,7 @@
 // Wire protocol of dsae's ring all-reduce.
 //
-// Rank r of a ring opens one Stream to rank r+1 per generation and keeps it
-// open for every all-reduce of that generation. The first frame is a Hello
+// Rank r of a ring opens one Stream per lane to rank r+1 per generation and
+// keeps them open for every all-reduce of that generation. The first frame is a Hello
 // naming the ring (job, generation) and both ranks; the receiver answers with
 // an Accept or ends the stream with an error status (codes.Aborted for a
 // generation older than one it already serves, codes.Unavailable when it has
