@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -129,6 +130,7 @@ func TestS3ServeAndModelPull(t *testing.T) {
 		{"no model", []string{"model", "pull", "job2", dest + "2", "--s3-endpoint", endpoint}, exitFailure, "no model for job job2"},
 		{"wrong secret", []string{"model", "pull", "job1", dest + "2", "--s3-endpoint", endpoint, "--s3-secret-key", "wrong"}, exitFailure, "access denied"},
 		{"args", []string{"model", "pull", "job1"}, exitInvalid, "accepts 2 arg"},
+		{"server down", []string{"model", "pull", "job1", dest + "2", "--s3-endpoint", closedAddr(t), "--s3-retry-timeout", "300ms"}, exitFailure, "unreachable"},
 	} {
 		_, err := runCmd(ctx, tc.args...)
 		if err == nil || exitCode(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
@@ -158,4 +160,16 @@ func TestS3ServeBadInput(t *testing.T) {
 			t.Errorf("%v: %v (exit %d), want exit 2 mentioning %q", tc.args, err, exitCode(err), tc.want)
 		}
 	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
