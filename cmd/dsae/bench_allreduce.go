@@ -34,6 +34,7 @@ type benchAllReduceFlags struct {
 	iters      int
 	warmup     int
 	pieceBytes string
+	lanes      int
 	timeout    time.Duration
 	json       bool
 }
@@ -45,6 +46,7 @@ func (f *benchAllReduceFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.iters, "iters", 20, "timed calls per size (the median is reported)")
 	fl.IntVar(&f.warmup, "warmup", 3, "untimed calls per size before the timed ones")
 	fl.StringVar(&f.pieceBytes, "piece-bytes", "512KiB", "largest message payload of the ring")
+	fl.IntVar(&f.lanes, "lanes", allreduce.DefaultConfig().Lanes, "streams (connections) between neighbours")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "ring progress timeout")
 }
 
@@ -75,6 +77,12 @@ func (f *benchAllReduceFlags) parsed() (sizes []int64, piece int64, err error) {
 	piece, err = parseByteSize(f.pieceBytes)
 	if err != nil {
 		return nil, 0, fmt.Errorf("--piece-bytes: %w", err)
+	}
+	if piece < allreduce.MinPieceBytes || piece > allreduce.MaxPieceBytes {
+		return nil, 0, fmt.Errorf("--piece-bytes %d out of range [%d, %d]", piece, allreduce.MinPieceBytes, allreduce.MaxPieceBytes)
+	}
+	if f.lanes < 1 || f.lanes > allreduce.MaxLanes {
+		return nil, 0, fmt.Errorf("--lanes %d out of range [1, %d]", f.lanes, allreduce.MaxLanes)
 	}
 	return sizes, piece, nil
 }
@@ -186,7 +194,7 @@ func runAllReduceBench(ctx context.Context, f *benchAllReduceFlags, sizes []int6
 		c := exec.CommandContext(ctx, exe, "bench", "allreduce-rank",
 			"--rank", strconv.Itoa(r), "--ranks", strconv.Itoa(f.ranks), "--bytes", f.sizes,
 			"--iters", strconv.Itoa(f.iters), "--warmup", strconv.Itoa(f.warmup),
-			"--piece-bytes", f.pieceBytes, "--timeout", f.timeout.String())
+			"--piece-bytes", f.pieceBytes, "--lanes", strconv.Itoa(f.lanes), "--timeout", f.timeout.String())
 		c.Stderr = os.Stderr
 		stdin, err := c.StdinPipe()
 		if err != nil {
@@ -326,7 +334,7 @@ func runAllReduceRank(ctx context.Context, in io.Reader, out io.Writer, f *bench
 	cfg := allreduce.DefaultConfig()
 	cfg.Job, cfg.Generation = "bench", 1
 	cfg.Members, cfg.Rank = strings.Split(members, ","), rank
-	cfg.PieceBytes, cfg.Timeout = int(piece), f.timeout
+	cfg.PieceBytes, cfg.Timeout, cfg.Lanes = int(piece), f.timeout, f.lanes
 	ring, err := allreduce.NewRing(svc, cfg)
 	if err != nil {
 		return err
