@@ -47,8 +47,9 @@ type Pool struct {
 	meta    []byte
 	changed chan struct{} // capacity 1: a pending "membership changed" signal
 
-	mu   sync.Mutex
-	gone map[string]bool // members seen to leave or fail since they last joined
+	mu    sync.Mutex
+	alive map[string]NodeMeta // by node name
+	gone  map[string]bool     // members seen to leave or fail since they last joined
 }
 
 // JoinPool starts gossiping as cfg.Meta describes; call Join to meet the
@@ -76,7 +77,7 @@ func JoinPool(cfg PoolConfig) (*Pool, error) {
 	if err != nil || len(ips) == 0 {
 		return nil, fmt.Errorf("%w: gossip address %q: cannot resolve host", ErrBadConfig, cfg.Addr)
 	}
-	p := &Pool{meta: meta, changed: make(chan struct{}, 1), gone: map[string]bool{}}
+	p := &Pool{meta: meta, changed: make(chan struct{}, 1), gone: map[string]bool{}, alive: map[string]NodeMeta{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Meta.ID
 	mc.BindAddr = ips[0].String()
@@ -121,14 +122,17 @@ func (p *Pool) Addr() string {
 
 // Members returns the alive members, sorted by id. Members whose metadata
 // cannot be decoded are left out.
+//
+// The view is kept from the event callbacks (which memberlist calls under
+// its own lock) rather than read from memberlist.Members, whose nodes
+// memberlist keeps mutating after returning them.
 func (p *Pool) Members() []NodeMeta {
-	var out []NodeMeta
-	for _, m := range p.ml.Members() {
-		var meta NodeMeta
-		if json.Unmarshal(m.Meta, &meta) == nil && meta.ID != "" {
-			out = append(out, meta)
-		}
+	p.mu.Lock()
+	out := make([]NodeMeta, 0, len(p.alive))
+	for _, m := range p.alive {
+		out = append(out, m)
 	}
+	p.mu.Unlock()
 	slices.SortFunc(out, func(a, b NodeMeta) int { return cmpString(a.ID, b.ID) })
 	return out
 }
@@ -156,11 +160,19 @@ func (p *Pool) Gone(id string) bool {
 }
 
 func (p *Pool) event(n *memberlist.Node, gone bool) {
+	var meta NodeMeta
+	ok := json.Unmarshal(n.Meta, &meta) == nil && meta.ID != ""
 	p.mu.Lock()
 	if gone {
 		p.gone[n.Name] = true
+		delete(p.alive, n.Name)
 	} else {
 		delete(p.gone, n.Name)
+		if ok {
+			p.alive[n.Name] = meta
+		} else {
+			delete(p.alive, n.Name)
+		}
 	}
 	p.mu.Unlock()
 	p.signal()
