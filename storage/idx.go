@@ -187,25 +187,3 @@ func (s *idxSource) ReadRows(dst []float32) (int, error) {
 	s.next += k
 	return int(k), nil
 }
-
-// readIDXLabels reads a rank-1 IDX file of integer labels.
-func readIDXLabels(path string) ([]int32, error) {
-	src, err := openIDXFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	if len(src.h.Dims) != 1 || src.h.Type == 0x0D || src.h.Type == 0x0E {
-		return nil, badInput("%s: IDX labels must be a rank-1 integer array, got shape %s type 0x%02x",
-			path, shapeString(src.h.Dims), src.h.Type)
-	}
-	ds, err := readAll(path, src)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int32, ds.Rows)
-	for i, v := range ds.X {
-		out[i] = int32(v)
-	}
-	return out, nil
-}

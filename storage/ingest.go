@@ -55,14 +55,18 @@ type IngestOptions struct {
 	// TempDir is where shards are staged before upload (at most two at a
 	// time); "" means os.TempDir().
 	TempDir string
+	// Labels, if set, names one labels file per input file, in the same
+	// order, each with one integer label per row of its input (formats as
+	// for the data files: .npy of shape (rows,) with an integer dtype, a
+	// one-column CSV of integers, or a rank-1 IDX file).
+	Labels []string
 }
 
-// ingestInput is one input file: its rows, and optionally its labels (a
-// source of width 1 whose values are integers).
+// ingestInput is one input file: its rows, and optionally its labels.
 type ingestInput struct {
 	file   string
 	x      rowSource
-	labels rowSource
+	labels labelSource
 	div    float32 // divide every value by this unless 0 (as LoadMNIST does)
 }
 
@@ -81,19 +85,32 @@ func Ingest(ctx context.Context, store ObjectStore, name string, files []string,
 	if len(files) == 0 {
 		return nil, badInput("dataset %s: no input files", name)
 	}
+	if opt.Labels != nil && len(opt.Labels) != len(files) {
+		return nil, badInput("dataset %s: %d labels files for %d input files; give one per input", name, len(opt.Labels), len(files))
+	}
 	var inputs []ingestInput
 	defer func() {
 		for _, in := range inputs {
 			in.x.Close()
+			if in.labels != nil {
+				in.labels.Close()
+			}
 		}
 	}()
 	format := opt.Format
-	for _, f := range files {
+	for i, f := range files {
 		src, fmtName, err := openByFormat(f, opt.Format)
 		if err != nil {
 			return nil, err
 		}
-		inputs = append(inputs, ingestInput{file: f, x: src})
+		in := ingestInput{file: f, x: src}
+		if opt.Labels != nil {
+			if in.labels, err = openLabelFile(opt.Labels[i], ""); err != nil {
+				src.Close()
+				return nil, err
+			}
+		}
+		inputs = append(inputs, in)
 		if format == "" {
 			format = fmtName
 		} else if format != fmtName {
@@ -118,7 +135,7 @@ func IngestMNIST(ctx context.Context, store ObjectStore, name string, opt Ingest
 		if err != nil {
 			return out, err
 		}
-		lbl, err := openIDXFile(filepath.Join(dir, files[1]))
+		lbl, err := openLabelFile(filepath.Join(dir, files[1]), "idx")
 		if err != nil {
 			img.Close()
 			return out, err
@@ -138,16 +155,9 @@ func IngestMNIST(ctx context.Context, store ObjectStore, name string, opt Ingest
 // openByFormat opens path as a row source of the given (or guessed) format.
 func openByFormat(path, format string) (rowSource, string, error) {
 	if format == "" {
-		lower := strings.ToLower(path)
-		switch {
-		case strings.HasSuffix(lower, ".npy"):
-			format = "npy"
-		case strings.HasSuffix(lower, ".csv"):
-			format = "csv"
-		case strings.HasSuffix(lower, ".idx"), strings.HasSuffix(lower, "-ubyte"), strings.HasSuffix(lower, "-ubyte.gz"):
-			format = "idx"
-		default:
-			return nil, "", badInput("%s: cannot tell the format from the name; give --format npy, csv or idx", path)
+		var err error
+		if format, err = formatOf(path); err != nil {
+			return nil, "", err
 		}
 	}
 	var src rowSource
@@ -166,6 +176,21 @@ func openByFormat(path, format string) (rowSource, string, error) {
 		return nil, "", err
 	}
 	return src, format, nil
+}
+
+// formatOf guesses a file's format from its name: .npy, .csv, and .idx,
+// *-ubyte or *-ubyte.gz for IDX.
+func formatOf(path string) (string, error) {
+	lower := strings.ToLower(path)
+	switch {
+	case strings.HasSuffix(lower, ".npy"):
+		return "npy", nil
+	case strings.HasSuffix(lower, ".csv"):
+		return "csv", nil
+	case strings.HasSuffix(lower, ".idx"), strings.HasSuffix(lower, "-ubyte"), strings.HasSuffix(lower, "-ubyte.gz"):
+		return "idx", nil
+	}
+	return "", badInput("%s: cannot tell the format from the name; give --format npy, csv or idx", path)
 }
 
 // ingest is the common body of Ingest and IngestMNIST.
@@ -199,7 +224,7 @@ func ingest(ctx context.Context, store ObjectStore, name string, inputs []ingest
 	defer w.discard()
 	stats := newFeatureStats(d)
 	buf := make([]float32, d*max(1, (4<<20)/(4*d)))
-	lbuf := make([]float32, len(buf)/d)
+	lbuf := make([]int32, len(buf)/d)
 	for _, in := range inputs {
 		if (in.labels != nil) != w.hasLabels {
 			return nil, badInput("%s: either every input has labels or none does", in.file)
@@ -237,8 +262,8 @@ func ingest(ctx context.Context, store ObjectStore, name string, inputs []ingest
 			}
 		}
 		if in.labels != nil {
-			if n, _ := in.labels.ReadRows(lbuf[:1]); n != 0 {
-				return nil, badInput("%s: more labels than the %d rows of %s", in.file, read, in.file)
+			if n, _ := in.labels.ReadLabels(lbuf[:1]); n != 0 {
+				return nil, badInput("labels of %s: more labels than its %d rows", in.file, read)
 			}
 		}
 	}
@@ -271,10 +296,10 @@ func ingest(ctx context.Context, store ObjectStore, name string, inputs []ingest
 }
 
 // readLabels reads len(dst) labels of input in for rows starting at row.
-func readLabels(in ingestInput, dst []float32, row int64) ([]int32, error) {
+func readLabels(in ingestInput, dst []int32, row int64) ([]int32, error) {
 	got := 0
 	for got < len(dst) {
-		n, err := in.labels.ReadRows(dst[got:])
+		n, err := in.labels.ReadLabels(dst[got:])
 		got += n
 		if errors.Is(err, io.EOF) {
 			break
@@ -284,16 +309,9 @@ func readLabels(in ingestInput, dst []float32, row int64) ([]int32, error) {
 		}
 	}
 	if got < len(dst) {
-		return nil, badInput("%s: labels end at row %d, before the data", in.file, row+int64(got))
+		return nil, badInput("labels of %s: only %d labels, fewer than its rows", in.file, row+int64(got))
 	}
-	out := make([]int32, len(dst))
-	for i, v := range dst {
-		if v != float32(math.Trunc(float64(v))) || v < math.MinInt32 || v > math.MaxInt32 {
-			return nil, badInput("%s: label of row %d is %v, not an integer", in.file, row+int64(i), v)
-		}
-		out[i] = int32(v)
-	}
-	return out, nil
+	return dst, nil
 }
 
 // ingestSizes resolves the chunk and shard sizes for rows of d features.

@@ -167,7 +167,7 @@ func TestIngestMNISTTestSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer img.Close()
-	lbl, err := openIDXFile(filepath.Join(dir, mnistFiles["test"][1]))
+	lbl, err := openLabelFile(filepath.Join(dir, mnistFiles["test"][1]), "idx")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,8 +179,3 @@ func (p prefixStore) Delete(ctx context.Context, key string) error {
 }
 
 var le = binary.LittleEndian
-
-// npySourceFromBytes returns a row source over an in-memory .npy file.
-func npySourceFromBytes(name string, b []byte) (*npySource, error) {
-	return newNPYSource(name, bytes.NewReader(b), int64(len(b)))
-}

@@ -71,7 +71,12 @@ func LoadMNIST(split string) (*Dataset, error) {
 	for i, v := range ds.X {
 		ds.X[i] = v / 255
 	}
-	if ds.Labels, err = readIDXLabels(lblPath); err != nil {
+	lbl, err := openLabelFile(lblPath, "idx")
+	if err != nil {
+		return nil, err
+	}
+	defer lbl.Close()
+	if ds.Labels, err = readAllLabels(lbl); err != nil {
 		return nil, err
 	}
 	if len(ds.Labels) != ds.Rows {

@@ -109,19 +109,13 @@ func TestReaderPrefetchAndLabels(t *testing.T) {
 	store := newMemStore()
 	dir := t.TempDir()
 	x := testMatrix(12, 300, 3)
-	lx := make([]float32, 300)
-	for i := range lx {
-		lx[i] = float32(i % 10)
+	var lx []byte
+	for i := range 300 {
+		lx = le.AppendUint32(lx, uint32(i%10))
 	}
-	xs, err := npySourceFromBytes("x", npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (300, 3), }", f32Bytes(le, x...)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := npySourceFromBytes("l", npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (300, 1), }", f32Bytes(le, lx...)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ingest(context.Background(), store, "lab", []ingestInput{{file: "x", x: xs, labels: ls}}, SourceInfo{Format: "npy"}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir})
+	xp := writeNPYf32(t, dir, "x.npy", x, 300, 3)
+	lp := writeTemp(t, "l.npy", npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (300,), }", lx))
+	m, err := Ingest(context.Background(), store, "lab", []string{xp}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir, Labels: []string{lp}})
 	if err != nil {
 		t.Fatal(err)
 	}

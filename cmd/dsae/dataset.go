@@ -44,6 +44,9 @@ only non-numeric fields is a header), or IDX (optionally gzipped; bytes kept
 as 0..255). All files must have the same number of columns. Memory stays
 bounded whatever the input size; shards are staged on local disk.
 
+With --labels, each FILE gets a labels file (integers, one per row) stored
+alongside its rows as int32 .npy shards.
+
 With --builtin mnist, no FILE is given and two datasets are written:
 NAME-train (60,000 rows) and NAME-test (10,000 rows), pixels/255, labels kept.
 
@@ -107,6 +110,7 @@ cleans up what it left. An existing NAME is an error unless --overwrite.`,
 	f.BoolVar(&opt.Overwrite, "overwrite", false, "replace an existing dataset of the same name")
 	f.StringVar(&opt.TempDir, "tmp-dir", "", "directory for staging shards before upload (default: the system temp dir)")
 	f.StringVar(&builtin, "builtin", "", "ingest a built-in dataset instead of files: mnist")
+	f.StringSliceVar(&opt.Labels, "labels", nil, "labels files, one per FILE in the same order (.npy integer (rows,), one-column .csv, or IDX)")
 	s3 = addS3ClientFlags(f)
 	return cmd
 }

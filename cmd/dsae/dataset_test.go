@@ -47,7 +47,10 @@ func TestDatasetCommands(t *testing.T) {
 		}
 		return out
 	}
-	out := run("dataset", "put", "acts", a, b, "--shard-rows", "40", "--chunk-rows", "8")
+	la, lb := filepath.Join(dir, "la.csv"), filepath.Join(dir, "lb.csv")
+	os.WriteFile(la, []byte(strings.Repeat("1\n", 100)), 0o644)
+	os.WriteFile(lb, []byte(strings.Repeat("2\n", 30)), 0o644)
+	out := run("dataset", "put", "acts", a, b, "--shard-rows", "40", "--chunk-rows", "8", "--labels", la+","+lb)
 	if !strings.Contains(out, "published dataset acts: 130 rows × 6, 4 shards") {
 		t.Fatalf("put output %q", out)
 	}
@@ -78,6 +81,9 @@ func TestDatasetCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(ds.Labels) != 130 || ds.Labels[99] != 1 || ds.Labels[100] != 2 {
+		t.Fatalf("labels %v", ds.Labels)
+	}
 	for i, v := range ds.X {
 		want := float32(i)
 		if i >= 600 {
@@ -103,6 +109,7 @@ func TestDatasetCommands(t *testing.T) {
 		{"bad name", []string{"dataset", "put", "A/B", a}, exitInvalid, "dataset name"},
 		{"no file", []string{"dataset", "put", "x"}, exitInvalid, "at least one FILE"},
 		{"bad builtin", []string{"dataset", "put", "x", "--builtin", "cifar"}, exitInvalid, "--builtin"},
+		{"labels count", []string{"dataset", "put", "x", a, "--labels", lb}, exitInvalid, "only 30 labels"},
 		{"show unknown", []string{"dataset", "show", "nope"}, exitInvalid, "dataset not found"},
 		{"rm unknown", []string{"dataset", "rm", "nope"}, exitInvalid, "dataset not found"},
 		{"wrong secret", []string{"dataset", "ls", "--s3-secret-key", "wrong"}, exitFailure, "access denied"},
