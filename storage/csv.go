@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -21,23 +20,19 @@ import (
 // non-numeric field. Blank lines are skipped. Positions in errors are 1-based
 // line and column numbers as an editor shows them.
 type csvSource struct {
-	name   string
-	closer io.Closer
-	r      *csv.Reader
-	d      int
-	first  []float32 // the first data row, read while detecting the header
-	line   int       // line of the last record read
+	fileCloser
+	name  string
+	r     *csv.Reader
+	d     int
+	first []float32 // the first data row, read while detecting the header
+	line  int       // line of the last record read
 }
 
 // openCSVFile opens path as a streaming row source.
 func openCSVFile(path string) (*csvSource, error) {
-	f, err := os.Open(path)
+	f, err := openInputFile(path)
 	if err != nil {
-		return nil, openErr(path, err)
-	}
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		f.Close()
-		return nil, badInput("data file %s: is a directory", path)
+		return nil, err
 	}
 	s, err := newCSVSource(path, f)
 	if err != nil {
@@ -122,13 +117,6 @@ func (s *csvSource) parse(rec []string, dst []float32) error {
 
 func (s *csvSource) Dim() int       { return s.d }
 func (s *csvSource) NumRows() int64 { return -1 }
-
-func (s *csvSource) Close() error {
-	if s.closer != nil {
-		return s.closer.Close()
-	}
-	return nil
-}
 
 // ReadRows implements rowSource.
 func (s *csvSource) ReadRows(dst []float32) (int, error) {

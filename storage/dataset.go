@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -113,6 +114,34 @@ func checkFinite(file string, firstRow int64, d int, rows []float32) error {
 			return badInput("%s: row %d, column %d: %v is not a finite number",
 				file, firstRow+int64(i/d), i%d, v)
 		}
+	}
+	return nil
+}
+
+// openInputFile opens a local input file, failing with bad input (naming
+// the path) if it is missing, unreadable or a directory.
+func openInputFile(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, openErr(path, err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		f.Close()
+		if err != nil {
+			return nil, openErr(path, err)
+		}
+		return nil, badInput("data file %s: is a directory", path)
+	}
+	return f, nil
+}
+
+// fileCloser gives a source built over a reader the Close of the file
+// under it, if any.
+type fileCloser struct{ closer io.Closer }
+
+func (c fileCloser) Close() error {
+	if c.closer != nil {
+		return c.closer.Close()
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 )
 
 // The IDX format (used by MNIST): two zero bytes, a type byte, a rank byte,
@@ -79,25 +78,21 @@ func readIDXHeader(r io.Reader) (idxHeader, error) {
 // of the others the width (a rank-1 file has width 1, as labels do). Values
 // are kept as they are (bytes 0..255 are not scaled).
 type idxSource struct {
-	name   string
-	closer io.Closer
-	r      *bufio.Reader
-	h      idxHeader
-	rows   int64
-	d      int
-	next   int64
-	raw    []byte
+	fileCloser
+	name string
+	r    *bufio.Reader
+	h    idxHeader
+	rows int64
+	d    int
+	next int64
+	raw  []byte
 }
 
 // openIDXFile opens path (optionally gzip-compressed) as a row source.
 func openIDXFile(path string) (*idxSource, error) {
-	f, err := os.Open(path)
+	f, err := openInputFile(path)
 	if err != nil {
-		return nil, openErr(path, err)
-	}
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		f.Close()
-		return nil, badInput("data file %s: is a directory", path)
+		return nil, err
 	}
 	s, err := newIDXSource(path, f)
 	if err != nil {
@@ -138,13 +133,6 @@ func newIDXSource(name string, r io.Reader) (*idxSource, error) {
 
 func (s *idxSource) Dim() int       { return s.d }
 func (s *idxSource) NumRows() int64 { return s.rows }
-
-func (s *idxSource) Close() error {
-	if s.closer != nil {
-		return s.closer.Close()
-	}
-	return nil
-}
 
 // ReadRows implements rowSource.
 func (s *idxSource) ReadRows(dst []float32) (int, error) {

@@ -35,13 +35,9 @@ func openLabelFile(path, format string) (labelSource, error) {
 			return nil, err
 		}
 	}
-	f, err := os.Open(path)
+	f, err := openInputFile(path)
 	if err != nil {
-		return nil, openErr(path, err)
-	}
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		f.Close()
-		return nil, badInput("labels file %s: is a directory", path)
+		return nil, err
 	}
 	var src labelSource
 	switch format {

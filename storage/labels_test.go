@@ -67,9 +67,7 @@ func TestLabelFilesBad(t *testing.T) {
 				_, err = readAllLabels(src)
 				src.Close()
 			}
-			if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("error %v: want ErrBadInput naming %s and containing %q", err, path, c.want)
-			}
+			checkBadInput(t, err, path, c.want)
 		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -308,32 +307,28 @@ func npyDict(descr string, shape []int64) string {
 // read sequentially; Fortran-order data is read in blocks of rows, one
 // ranged read per column per block.
 type npySource struct {
-	name   string
-	ra     io.ReaderAt
-	closer io.Closer
-	h      npyHeader
-	dt     npyDtype
-	rows   int64
-	d      int
-	next   int64         // next row to return
-	seq    *bufio.Reader // C order: sequential data reader
-	raw    []byte
+	fileCloser
+	name string
+	ra   io.ReaderAt
+	h    npyHeader
+	dt   npyDtype
+	rows int64
+	d    int
+	next int64         // next row to return
+	seq  *bufio.Reader // C order: sequential data reader
+	raw  []byte
 }
 
 // openNPYFile opens path as a streaming row source.
 func openNPYFile(path string) (*npySource, error) {
-	f, err := os.Open(path)
+	f, err := openInputFile(path)
 	if err != nil {
-		return nil, openErr(path, err)
+		return nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, openErr(path, err)
-	}
-	if fi.IsDir() {
-		f.Close()
-		return nil, badInput("data file %s: is a directory", path)
 	}
 	s, err := newNPYSource(path, f, fi.Size())
 	if err != nil {
@@ -382,13 +377,6 @@ func newNPYSource(name string, ra io.ReaderAt, size int64) (*npySource, error) {
 
 func (s *npySource) Dim() int       { return s.d }
 func (s *npySource) NumRows() int64 { return s.rows }
-
-func (s *npySource) Close() error {
-	if s.closer != nil {
-		return s.closer.Close()
-	}
-	return nil
-}
 
 // ReadRows implements rowSource.
 func (s *npySource) ReadRows(dst []float32) (int, error) {

@@ -158,15 +158,7 @@ func TestReadNPYBad(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := writeTemp(t, "bad.npy", c.file)
 			_, err := ReadNPY(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("error %q: want ErrBadInput naming %s and containing %q", err, path, c.want)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error %q is not one line", err)
-			}
+			checkBadInput(t, err, path, c.want)
 		})
 	}
 	t.Run("missing file", func(t *testing.T) {
@@ -176,6 +168,21 @@ func TestReadNPYBad(t *testing.T) {
 			t.Fatalf("error %v: want ErrBadInput and ErrNotExist naming %s", err, path)
 		}
 	})
+}
+
+// checkBadInput fails t unless err is a one-line ErrBadInput naming path
+// and containing want.
+func checkBadInput(t *testing.T, err error, path, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %q: want ErrBadInput naming %s and containing %q", err, path, want)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %q is not one line", err)
+	}
 }
 
 func FuzzNPY(f *testing.F) {
