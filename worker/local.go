@@ -17,11 +17,17 @@ import (
 type LocalRun struct {
 	Model     *sae.Model
 	Optimizer sae.OptimizerConfig
-	Train     *storage.Dataset
-	Test      *storage.Dataset // optional
-	Batch     int
-	Steps     int64  // total steps
-	Seed      uint64 // data-order seed
+	// Source is the training data. When nil, Train is served from memory.
+	Source Source
+	// Train, when set, is the training data in memory: the default Source
+	// and the set the final train metrics are evaluated on. When it is nil
+	// (data streamed from S3 that is too large to hold), the final train
+	// metrics are the mean of the step metrics of the last epoch.
+	Train *storage.Dataset
+	Test  *storage.Dataset // optional
+	Batch int
+	Steps int64  // total steps
+	Seed  uint64 // data-order seed
 	// EvalBatch is the batch size of the final evaluation (default 4096).
 	EvalBatch int
 	// HistoryEvery records one history point every so many steps (default
@@ -68,8 +74,19 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	src := r.Source
+	if src == nil {
+		if r.Train == nil {
+			return nil, fmt.Errorf("%w: no training data", ErrOptions)
+		}
+		src = &MemorySource{DS: r.Train}
+	}
+	var rows int64
+	for _, n := range src.Layout().ShardRows {
+		rows += n
+	}
 	tr, err := NewTrainer(Options{
-		Model: r.Model, Optimizer: opt, Source: &MemorySource{DS: r.Train},
+		Model: r.Model, Optimizer: opt, Source: src,
 		Batch: r.Batch, Seed: r.Seed, Steps: r.Steps,
 	})
 	if err != nil {
@@ -82,6 +99,7 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	rep := &Report{}
 	var acc HistoryPoint
 	var accN, fvuN int64
+	var last lastEpoch
 	var samples int64
 	start := time.Now()
 	for !tr.Done() {
@@ -94,6 +112,7 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 		}
 		samples += int64(res.Metrics.Rows)
 		m := res.Metrics
+		last.add(res)
 		acc.Loss += m.Loss
 		acc.MSE += m.MSE
 		if finite(m.FVU) { // undefined for a batch of identical rows
@@ -124,7 +143,7 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	}
 	el := time.Since(start)
 	rep.Steps = r.Steps
-	rep.Epochs = float64(samples) / float64(r.Train.Rows)
+	rep.Epochs = float64(samples) / float64(rows)
 	rep.TrainSeconds = el.Seconds()
 	if el > 0 {
 		rep.SamplesPerSec = float64(samples) / el.Seconds()
@@ -133,7 +152,11 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	if eb < 1 {
 		eb = 4096
 	}
-	rep.Train = jsonMetrics(r.Model.Evaluate(r.Train.X, r.Train.Rows, eb))
+	if r.Train != nil {
+		rep.Train = jsonMetrics(r.Model.Evaluate(r.Train.X, r.Train.Rows, eb))
+	} else {
+		rep.Train = jsonMetrics(last.mean())
+	}
 	if r.Test != nil {
 		if r.Test.D != r.Model.Cfg.D {
 			return nil, fmt.Errorf("%w: test data has d = %d but the model has d = %d", ErrOptions, r.Test.D, r.Model.Cfg.D)
@@ -166,4 +189,40 @@ func (m jsonMetrics) MarshalJSON() ([]byte, error) {
 		fields[name] = f.Interface()
 	}
 	return json.Marshal(fields)
+}
+
+// lastEpoch averages the step metrics of the most recent epoch, weighting
+// each step by its rows.
+type lastEpoch struct {
+	epoch int64
+	rows  float64
+	sum   sae.Metrics
+}
+
+func (l *lastEpoch) add(r StepResult) {
+	if r.Epoch != l.epoch || l.rows == 0 {
+		*l = lastEpoch{epoch: r.Epoch}
+	}
+	w := float64(r.Metrics.Rows)
+	l.rows += w
+	a, b := reflect.ValueOf(&l.sum).Elem(), reflect.ValueOf(r.Metrics)
+	for i := 0; i < a.NumField(); i++ {
+		switch a.Field(i).Kind() {
+		case reflect.Float64:
+			a.Field(i).SetFloat(a.Field(i).Float() + w*b.Field(i).Float())
+		case reflect.Int:
+			a.Field(i).SetInt(a.Field(i).Int() + b.Field(i).Int())
+		}
+	}
+}
+
+func (l *lastEpoch) mean() sae.Metrics {
+	m := l.sum
+	v := reflect.ValueOf(&m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Field(i); f.Kind() == reflect.Float64 && l.rows > 0 {
+			f.SetFloat(f.Float() / l.rows)
+		}
+	}
+	return m
 }

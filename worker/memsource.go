@@ -15,6 +15,8 @@ const DefaultChunkRows = 1024
 type MemorySource struct {
 	DS        *storage.Dataset
 	ChunkRows int
+
+	ids []int64 // scratch for the row ids of a share
 }
 
 var _ Source = (*MemorySource)(nil)
@@ -31,17 +33,34 @@ func (s *MemorySource) Layout() storage.Layout {
 // Dim is the dataset's d.
 func (s *MemorySource) Dim() int { return s.DS.D }
 
-// Read copies the rows ids into dst.
-func (s *MemorySource) Read(_ context.Context, ids []int64, dst []float32) error {
+// ReadStep copies rank's share of global batch step of o into dst.
+func (s *MemorySource) ReadStep(_ context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
+	lo, hi := storage.BatchSlice(o.Len(), batch, step, rank, ranks)
+	n := int(hi - lo)
 	d := s.DS.D
-	if len(dst) < len(ids)*d {
-		return fmt.Errorf("worker: read of %d rows into a buffer of %d values (d = %d)", len(ids), len(dst), d)
+	if len(dst) < n*d {
+		return 0, fmt.Errorf("worker: read of %d rows into a buffer of %d values (d = %d)", n, len(dst), d)
 	}
-	for i, id := range ids {
-		if id < 0 || id >= int64(s.DS.Rows) {
-			return fmt.Errorf("worker: row %d out of range [0, %d) of dataset %q", id, s.DS.Rows, s.DS.Name)
-		}
+	s.ids = o.Rows(lo, hi-lo, s.ids[:0])
+	for i, id := range s.ids {
 		copy(dst[i*d:(i+1)*d], s.DS.X[id*int64(d):(id+1)*int64(d)])
 	}
-	return nil
+	return n, nil
+}
+
+// ReaderSource trains on a dataset in S3 through a storage.Reader, which
+// fetches the chunks of each share with ranged GETs and prefetches ahead.
+type ReaderSource struct{ R *storage.Reader }
+
+var _ Source = ReaderSource{}
+
+// Layout is the dataset's layout from its manifest.
+func (s ReaderSource) Layout() storage.Layout { return s.R.Manifest().Layout() }
+
+// Dim is the dataset's d.
+func (s ReaderSource) Dim() int { return s.R.Manifest().D }
+
+// ReadStep reads rank's share of step through the reader.
+func (s ReaderSource) ReadStep(ctx context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
+	return s.R.ReadStep(ctx, o, batch, step, rank, ranks, dst, nil)
 }

@@ -19,14 +19,18 @@ var (
 	ErrOptions = errors.New("invalid training options")
 )
 
-// Source gives the rows of a dataset by global row id (shard start + row).
+// Source gives a member its share of each global batch. storage.Reader
+// (datasets in S3, prefetched) and MemorySource implement it.
 type Source interface {
 	// Layout is the shard and chunk layout the epoch order is built on.
 	Layout() storage.Layout
 	// Dim is the number of features per row.
 	Dim() int
-	// Read copies rows ids into dst (len(ids)×Dim, row-major).
-	Read(ctx context.Context, ids []int64, dst []float32) error
+	// ReadStep copies into dst the rows of rank's share of the global batch
+	// step (counted within the epoch) of order o, as storage.BatchSlice
+	// defines it, and returns how many rows it wrote. It may start fetching
+	// the shares of later steps.
+	ReadStep(ctx context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error)
 }
 
 // Phase names which buffer of a step is being reduced; reducers put it in
@@ -84,7 +88,6 @@ type Trainer struct {
 
 	rows  int64 // dataset rows
 	spe   int64 // steps per epoch
-	ids   []int64
 	x     []float32
 	stats []float64
 	grad  []float32
@@ -136,7 +139,6 @@ func NewTrainer(o Options) (*Trainer, error) {
 		epoch: -1,
 		rows:  rows,
 		spe:   (rows + int64(o.Batch) - 1) / int64(o.Batch),
-		ids:   make([]int64, 0, maxLocal),
 		x:     make([]float32, maxLocal*m.Cfg.D),
 		stats: make([]float64, m.StatsLen()),
 		grad:  make([]float32, m.GradLen()),
@@ -155,39 +157,21 @@ func (t *Trainer) Next() int64 { return t.step }
 // Done reports whether every step of the run has completed.
 func (t *Trainer) Done() bool { return t.step >= t.opt.Steps }
 
-// Batch returns the positions [lo, hi) in the epoch order that global step
-// s reads, and the epoch. Every row appears exactly once per epoch.
-func (t *Trainer) Batch(s int64) (epoch, lo, hi int64) {
-	epoch = s / t.spe
-	lo = (s % t.spe) * int64(t.opt.Batch)
-	hi = min(lo+int64(t.opt.Batch), t.rows)
-	return epoch, lo, hi
-}
-
-// Share is the contiguous part [lo, hi) of a global batch that rank r of n reads.
-func Share(lo, hi int64, r, n int) (int64, int64) {
-	size := hi - lo
-	return lo + size*int64(r)/int64(n), lo + size*int64(r+1)/int64(n)
-}
-
 // Step runs the next step: read this member's share of the global batch,
 // both phases with their reductions, Finalize and the optimizer update. On
 // error nothing of the step is applied.
 func (t *Trainer) Step(ctx context.Context) (StepResult, error) {
 	s := t.step
-	epoch, glo, ghi := t.Batch(s)
+	epoch := s / t.spe
 	if epoch != t.epoch {
 		t.order = storage.NewEpochOrder(t.opt.Source.Layout(), t.opt.Seed, epoch)
 		t.epoch = epoch
 	}
-	lo, hi := Share(glo, ghi, t.red.Rank(), t.red.Size())
-	n := int(hi - lo)
-	t.ids = t.order.Rows(lo, hi-lo, t.ids[:0])
-	d := t.opt.Model.Cfg.D
-	x := t.x[:n*d]
-	if err := t.opt.Source.Read(ctx, t.ids, x); err != nil {
+	n, err := t.opt.Source.ReadStep(ctx, t.order, t.opt.Batch, s%t.spe, t.red.Rank(), t.red.Size(), t.x)
+	if err != nil {
 		return StepResult{}, fmt.Errorf("step %d: read batch: %w", s, err)
 	}
+	x := t.x[:n*t.opt.Model.Cfg.D]
 
 	m := t.opt.Model
 	// The stats phase also runs the encoder forward that the gradient phase

@@ -95,13 +95,19 @@ type recordingSource struct {
 	seen map[int64]int
 }
 
-func (s *recordingSource) Read(ctx context.Context, ids []int64, dst []float32) error {
+func (s *recordingSource) ReadStep(_ context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
+	lo, hi := storage.BatchSlice(o.Len(), batch, step, rank, ranks)
+	ids := o.Rows(lo, hi-lo, nil)
 	s.mu.Lock()
 	for _, id := range ids {
 		s.seen[id]++
 	}
 	s.mu.Unlock()
-	return s.MemorySource.Read(ctx, ids, dst)
+	d := s.DS.D
+	for i, id := range ids {
+		copy(dst[i*d:(i+1)*d], s.DS.X[id*int64(d):(id+1)*int64(d)])
+	}
+	return len(ids), nil
 }
 
 func testData(rows, d int, seed uint64) *storage.Dataset {
@@ -218,27 +224,6 @@ func TestEveryRowOncePerEpoch(t *testing.T) {
 	for id, c := range src.seen {
 		if c != 2 {
 			t.Errorf("row %d read %d times in two epochs, want 2", id, c)
-		}
-	}
-}
-
-func TestShareCoversBatch(t *testing.T) {
-	for _, size := range []int64{0, 1, 2, 7, 256, 1001} {
-		for n := 1; n <= 9; n++ {
-			next := int64(100)
-			for r := 0; r < n; r++ {
-				lo, hi := Share(100, 100+size, r, n)
-				if lo != next || hi < lo {
-					t.Fatalf("size %d n %d rank %d: share [%d,%d) does not follow %d", size, n, r, lo, hi, next)
-				}
-				if hi-lo > size/int64(n)+1 {
-					t.Fatalf("size %d n %d rank %d: share of %d rows is unbalanced", size, n, r, hi-lo)
-				}
-				next = hi
-			}
-			if next != 100+size {
-				t.Fatalf("size %d n %d: shares end at %d, want %d", size, n, next, 100+size)
-			}
 		}
 	}
 }

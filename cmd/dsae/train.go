@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +34,7 @@ type trainFlags struct {
 	epochs   float64
 	steps    int64
 	progress time.Duration
+	s3       *s3ClientFlags
 }
 
 // Defaults of `dsae train`: the classic sparse autoencoder on MNIST trained
@@ -91,11 +94,12 @@ The model, its configuration and its metrics are written to --out:
 	fl.IntVar(&f.batch, "batch", defaultBatch, "global batch size (rows per step)")
 	fl.Float64Var(&f.epochs, "epochs", defaultEpochs, "passes over the training data (ignored when --steps is set)")
 	fl.Int64Var(&f.steps, "steps", 0, "number of steps (overrides --epochs)")
-	fl.StringVar(&f.data, "data", "mnist", "training data: mnist | FILE.npy | FILE.csv")
-	fl.StringVar(&f.test, "test", "", "test data FILE (default for --data mnist: the MNIST test set)")
+	fl.StringVar(&f.data, "data", "mnist", "training data: mnist | FILE.npy | FILE.csv | s3://[BUCKET/]DATASET (streamed with ranged reads)")
+	fl.StringVar(&f.test, "test", "", "test data, as --data (default for --data mnist: the MNIST test set)")
 	fl.StringVar(&f.init, "init", "", "start from the model in this directory (continue training or fine-tune)")
 	fl.StringVar(&f.out, "out", "out", "directory to write the model into")
 	fl.DurationVar(&f.progress, "progress", 2*time.Second, "interval between progress lines (0 = none)")
+	f.s3 = addS3ClientFlags(fl)
 	return cmd
 }
 
@@ -105,32 +109,22 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	if f.steps < 0 || f.epochs <= 0 {
 		return invalid(fmt.Errorf("--steps = %d and --epochs = %g: steps must be >= 0 and epochs > 0", f.steps, f.epochs))
 	}
-	train, err := storage.Open(f.data)
+	data, err := openTrainData(ctx, f)
 	if err != nil {
 		return err
 	}
-	var test *storage.Dataset
-	switch {
-	case f.test != "":
-		if test, err = storage.Open(f.test); err != nil {
-			return err
-		}
-	case f.data == "mnist" || f.data == "mnist:train":
-		if test, err = storage.Open("mnist:test"); err != nil {
-			return err
-		}
-	}
-	model, err := buildModel(cmd, f, train.D)
+	defer data.close()
+	model, err := buildModel(cmd, f, data.d)
 	if err != nil {
 		return err
 	}
-	if test != nil && test.D != train.D {
-		return invalid(fmt.Errorf("--test %s has d = %d but --data %s has d = %d", f.test, test.D, f.data, train.D))
+	if data.test != nil && data.test.D != data.d {
+		return invalid(fmt.Errorf("--test %s has d = %d but --data %s has d = %d", f.test, data.test.D, f.data, data.d))
 	}
-	if f.batch < 1 || f.batch > train.Rows {
-		return invalid(fmt.Errorf("--batch = %d out of range [1, %d] (rows of %s)", f.batch, train.Rows, f.data))
+	if f.batch < 1 || int64(f.batch) > data.rows {
+		return invalid(fmt.Errorf("--batch = %d out of range [1, %d] (rows of %s)", f.batch, data.rows, f.data))
 	}
-	spe := (int64(train.Rows) + int64(f.batch) - 1) / int64(f.batch)
+	spe := (data.rows + int64(f.batch) - 1) / int64(f.batch)
 	steps := f.steps
 	if steps == 0 {
 		steps = max(1, int64(f.epochs*float64(spe)+0.5))
@@ -143,11 +137,11 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	}
 	fmt.Fprintf(stderr, "training %s: d=%d h=%d %s/%s sparsity=%s on %s (%d rows), batch %d, %d steps (%.2f epochs), %s lr=%g\n",
 		archName(model.Cfg), model.Cfg.D, model.Cfg.H, model.Cfg.Activation, model.Cfg.Output, model.Cfg.Sparsity,
-		f.data, train.Rows, f.batch, steps, float64(steps)/float64(spe), f.opt.Kind, f.opt.LR)
+		f.data, data.rows, f.batch, steps, float64(steps)/float64(spe), f.opt.Kind, f.opt.LR)
 
 	last := time.Now()
 	run := worker.LocalRun{
-		Model: model, Optimizer: f.opt, Train: train, Test: test,
+		Model: model, Optimizer: f.opt, Source: data.source, Train: data.train, Test: data.test,
 		Batch: f.batch, Steps: steps, Seed: model.Cfg.Seed,
 		Progress: func(r worker.StepResult, p worker.Progress) {
 			if f.progress <= 0 || (time.Since(last) < f.progress && p.Done != p.Total) {
@@ -178,6 +172,103 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	}
 	fmt.Fprintf(stderr, "%d steps at %.0f samples/s; model written to %s\n", rep.Steps, rep.SamplesPerSec, f.out)
 	return nil
+}
+
+// trainData is what --data and --test resolve to.
+type trainData struct {
+	source worker.Source    // nil: train from memory
+	train  *storage.Dataset // in memory, for training and evaluation (may be nil for S3)
+	test   *storage.Dataset
+	d      int
+	rows   int64
+	close  func()
+}
+
+// maxEvalValues bounds the size of an S3 training set that is also loaded
+// into memory for the final train metrics (1 GiB of float32).
+const maxEvalValues = 1 << 28
+
+// openTrainData opens --data and --test. Local files and MNIST are loaded
+// into memory; s3:// datasets are streamed through a prefetching reader.
+func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
+	td := &trainData{close: func() {}}
+	var client *storage.Client
+	s3Dataset := func(ref string) (string, error) {
+		bucket, name, err := parseS3Ref(ref)
+		if err != nil {
+			return "", invalid(err)
+		}
+		if client == nil {
+			if bucket != "" {
+				f.s3.bucket = bucket
+			}
+			if client, err = f.s3.client(); err != nil {
+				return "", err
+			}
+		} else if bucket != "" && bucket != client.Bucket() {
+			return "", invalid(fmt.Errorf("%s: --data and --test must be in the same bucket (%s)", ref, client.Bucket()))
+		}
+		return name, nil
+	}
+	if strings.HasPrefix(f.data, "s3://") {
+		name, err := s3Dataset(f.data)
+		if err != nil {
+			return nil, err
+		}
+		r, err := storage.OpenReader(ctx, client, name, storage.ReaderOptions{})
+		if err != nil {
+			return nil, err
+		}
+		td.close = func() { r.Close() }
+		m := r.Manifest()
+		td.source, td.d, td.rows = worker.ReaderSource{R: r}, m.D, m.Rows
+		if m.Rows*int64(m.D) <= maxEvalValues {
+			if td.train, err = storage.LoadDataset(ctx, client, name); err != nil {
+				td.close()
+				return nil, err
+			}
+		}
+	} else {
+		ds, err := storage.Open(f.data)
+		if err != nil {
+			return nil, err
+		}
+		td.train, td.d, td.rows = ds, ds.D, int64(ds.Rows)
+	}
+	testRef := f.test
+	if testRef == "" && (f.data == "mnist" || f.data == "mnist:train") {
+		testRef = "mnist:test"
+	}
+	var err error
+	switch {
+	case testRef == "":
+	case strings.HasPrefix(testRef, "s3://"):
+		var name string
+		if name, err = s3Dataset(testRef); err == nil {
+			td.test, err = storage.LoadDataset(ctx, client, name)
+		}
+	default:
+		td.test, err = storage.Open(testRef)
+	}
+	if err != nil {
+		td.close()
+		return nil, err
+	}
+	return td, nil
+}
+
+// parseS3Ref splits s3://[BUCKET/]DATASET; the bucket is empty when the
+// reference names only the dataset (then --s3-bucket applies).
+func parseS3Ref(ref string) (bucket, name string, err error) {
+	rest := strings.TrimPrefix(ref, "s3://")
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 1 && parts[0] != "":
+		return "", parts[0], nil
+	case len(parts) == 2 && parts[0] != "" && parts[1] != "":
+		return parts[0], parts[1], nil
+	}
+	return "", "", fmt.Errorf("data reference %q: want s3://DATASET or s3://BUCKET/DATASET", ref)
 }
 
 // historyFile holds the loss curve of a training run inside the model directory.
