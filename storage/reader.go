@@ -73,8 +73,9 @@ type Reader struct {
 	wg     sync.WaitGroup
 	sem    chan struct{}
 
-	mu      sync.Mutex
-	entries map[int64]*chunkEntry // by chunk storage index
+	mu        sync.Mutex
+	lastShare [2]int                // (rank, ranks) of the last ReadStep
+	entries   map[int64]*chunkEntry // by chunk storage index
 	lru     list.List             // read entries, most recently used first
 	unread  int                   // entries not read yet (in flight or held)
 
@@ -142,6 +143,12 @@ func (r *Reader) checkOrder(o *EpochOrder) {
 // (false: the prefetch budget ran out first).
 func (r *Reader) Prefetch(o *EpochOrder, pos, n int64) bool {
 	r.checkOrder(o)
+	return r.prefetch(o, pos, n, 0)
+}
+
+// prefetch is Prefetch with a budget of opt.Prefetch+extra unread chunks
+// (extra: chunks about to be read, which do not count against prefetching).
+func (r *Reader) prefetch(o *EpochOrder, pos, n int64, extra int) bool {
 	if n <= 0 || pos >= o.Len() {
 		return true
 	}
@@ -152,7 +159,7 @@ func (r *Reader) Prefetch(o *EpochOrder, pos, n int64) bool {
 		if _, ok := r.entries[c.Index]; ok {
 			continue
 		}
-		if r.unread >= r.opt.Prefetch {
+		if r.unread >= r.opt.Prefetch+extra {
 			return false
 		}
 		r.startLocked(c)
@@ -181,13 +188,25 @@ const maxAheadSteps = 16
 // ReadStep reads this rank's slice of step (see BatchSlice) into dst and
 // labels (as ReadPositions), after starting fetches of its slices of the
 // following steps, as many as the prefetch budget allows, so that S3 is
-// read ahead of compute. It returns the number of rows read.
+// read ahead of compute. When (rank, ranks) differs from the previous
+// ReadStep, what was prefetched for the old share is dropped first
+// (DropUnread). It returns the number of rows read.
 func (r *Reader) ReadStep(ctx context.Context, o *EpochOrder, batch int, step int64, rank, ranks int, dst []float32, labels []int32) (int, error) {
+	r.mu.Lock()
+	changed := r.lastShare != [2]int{rank, ranks}
+	r.lastShare = [2]int{rank, ranks}
+	r.mu.Unlock()
+	if changed {
+		r.DropUnread()
+	}
+	r.checkOrder(o)
 	lo, hi := BatchSlice(o.Len(), batch, step, rank, ranks)
-	r.Prefetch(o, lo, hi-lo)
+	// This step's chunks first (whatever the budget), then the next steps'.
+	cur := o.Chunks(lo, hi-lo)
+	r.prefetch(o, lo, hi-lo, len(cur))
 	for a := step + 1; a <= step+maxAheadSteps; a++ {
 		nlo, nhi := BatchSlice(o.Len(), batch, a, rank, ranks)
-		if nlo >= o.Len() || !r.Prefetch(o, nlo, nhi-nlo) {
+		if nlo >= o.Len() || !r.prefetch(o, nlo, nhi-nlo, len(cur)) {
 			break
 		}
 	}

@@ -258,3 +258,48 @@ func TestReaderConcurrentReadsAndDropUnread(t *testing.T) {
 		}
 	}
 }
+
+// TestReadStepDropsPrefetchOnNewShare: after the membership changes, the
+// chunks prefetched for the old share no longer hold the prefetch budget.
+func TestReadStepDropsPrefetchOnNewShare(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store, m, _ := ingestTestDataset(t, 400, 2, IngestOptions{ChunkRows: 10})
+	rd := NewReader(store, m, ReaderOptions{Prefetch: 4})
+	defer rd.Close()
+	o := NewEpochOrder(m.Layout(), 1, 0)
+	buf := make([]float32, 40*2)
+	held := func() map[int64]bool {
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		out := map[int64]bool{}
+		for idx, e := range rd.entries {
+			if !e.read {
+				out[idx] = true
+			}
+		}
+		return out
+	}
+	if _, err := rd.ReadStep(context.Background(), o, 40, 0, 0, 1, buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := held() // step 1's four chunks
+	if len(before) != 4 {
+		t.Fatalf("%d chunks prefetched, want the budget of 4", len(before))
+	}
+	if _, err := rd.ReadStep(context.Background(), o, 40, 5, 1, 2, buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := held()
+	for idx := range before {
+		if after[idx] {
+			t.Fatalf("chunk %d prefetched for the old share is still held", idx)
+		}
+	}
+	// The new share's next steps were prefetched instead.
+	lo, hi := BatchSlice(o.Len(), 40, 6, 1, 2)
+	for _, c := range o.Chunks(lo, hi-lo) {
+		if !after[c.Index] {
+			t.Fatalf("chunk %d of the next step of the new share not prefetched (held %v)", c.Index, after)
+		}
+	}
+}
