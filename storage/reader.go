@@ -76,8 +76,8 @@ type Reader struct {
 	mu        sync.Mutex
 	lastShare [2]int                // (rank, ranks) of the last ReadStep
 	entries   map[int64]*chunkEntry // by chunk storage index
-	lru     list.List             // read entries, most recently used first
-	unread  int                   // entries not read yet (in flight or held)
+	lru       list.List             // read entries, most recently used first
+	unread    int                   // entries not read yet (in flight or held)
 
 	bytes, fetched, hits atomic.Int64
 }
