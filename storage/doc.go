@@ -17,9 +17,31 @@
 // # Datasets in object storage
 //
 // A dataset is a prefix datasets/<name>/ holding float32 .npy shards, optional
-// labels shards and a manifest.json written last, so that a dataset is visible
-// only once it is whole. [Ingest] streams local files into shards with bounded
-// memory; [OpenReader] reads a dataset for training in the order given by
-// [EpochOrder]: a seeded permutation of fixed-size chunks of rows, rows
-// shuffled inside each chunk, a pure function of (seed, epoch).
+// int32 labels shards and a manifest.json written last, so that a dataset is
+// visible only once it is whole ([Manifest] lists d, rows, the chunk size and,
+// per shard, its key, size, SHA-256 and one CRC32C per chunk). [Ingest] and
+// [IngestMNIST] stream local files into shards with bounded memory; nothing
+// is published unless everything succeeded. [ListDatasets], [LoadManifest]
+// and [DeleteDataset] manage them. The store is any [ObjectStore], such as
+// [*Client].
+//
+// Training reads a dataset in the order given by [EpochOrder]: a seeded
+// permutation of fixed-size chunks of rows, rows shuffled inside each chunk,
+// a pure function of (layout, seed, epoch). Global batch s is the next B rows
+// of that order and rank r of N reads its contiguous share ([BatchSlice]).
+// A [Reader] fetches chunks with ranged GETs, checks their CRC32C, prefetches
+// a rank's next shares and keeps a small cache:
+//
+//	rd, err := storage.OpenReader(ctx, client, "acts", storage.ReaderOptions{})
+//	if err != nil {
+//		return err
+//	}
+//	defer rd.Close()
+//	order := storage.NewEpochOrder(rd.Manifest().Layout(), seed, epoch)
+//	for step := int64(0); step*int64(batch) < order.Len(); step++ {
+//		n, err := rd.ReadStep(ctx, order, batch, step, rank, ranks, x, nil)
+//		...
+//	}
+//
+// [LoadDataset] reads a whole (small) dataset into memory instead.
 package storage
