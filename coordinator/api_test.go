@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -224,6 +225,54 @@ func TestPeerFailureReport(t *testing.T) {
 	}
 	_, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0 + 1, WorkerId: "w1", PeerId: "zz"})
 	wantCode(t, err, codes.FailedPrecondition, "peer_id")
+	// Reported again in the very next generation: w2 is quarantined and
+	// the ring goes on without it, although it still gossips.
+	if _, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0 + 1, WorkerId: "w3", PeerId: "w2", Detail: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	g := c.nodes[0].FSM().Job(id).Generation
+	if g.Id != g0+2 || len(g.Members) != 2 || g.Members[0].WorkerId != "w1" || g.Members[1].WorkerId != "w3" {
+		t.Fatalf("after a second report: %v", g)
+	}
+	if w := c.nodes[0].FSM().Worker("w2"); w.Alive || !w.Quarantined {
+		t.Fatalf("w2 not quarantined: %v", w)
+	}
+}
+
+func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
+	c := MakeClusterWith(t, 1, func(cfg *Config) { cfg.ReadyTimeout = 500 * time.Millisecond })
+	cl := c.Client()
+	ctx := ctxT(t)
+	spec := testSpec()
+	spec.WorkersWanted = 2
+	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.Job.Id
+	c.JoinWorker("w1")
+	c.JoinWorker("w2")
+	// w1 answers every announcement; w2 never does.
+	WaitFor(t, waitTimeout, "a generation without the silent worker", func() bool {
+		g := c.nodes[0].FSM().Job(id).GetGeneration()
+		if g.GetPhase() == pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
+			if _, ok := g.Reports["w1"]; !ok {
+				cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: id, Generation: g.Id, WorkerId: "w1"})
+			}
+		}
+		return g.GetPhase() == pb.GenerationPhase_GENERATION_PHASE_STARTED && len(g.Members) == 1 && g.Members[0].WorkerId == "w1"
+	})
+	if w := c.nodes[0].FSM().Worker("w2"); !w.Quarantined || !strings.Contains(w.DownReason, "no ready report") {
+		t.Fatalf("w2: %v", w)
+	}
+	// Gossip alone does not bring it back; its own Register does.
+	if _, err := cl.Register(ctx, &pb.RegisterRequest{WorkerId: "w2", GrpcAddr: "w2.grpc:1", RingAddr: "w2.ring:2"}); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(t, waitTimeout, "w2 back in the ring", func() bool {
+		g := c.nodes[0].FSM().Job(id).GetGeneration()
+		return len(g.GetMembers()) == 2 && g.Members[1].WorkerId == "w2"
+	})
 }
 
 func TestHealthServedWithoutToken(t *testing.T) {

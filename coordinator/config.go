@@ -20,6 +20,11 @@ type Config struct {
 	GossipAddr string   // host:port of memberlist gossip
 	Join       []string // gRPC addresses of existing coordinators; empty bootstraps a new cluster
 
+	// ReadyTimeout is how long members of an announced generation have to
+	// report ready; the leader quarantines those that stay silent and
+	// forms a generation without them. Default 30 s.
+	ReadyTimeout time.Duration
+
 	Auth   auth.Config
 	Raft   RaftTimings
 	Gossip GossipTimings
@@ -77,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Gossip == (GossipTimings{}) {
 		c.Gossip = DefaultGossipTimings()
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

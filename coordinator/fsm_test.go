@@ -138,6 +138,14 @@ func TestRegisterAndWorkerDown(t *testing.T) {
 	if w := f.Worker("w1"); !w.Alive || w.GrpcAddr != "b:1" {
 		t.Fatalf("re-registered worker %v", w)
 	}
+	mustApply(t, f, &pb.WorkerDownCmd{WorkerId: "w1", Reason: "silent", Quarantine: true})
+	if w := f.Worker("w1"); w.Alive || !w.Quarantined || w.DownReason != "silent" {
+		t.Fatalf("quarantined worker %v", w)
+	}
+	mustApply(t, f, &pb.RegisterWorkerCmd{WorkerId: "w1", GrpcAddr: "b:1"})
+	if w := f.Worker("w1"); !w.Alive || w.Quarantined || w.DownReason != "" {
+		t.Fatalf("registering did not lift the quarantine: %v", w)
+	}
 	mustFail(t, f, &pb.WorkerDownCmd{WorkerId: "nobody"}, ErrNotFound)
 	mustFail(t, f, &pb.RegisterWorkerCmd{}, ErrInvalidSpec)
 }

@@ -76,6 +76,12 @@ type cluster struct {
 // through it. It waits until all n are voters and every node knows a leader.
 func MakeCluster(t testing.TB, n int) *cluster {
 	t.Helper()
+	return MakeClusterWith(t, n, nil)
+}
+
+// MakeClusterWith is MakeCluster with edit applied to every node's config.
+func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, logs: &syncBuffer{}}
 	for i := 0; i < n; i++ {
 		cfg := Config{
@@ -86,6 +92,9 @@ func MakeCluster(t testing.TB, n int) *cluster {
 		}
 		if i > 0 {
 			cfg.Join = []string{c.nodes[0].GRPCAddr()}
+		}
+		if edit != nil {
+			edit(&cfg)
 		}
 		c.cfgs = append(c.cfgs, cfg)
 		c.nodes = append(c.nodes, nil)

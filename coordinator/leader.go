@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -50,10 +51,23 @@ func (n *Node) leaderLoop() {
 	}
 }
 
+// leaderMemory is what a leader remembers outside the FSM. It starts empty
+// with each term of leadership, so losing it costs at most one extra wait.
+type leaderMemory struct {
+	mu        sync.Mutex
+	firstSeen map[string]time.Time // "job/generation" → when this leader first saw it announced
+	strikes   map[string]uint64    // "job/peer" → generation of the last peer-failure report acted on
+}
+
+func newLeaderMemory() *leaderMemory {
+	return &leaderMemory{firstSeen: map[string]time.Time{}, strikes: map[string]uint64{}}
+}
+
 // lead makes the memberlist view and the FSM agree, over and over, until
 // ctx ends (leadership lost or node closing).
 func (n *Node) lead(ctx context.Context) {
 	n.log.Info("became leader")
+	n.mem.Store(newLeaderMemory())
 	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		n.log.Warn("barrier failed", "err", err)
 		return
@@ -81,6 +95,12 @@ func (n *Node) lead(ctx context.Context) {
 // unfinished job (in submission order) a generation made of its alive
 // members plus free workers up to workers_wanted. It is idempotent.
 func (n *Node) reconcile() error {
+	n.reconcileMu.Lock() // the leader loop and peer-failure reports both act on generations
+	defer n.reconcileMu.Unlock()
+	return n.reconcileLocked()
+}
+
+func (n *Node) reconcileLocked() error {
 	st := n.fsm.State()
 	if c := st.Coordinators[n.cfg.ID]; !proto.Equal(c, n.self()) {
 		if _, err := n.apply(&pb.Command{Op: &pb.Command_SetCoordinator{SetCoordinator: &pb.SetCoordinatorCmd{Coordinator: n.self()}}}); err != nil {
@@ -95,7 +115,11 @@ func (n *Node) reconcile() error {
 	}
 	for _, id := range sortedKeys(alive) {
 		m := alive[id]
-		if w := st.Workers[id]; w == nil || !w.Alive || w.GrpcAddr != m.GRPC || w.RingAddr != m.Ring {
+		w := st.Workers[id]
+		if w != nil && w.Quarantined {
+			continue // only the worker's own Register call brings it back
+		}
+		if w == nil || !w.Alive || w.GrpcAddr != m.GRPC || w.RingAddr != m.Ring {
 			if _, err := n.apply(registerCmd(id, m.GRPC, m.Ring)); err != nil {
 				return err
 			}
@@ -108,9 +132,12 @@ func (n *Node) reconcile() error {
 			continue
 		}
 		n.log.Info("worker left the gossip pool", "worker", id)
-		if _, err := n.apply(&pb.Command{Op: &pb.Command_WorkerDown{WorkerDown: &pb.WorkerDownCmd{WorkerId: id, Reason: "left the gossip pool"}}}); err != nil {
+		if _, err := n.apply(downCmd(id, "left the gossip pool", false)); err != nil {
 			return err
 		}
+	}
+	if err := n.expireAnnouncements(st); err != nil {
+		return err
 	}
 	st = n.fsm.State()
 	var free []string
@@ -145,6 +172,49 @@ func (n *Node) reconcile() error {
 	return nil
 }
 
+// expireAnnouncements quarantines the members of generations that have
+// been announced for longer than ReadyTimeout (as seen by this leader)
+// without their ready report.
+func (n *Node) expireAnnouncements(st *pb.State) error {
+	mem := n.mem.Load()
+	if mem == nil {
+		return nil
+	}
+	now := time.Now()
+	for _, j := range sortedJobs(st) {
+		g := j.Generation
+		if Terminal(j.State) || g == nil || g.Phase != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
+			continue
+		}
+		key := fmt.Sprintf("%s/%d", j.Id, g.Id)
+		mem.mu.Lock()
+		seen, ok := mem.firstSeen[key]
+		if !ok {
+			mem.firstSeen[key] = now
+			seen = now
+		}
+		mem.mu.Unlock()
+		if now.Sub(seen) < n.cfg.ReadyTimeout {
+			continue
+		}
+		for _, m := range g.Members {
+			if _, ok := g.Reports[m.WorkerId]; ok {
+				continue
+			}
+			reason := fmt.Sprintf("no ready report for %s generation %d within %v", j.Id, g.Id, n.cfg.ReadyTimeout)
+			n.log.Warn("quarantining a silent worker", "worker", m.WorkerId, "reason", reason)
+			if _, err := n.apply(downCmd(m.WorkerId, reason, true)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func downCmd(id, reason string, quarantine bool) *pb.Command {
+	return &pb.Command{Op: &pb.Command_WorkerDown{WorkerDown: &pb.WorkerDownCmd{WorkerId: id, Reason: reason, Quarantine: quarantine}}}
+}
+
 func registerCmd(id, grpcAddr, ring string) *pb.Command {
 	return &pb.Command{Op: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorkerCmd{WorkerId: id, GrpcAddr: grpcAddr, RingAddr: ring}}}
 }
@@ -166,8 +236,12 @@ func sortedKeys[V any](m map[string]V) []string {
 // broke in generation gen: a peer that gossip no longer sees is declared
 // down (and the reconciler forms a generation without it); a peer that is
 // still alive gets a fresh generation with the same members, which restarts
-// the ring. A report about an older generation is already answered.
+// the ring — unless it was also reported in the generation before, in
+// which case it is quarantined. A report about an older generation is
+// already answered.
 func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
+	n.reconcileMu.Lock()
+	defer n.reconcileMu.Unlock()
 	j := n.fsm.Job(req.JobId)
 	if j == nil {
 		return fmt.Errorf("%w: job %q", ErrNotFound, req.JobId)
@@ -192,12 +266,24 @@ func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 	for _, m := range n.pool.Members() {
 		inPool = inPool || m.ID == req.PeerId
 	}
-	if !inPool {
-		_, err := n.apply(&pb.Command{Op: &pb.Command_WorkerDown{WorkerDown: &pb.WorkerDownCmd{WorkerId: req.PeerId, Reason: "reported by " + req.WorkerId}}})
-		if err != nil {
+	strike := false
+	if mem := n.mem.Load(); mem != nil {
+		key := j.Id + "/" + req.PeerId
+		mem.mu.Lock()
+		prev, ok := mem.strikes[key]
+		strike = ok && prev+1 == req.Generation
+		mem.strikes[key] = req.Generation
+		mem.mu.Unlock()
+	}
+	if !inPool || strike {
+		reason := "reported by " + req.WorkerId + ": " + req.Detail
+		if strike {
+			reason = "reported broken in two generations in a row, last by " + req.WorkerId + ": " + req.Detail
+		}
+		if _, err := n.apply(downCmd(req.PeerId, reason, inPool)); err != nil {
 			return err
 		}
-		return n.reconcile()
+		return n.reconcileLocked()
 	}
 	_, err := n.apply(newGenCmd(j.Id, ids, fmt.Sprintf("%s reported peer %s broken", req.WorkerId, req.PeerId)))
 	return err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,17 +37,19 @@ type Node struct {
 	log *slog.Logger
 	fsm *FSM
 
-	raft     *raft.Raft
-	layer    *streamLayer
-	trans    *raft.NetworkTransport
-	store    *raftboltdb.BoltStore
-	grpc     *grpc.Server
-	health   *health.Server
-	pool     *Pool
-	dials    *dialer
-	met      []*metrics
-	http     *http.Server
-	httpAddr string
+	raft        *raft.Raft
+	layer       *streamLayer
+	trans       *raft.NetworkTransport
+	store       *raftboltdb.BoltStore
+	grpc        *grpc.Server
+	health      *health.Server
+	pool        *Pool
+	dials       *dialer
+	mem         atomic.Pointer[leaderMemory] // set while leading
+	reconcileMu sync.Mutex
+	met         []*metrics
+	http        *http.Server
+	httpAddr    string
 
 	raftAddr, grpcAddr string // advertised
 

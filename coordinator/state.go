@@ -168,6 +168,7 @@ func registerWorker(st *pb.State, c *pb.RegisterWorkerCmd, now int64) (proto.Mes
 		st.Workers[c.WorkerId] = w
 	}
 	w.GrpcAddr, w.RingAddr, w.Alive, w.UpdatedUnixNano = c.GrpcAddr, c.RingAddr, true, now
+	w.Quarantined, w.DownReason = false, ""
 	return w, nil
 }
 
@@ -176,7 +177,7 @@ func workerDown(st *pb.State, c *pb.WorkerDownCmd, now int64) (proto.Message, er
 	if !ok {
 		return nil, fmt.Errorf("%w: worker %q", ErrNotFound, c.GetWorkerId())
 	}
-	w.Alive, w.UpdatedUnixNano = false, now
+	w.Alive, w.UpdatedUnixNano, w.Quarantined, w.DownReason = false, now, c.Quarantine, c.Reason
 	return w, nil
 }
 

@@ -997,8 +997,14 @@ type Worker struct {
 	Alive           bool                   `protobuf:"varint,4,opt,name=alive,proto3" json:"alive,omitempty"`
 	JobId           string                 `protobuf:"bytes,5,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"` // job whose current generation lists it
 	UpdatedUnixNano int64                  `protobuf:"varint,6,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// quarantined is set when the worker was taken out for not answering
+	// (no ready report in time, or a ring peer broken twice in a row) while
+	// still gossiping. Gossip alone does not bring it back; a Register call
+	// from the worker does.
+	Quarantined   bool   `protobuf:"varint,7,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
+	DownReason    string `protobuf:"bytes,8,opt,name=down_reason,json=downReason,proto3" json:"down_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Worker) Reset() {
@@ -1071,6 +1077,20 @@ func (x *Worker) GetUpdatedUnixNano() int64 {
 		return x.UpdatedUnixNano
 	}
 	return 0
+}
+
+func (x *Worker) GetQuarantined() bool {
+	if x != nil {
+		return x.Quarantined
+	}
+	return false
+}
+
+func (x *Worker) GetDownReason() string {
+	if x != nil {
+		return x.DownReason
+	}
+	return ""
 }
 
 type Coordinator struct {
@@ -1614,6 +1634,7 @@ type WorkerDownCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId      string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Quarantine    bool                   `protobuf:"varint,3,opt,name=quarantine,proto3" json:"quarantine,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1660,6 +1681,13 @@ func (x *WorkerDownCmd) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *WorkerDownCmd) GetQuarantine() bool {
+	if x != nil {
+		return x.Quarantine
+	}
+	return false
 }
 
 // NewGenerationCmd announces a generation; worker_ids in ring order. An
@@ -3679,14 +3707,17 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\tmodel_key\x18\v \x01(\tR\bmodelKey\x12.\n" +
 	"\x13submitted_unix_nano\x18\f \x01(\x03R\x11submittedUnixNano\x12,\n" +
 	"\x12finished_unix_nano\x18\r \x01(\x03R\x10finishedUnixNano\x12\x10\n" +
-	"\x03seq\x18\x0e \x01(\x04R\x03seq\"\xab\x01\n" +
+	"\x03seq\x18\x0e \x01(\x04R\x03seq\"\xee\x01\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\tring_addr\x18\x03 \x01(\tR\bringAddr\x12\x14\n" +
 	"\x05alive\x18\x04 \x01(\bR\x05alive\x12\x15\n" +
 	"\x06job_id\x18\x05 \x01(\tR\x05jobId\x12*\n" +
-	"\x11updated_unix_nano\x18\x06 \x01(\x03R\x0fupdatedUnixNano\"x\n" +
+	"\x11updated_unix_nano\x18\x06 \x01(\x03R\x0fupdatedUnixNano\x12 \n" +
+	"\vquarantined\x18\a \x01(\bR\vquarantined\x12\x1f\n" +
+	"\vdown_reason\x18\b \x01(\tR\n" +
+	"downReason\"x\n" +
 	"\vCoordinator\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -3737,10 +3768,13 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x11RegisterWorkerCmd\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
-	"\tring_addr\x18\x03 \x01(\tR\bringAddr\"D\n" +
+	"\tring_addr\x18\x03 \x01(\tR\bringAddr\"d\n" +
 	"\rWorkerDownCmd\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"`\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1e\n" +
+	"\n" +
+	"quarantine\x18\x03 \x01(\bR\n" +
+	"quarantine\"`\n" +
 	"\x10NewGenerationCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
