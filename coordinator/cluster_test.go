@@ -194,3 +194,18 @@ func TestClusterForwardsWritesAndRemovesVoter(t *testing.T) {
 		return true
 	})
 }
+
+func TestClusterGracefulCloseHandsOverLeadership(t *testing.T) {
+	c := MakeCluster(t, 3)
+	l := c.Leader()
+	closed := time.Now()
+	if err := c.nodes[l].Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[l] = nil
+	nl := c.Leader()
+	t.Logf("graceful close of leader %s: %s leads after %v", c.cfgs[l].ID, c.cfgs[nl].ID, time.Since(closed))
+	if _, err := c.Client().SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -257,8 +257,9 @@ func (n *Node) apply(cmd *pb.Command) (proto.Message, error) {
 // for tests of network partitions. Gossip and gRPC are not affected.
 func (n *Node) SetPartitioned(b bool) { n.layer.SetBlocked(b) }
 
-// Close leaves the gossip pool, stops serving, and shuts raft down. The data
-// dir keeps everything needed to restart the node.
+// Close hands raft leadership to another voter (if this node leads), leaves
+// the gossip pool, stops serving, and shuts raft down. The data dir keeps
+// everything needed to restart the node.
 func (n *Node) Close() error { return n.shutdown(true) }
 
 // Kill stops the node as abruptly as an in-process stop allows: no gossip
@@ -267,6 +268,13 @@ func (n *Node) Kill() error { return n.shutdown(false) }
 
 func (n *Node) shutdown(leave bool) error {
 	n.closeOnce.Do(func() {
+		if leave && n.raft != nil && n.IsLeader() {
+			// Hand leadership over rather than make the others wait out an
+			// election timeout. Fails harmlessly when there is no other voter.
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.log.Debug("leadership transfer", "err", err)
+			}
+		}
 		n.cancel()
 		var errs []error
 		if n.pool != nil {
