@@ -11,8 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-var errEOF = io.EOF
-
 // call is one all-reduce in progress on a ring.
 //
 // Schedule, for N ranks and rank r (all indices mod N): the buffer is cut
@@ -42,8 +40,9 @@ type call[T elem] struct {
 // laneCall is the part of a call that runs on one lane.
 type laneCall[T elem] struct {
 	*call[T]
-	l     *lane
-	count int // pieces this lane receives in the call; 0 means the lane is idle
+	l        *lane
+	sends    int // pieces this lane sends in the call
+	receives int // pieces this lane receives in the call
 
 	// The piece the receiver expects next, and what admit made of the
 	// last one.
@@ -69,8 +68,9 @@ func newCall[T elem](r *Ring, tag Tag, buf []T) *call[T] {
 		lc := &laneCall[T]{call: c, l: l}
 		signals := 0
 		for t := range c.steps {
+			lc.sends += c.lanePieces(c.sendChunk(t), l.idx)
 			k := c.lanePieces(c.recvChunk(t), l.idx)
-			lc.count += k
+			lc.receives += k
 			if t < c.steps-1 {
 				signals += k
 			}
@@ -114,16 +114,21 @@ func (c *call[T]) piece(ch, p int) (lo, hi int) {
 	return lo, min(chi, lo+c.pieceElems)
 }
 
-// run runs a sender and a receiver per busy lane and reports whether the
-// ring failed.
+// run runs, per lane, a sender if the lane sends pieces in this call and a
+// receiver if it receives some (the next rank makes the same decision from
+// the same layout), and reports whether the ring failed.
 func (c *call[T]) run() (failed bool) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, lc := range c.lanes {
-		if lc.count == 0 {
-			continue
+		var work []func() error
+		if lc.sends > 0 {
+			work = append(work, lc.send)
 		}
-		for _, f := range []func() error{lc.send, lc.receive} {
+		if lc.receives > 0 {
+			work = append(work, lc.receive)
+		}
+		for _, f := range work {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

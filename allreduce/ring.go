@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -326,7 +327,7 @@ func (r *Ring) outgoing(l *lane) (ringpb.Ring_StreamClient, error) {
 		if err == nil {
 			err = st.Send(hello)
 			var rep ringpb.Reply
-			if err == nil || errors.Is(err, errEOF) {
+			if err == nil || errors.Is(err, io.EOF) {
 				err = st.RecvMsg(&rep)
 			}
 			if err == nil && rep.GetAccept() == nil {
