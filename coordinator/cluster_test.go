@@ -116,6 +116,17 @@ func TestClusterRestartAllFromDataDirs(t *testing.T) {
 		c.WaitState(i, "the state from before the restart", func(st *pb.State) bool { return jobsEqual(st, want) })
 	}
 	c.WaitVoters(3)
+	for _, n := range c.nodes {
+		WaitFor(t, waitTimeout, n.ID()+" gossiping with every coordinator", func() bool {
+			k := 0
+			for _, m := range n.Pool().Members() {
+				if m.Role == RoleCoordinator {
+					k++
+				}
+			}
+			return k == 3
+		})
+	}
 }
 
 func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {

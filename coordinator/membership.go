@@ -222,3 +222,37 @@ func (n *Node) startGossip() (*Pool, error) {
 		Logger:  n.log,
 	})
 }
+
+// gossipRejoinEvery is how often a coordinator checks that it gossips with
+// every coordinator the state lists.
+const gossipRejoinEvery = 2 * time.Second
+
+// gossipLoop keeps the coordinator in the pool: a node restarted from its
+// data dir, or cut off long enough to be declared dead, joins again
+// through the gossip addresses of the coordinators the state lists.
+func (n *Node) gossipLoop() {
+	t := time.NewTicker(gossipRejoinEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		in := map[string]bool{}
+		for _, m := range n.pool.Members() {
+			in[m.ID] = true
+		}
+		var missing []string
+		for _, c := range n.coordinators() {
+			if c.Id != n.cfg.ID && !in[c.Id] && c.GossipAddr != "" {
+				missing = append(missing, c.GossipAddr)
+			}
+		}
+		if len(missing) > 0 {
+			if err := n.pool.Join(missing); err != nil {
+				n.log.Debug("gossip rejoin", "addrs", missing, "err", err)
+			}
+		}
+	}
+}

@@ -95,6 +95,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.goRun(n.leaderLoop)
+	n.goRun(n.gossipLoop)
 	if len(cfg.Join) > 0 {
 		n.goRun(n.joinLoop)
 	}
@@ -339,6 +340,8 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		lvl := slog.LevelInfo
 		switch {
+		case strings.Contains(line, "use of closed network connection"):
+			lvl = slog.LevelDebug // connections closed by our own shutdown
 		case strings.Contains(line, "[ERROR]") || strings.Contains(line, "[ERR]"):
 			lvl = slog.LevelError
 		case strings.Contains(line, "[WARN]"):
