@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,13 +20,26 @@ import (
 // testSecret is the cluster secret of test clusters.
 var testSecret = []byte("test-cluster-secret-0123456789")
 
-// Test timings: short, but with margins for a loaded 2-core machine.
+// Test timings: short, but with margins for a loaded 2-core machine. With
+// DSAE_TEST_RAFT=default the production defaults are used instead, to
+// measure failover as deployed.
 func testRaftTimings() RaftTimings {
+	if os.Getenv("DSAE_TEST_RAFT") == "default" {
+		d := DefaultRaftTimings()
+		d.SnapshotThreshold = 64
+		return d
+	}
 	return RaftTimings{Heartbeat: 400 * time.Millisecond, Election: 400 * time.Millisecond,
 		LeaderLease: 200 * time.Millisecond, Commit: 20 * time.Millisecond, SnapshotThreshold: 64}
 }
 
+// testGossipTimings are short failure-detector timings; with
+// DSAE_TEST_GOSSIP=default the production defaults are used instead, to
+// measure detection times as deployed.
 func testGossipTimings() GossipTimings {
+	if os.Getenv("DSAE_TEST_GOSSIP") == "default" {
+		return DefaultGossipTimings()
+	}
 	return GossipTimings{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
 		GossipInterval: 50 * time.Millisecond, SuspicionMult: 2, PushPull: 2 * time.Second}
 }

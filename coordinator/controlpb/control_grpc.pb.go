@@ -56,6 +56,9 @@ type ControlClient interface {
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	WatchGeneration(ctx context.Context, in *WatchGenerationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGenerationResponse], error)
 	ReportReady(ctx context.Context, in *ReportReadyRequest, opts ...grpc.CallOption) (*ReportReadyResponse, error)
+	// ReportProgress records a step's metrics. Each report is a raft write
+	// (a few ms, fsync included), so a worker reports every few steps or at
+	// most a few times a second, not after every step.
 	ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error)
 	ReportCheckpoint(ctx context.Context, in *ReportCheckpointRequest, opts ...grpc.CallOption) (*ReportCheckpointResponse, error)
 	ReportPeerFailure(ctx context.Context, in *ReportPeerFailureRequest, opts ...grpc.CallOption) (*ReportPeerFailureResponse, error)
@@ -256,6 +259,9 @@ type ControlServer interface {
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	WatchGeneration(*WatchGenerationRequest, grpc.ServerStreamingServer[WatchGenerationResponse]) error
 	ReportReady(context.Context, *ReportReadyRequest) (*ReportReadyResponse, error)
+	// ReportProgress records a step's metrics. Each report is a raft write
+	// (a few ms, fsync included), so a worker reports every few steps or at
+	// most a few times a second, not after every step.
 	ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error)
 	ReportCheckpoint(context.Context, *ReportCheckpointRequest) (*ReportCheckpointResponse, error)
 	ReportPeerFailure(context.Context, *ReportPeerFailureRequest) (*ReportPeerFailureResponse, error)
