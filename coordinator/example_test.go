@@ -1,0 +1,49 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+
+	"github.com/dsae/dsae/coordinator"
+	"github.com/dsae/dsae/coordinator/auth"
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+)
+
+// A one-node cluster: start a coordinator, then submit a job through the
+// client that workers and the CLI use.
+func Example() {
+	dir, err := os.MkdirTemp("", "dsae-coordinator-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sec := auth.Config{Secret: []byte("example-cluster-secret-0123")}
+	n, err := coordinator.Start(context.Background(), coordinator.Config{
+		ID: "c1", DataDir: dir, Auth: sec,
+		RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer n.Close()
+
+	conn, err := coordinator.Dial([]string{n.GRPCAddr()}, sec)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	cl := pb.NewControlClient(conn)
+	resp, err := cl.SubmitJob(context.Background(), &pb.SubmitJobRequest{Spec: &pb.JobSpec{
+		Dataset: "mnist", Steps: 1000,
+		Model: &pb.ModelConfig{D: 784, H: 196, Sparsity: "kl", Rho: 0.05, Beta: 3},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.Job.Id, resp.Job.State, resp.Job.Reason)
+	// Output: job-000001 JOB_STATE_QUEUED waiting for workers
+}
