@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 	"pgregory.net/rapid"
 
@@ -162,6 +163,34 @@ func TestFSMProperties(t *testing.T) {
 		}
 		if g := snapshotRestore(t, f); !proto.Equal(g.State(), f.State()) {
 			t.Fatal("restore(snapshot(s)) != s")
+		}
+	})
+}
+
+// FuzzApply feeds arbitrary raft log entries to a state machine holding a
+// running job: nothing may panic, and refused entries change nothing.
+func FuzzApply(f *testing.F) {
+	for _, op := range []any{
+		&pb.ProgressCmd{JobId: JobID(1), Generation: 1, WorkerId: "w1", Metrics: &pb.Metrics{Step: 3}},
+		&pb.CheckpointCmd{JobId: JobID(1), Generation: 1, WorkerId: "w1", Checkpoint: &pb.Checkpoint{Key: "k", Step: 2}},
+		&pb.NewGenerationCmd{JobId: JobID(1), WorkerIds: []string{"w2", "w1"}},
+		&pb.ResultCmd{JobId: JobID(1), Generation: 1, WorkerId: "w2", State: pb.JobState_JOB_STATE_FAILED, Reason: "nan"},
+		&pb.SubmitJobCmd{Spec: testSpec()},
+	} {
+		data, _ := EncodeCommand(cmdOf(op))
+		f.Add(data)
+	}
+	f.Add([]byte{0x08, 0x01, 0x52, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fsm, _ := startedJob(t)
+		before := fsm.State()
+		r := fsm.Apply(&raft.Log{Type: raft.LogCommand, Data: data}).(ApplyResult)
+		after := fsm.State()
+		if r.Err != nil && !proto.Equal(before, after) {
+			t.Fatalf("refused entry changed the state: %v", r.Err)
+		}
+		if err := checkInvariants(after); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
