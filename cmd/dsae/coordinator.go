@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -134,9 +133,5 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 type storeDatasets struct{ c *storage.Client }
 
 func (s storeDatasets) DatasetExists(ctx context.Context, name string) (bool, error) {
-	ok, err := s.c.Exists(ctx, storage.DatasetPrefix+name+"/manifest.json")
-	if err != nil && errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	return ok, err
+	return s.c.Exists(ctx, storage.DatasetPrefix+name+"/manifest.json")
 }

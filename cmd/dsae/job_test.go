@@ -14,7 +14,7 @@ const cliSecret = "cli-test-cluster-secret-123456"
 
 // startCoordinator runs `dsae coordinator` on free loopback ports until the
 // test ends and returns its gRPC address.
-func startCoordinator(t *testing.T) string {
+func startCoordinator(t *testing.T, extra ...string) string {
 	t.Helper()
 	t.Setenv("DSAE_CLUSTER_SECRET", cliSecret)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -22,8 +22,8 @@ func startCoordinator(t *testing.T) string {
 	done := make(chan error, 1)
 	go func() {
 		root := newRootCmd()
-		root.SetArgs([]string{"coordinator", "--id", "c1", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:0",
-			"--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-timeout", "300ms", "--log-level", "error"})
+		root.SetArgs(append([]string{"coordinator", "--id", "c1", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:0",
+			"--grpc-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--raft-timeout", "300ms", "--log-level", "error"}, extra...))
 		root.SetOut(&out)
 		done <- root.ExecuteContext(ctx)
 	}()
@@ -110,5 +110,27 @@ steps: 100
 	os.Unsetenv("DSAE_CLUSTER_SECRET")
 	if _, err := run("job", "ls"); err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), "no cluster secret") {
 		t.Fatalf("no secret: %v", err)
+	}
+}
+
+func TestJobSubmitChecksDatasetInStore(t *testing.T) {
+	endpoint := startS3Serve(t, t.TempDir())
+	addr := startCoordinator(t, "--check-datasets", "--s3-endpoint", endpoint)
+	ctx := context.Background()
+	npy := filepath.Join(t.TempDir(), "a.npy")
+	writeF32NPY(t, npy, 20, 4)
+	if out, err := runCmd(ctx, "dataset", "put", "acts", npy, "--s3-endpoint", endpoint, "--log-level", "error"); err != nil {
+		t.Fatalf("dataset put: %v\n%s", err, out)
+	}
+	submit := func(dataset string) (string, error) {
+		return runCmd(ctx, "job", "submit", "--dataset", dataset, "--d", "4", "--h", "2", "--steps", "10",
+			"--coordinator", addr, "--log-level", "error")
+	}
+	if out, err := submit("acts"); err != nil || !strings.Contains(out, "submitted job-000001") {
+		t.Fatalf("submit on a published dataset: %v\n%s", err, out)
+	}
+	_, err := submit("absent")
+	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `dataset: "absent" not found in the store`) {
+		t.Fatalf("submit on a missing dataset: %v", err)
 	}
 }
