@@ -118,3 +118,26 @@ func TestSingleRankIsNoOp(t *testing.T) {
 		t.Fatalf("buffer changed: %v", buf)
 	}
 }
+
+// TestCloseRightAfterCall: each rank closes its ring as soon as its own
+// call returns; no neighbour's call may fail for it (a rank's last
+// acknowledgement reaches the previous rank before the ring goes away).
+func TestCloseRightAfterCall(t *testing.T) {
+	c := startServers(t, TCP(), 3)
+	for gen := uint64(1); gen <= 10; gen++ {
+		rings := c.newRings(gen, func(cfg *Config) { cfg.Lanes = 1 + int(gen%2) })
+		in := inputs[float32](gen, 3, int(gen)*1000)
+		out := clone2(in)
+		errs := runAll(3, func(r int) error {
+			err := rings[r].AllReduceFloat32(context.Background(), rings[r].Tag(1, 0), out[r])
+			rings[r].Close()
+			return err
+		})
+		for r, err := range errs {
+			if err != nil {
+				t.Fatalf("generation %d rank %d: %v", gen, r, err)
+			}
+		}
+		checkSums(t, in, out)
+	}
+}
