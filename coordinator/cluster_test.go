@@ -220,3 +220,33 @@ func TestClusterGracefulCloseHandsOverLeadership(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestJobWaitsWithoutWorkersAndResumesFromCheckpoint(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	id := runningJob(t, c, cl, "w1") // checkpoint at step 10, progress to 12
+	// w1 departs: the job goes back to the queue, keeping its checkpoints.
+	c.workers["w1"].Close()
+	WaitFor(t, waitTimeout, "the job queued without workers", func() bool {
+		j := c.nodes[0].FSM().Job(id)
+		return j.State == pb.JobState_JOB_STATE_QUEUED && j.Generation == nil
+	})
+	// A fresh worker appears: it holds nothing, so the checkpoint is the donor.
+	c.JoinWorker("w2")
+	var g *pb.Generation
+	WaitFor(t, waitTimeout, "a generation of w2", func() bool {
+		g = c.nodes[0].FSM().Job(id).GetGeneration()
+		return len(g.GetMembers()) == 1 && g.Members[0].WorkerId == "w2"
+	})
+	resp, err := cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: id, Generation: g.Id, WorkerId: "w2", LastStep: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := resp.Generation; s.Phase != pb.GenerationPhase_GENERATION_PHASE_STARTED || s.StartStep != 10 || s.DonorCheckpoint != "checkpoints/"+id+"/10" || s.Donor != "" {
+		t.Fatalf("resumed generation %v", s)
+	}
+	if j := c.nodes[0].FSM().Job(id); j.State != pb.JobState_JOB_STATE_RUNNING || j.LastStep != 12 {
+		t.Fatalf("job %v", j)
+	}
+}

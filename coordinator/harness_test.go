@@ -80,10 +80,11 @@ func (s *syncBuffer) String() string {
 // cluster is a raft group of coordinators on loopback TCP, in the manner of
 // hashicorp/raft's testing.go. nodes[i] is nil while node i is stopped.
 type cluster struct {
-	t     testing.TB
-	cfgs  []Config
-	nodes []*Node
-	logs  *syncBuffer
+	t       testing.TB
+	cfgs    []Config
+	nodes   []*Node
+	logs    *syncBuffer
+	workers map[string]*Pool // in-process worker members, by id
 }
 
 // MakeCluster starts n coordinators: the first bootstraps, the others join
@@ -96,7 +97,7 @@ func MakeCluster(t testing.TB, n int) *cluster {
 // MakeClusterWith is MakeCluster with edit applied to every node's config.
 func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, logs: &syncBuffer{}}
+	c := &cluster{t: t, logs: &syncBuffer{}, workers: map[string]*Pool{}}
 	for i := 0; i < n; i++ {
 		cfg := Config{
 			ID: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
@@ -282,6 +283,7 @@ func (c *cluster) JoinWorker(id string) *Pool {
 	if err := p.Join(c.GossipAddrs()); err != nil {
 		c.t.Fatal(err)
 	}
+	c.workers[id] = p
 	return p
 }
 

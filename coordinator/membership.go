@@ -47,6 +47,9 @@ type Pool struct {
 	meta    []byte
 	changed chan struct{} // capacity 1: a pending "membership changed" signal
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu    sync.Mutex
 	alive map[string]NodeMeta // by node name
 	gone  map[string]bool     // members seen to leave or fail since they last joined
@@ -185,17 +188,25 @@ func (p *Pool) signal() {
 	}
 }
 
-// Close leaves the pool gracefully (peers see a departure at once).
+// Close leaves the pool gracefully (peers see a departure at once). Later
+// calls do nothing.
 func (p *Pool) Close() error { return p.shutdown(true) }
+
+// Kill stops gossiping without a leave message, so that peers detect a
+// failure; tests use it to simulate a crash.
+func (p *Pool) Kill() error { return p.shutdown(false) }
 
 func (p *Pool) shutdown(leave bool) error {
 	if p == nil || p.ml == nil {
 		return nil
 	}
-	if leave {
-		p.ml.Leave(time.Second)
-	}
-	return p.ml.Shutdown()
+	p.closeOnce.Do(func() {
+		if leave {
+			p.ml.Leave(time.Second)
+		}
+		p.closeErr = p.ml.Shutdown()
+	})
+	return p.closeErr
 }
 
 type poolDelegate struct{ p *Pool }

@@ -31,7 +31,7 @@ type securityFlags struct {
 func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	f := &securityFlags{}
 	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (default $"+auth.EnvSecret+")")
-	fs.StringVar(&f.cert, "tls-cert", "", "PEM certificate: serve TLS (servers) or present it (clients, with --tls-ca)")
+	fs.StringVar(&f.cert, "tls-cert", "", "PEM certificate: serve TLS (servers) or present it (clients, with --tls-ca); a coordinator also presents it to other coordinators, so give it both server and client usage under mutual TLS")
 	fs.StringVar(&f.key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&f.ca, "tls-ca", "", "PEM CA: verify peers with it (servers then require client certificates)")
 	fs.StringVar(&f.serverName, "tls-server-name", "", "name to verify in the server certificate (default: the host dialed)")
@@ -86,7 +86,7 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7200", "host:port of membership gossip")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
 	f.StringSliceVar(&join, "join", nil, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
-	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose dataset is not in the store (needs the --s3-* flags)")
+	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose dataset is not published in the store (default: on when an S3 endpoint is configured)")
 	def := coordinator.DefaultGossipTimings()
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
@@ -103,6 +103,9 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 		cfg.Raft = coordinator.DefaultRaftTimings()
 		cfg.Raft.Heartbeat, cfg.Raft.Election = raftTimeout, raftTimeout
 		cfg.Raft.LeaderLease = min(cfg.Raft.LeaderLease, raftTimeout/2)
+		if !f.Changed("check-datasets") {
+			checkData = f.Lookup("s3-endpoint").Value.String() != ""
+		}
 		if checkData {
 			client, err := s3.client()
 			if err != nil {

@@ -115,7 +115,7 @@ steps: 100
 
 func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	endpoint := startS3Serve(t, t.TempDir())
-	addr := startCoordinator(t, "--check-datasets", "--s3-endpoint", endpoint)
+	addr := startCoordinator(t, "--s3-endpoint", endpoint) // an endpoint turns the check on
 	ctx := context.Background()
 	npy := filepath.Join(t.TempDir(), "a.npy")
 	writeF32NPY(t, npy, 20, 4)
