@@ -41,9 +41,10 @@ func (o ReaderOptions) withDefaults() ReaderOptions {
 
 // ReaderStats counts a Reader's traffic.
 type ReaderStats struct {
-	BytesFetched  int64 // bytes received from the store (data and labels)
-	ChunksFetched int64 // chunk fetches that completed
-	CacheHits     int64 // chunks ReadPositions found held or in flight
+	BytesFetched      int64 // shard (row) bytes received from the store
+	LabelBytesFetched int64 // labels bytes received from the store
+	ChunksFetched     int64 // chunk fetches that completed
+	CacheHits         int64 // chunks ReadPositions found held or in flight
 }
 
 // Reader reads a published dataset for training: rows are fetched a chunk
@@ -79,7 +80,7 @@ type Reader struct {
 	lru       list.List             // read entries, most recently used first
 	unread    int                   // entries not read yet (in flight or held)
 
-	bytes, fetched, hits atomic.Int64
+	bytes, labelBytes, fetched, hits atomic.Int64
 }
 
 // chunkEntry is a chunk being fetched or held in memory.
@@ -116,7 +117,8 @@ func (r *Reader) Manifest() *Manifest { return r.m }
 
 // Stats returns the traffic counters so far.
 func (r *Reader) Stats() ReaderStats {
-	return ReaderStats{BytesFetched: r.bytes.Load(), ChunksFetched: r.fetched.Load(), CacheHits: r.hits.Load()}
+	return ReaderStats{BytesFetched: r.bytes.Load(), LabelBytesFetched: r.labelBytes.Load(),
+		ChunksFetched: r.fetched.Load(), CacheHits: r.hits.Load()}
 }
 
 // Close cancels background fetches and waits for them to end.
@@ -392,7 +394,7 @@ func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
 	sh := r.m.Shards[c.Shard]
 	ci := c.Start / int64(r.m.ChunkRows)
 	rowBytes := int64(r.d) * 4
-	raw, err := r.fetchChecked(c, ci, sh.Key, sh.DataOffset+c.Start*rowBytes, int64(c.Rows)*rowBytes, sh.ChunkCRC32C[ci])
+	raw, err := r.fetchChecked(c, ci, sh.Key, sh.DataOffset+c.Start*rowBytes, int64(c.Rows)*rowBytes, sh.ChunkCRC32C[ci], &r.bytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -402,7 +404,7 @@ func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
 	}
 	var labels []int32
 	if r.m.HasLabels {
-		raw, err := r.fetchChecked(c, ci, sh.LabelsKey, sh.LabelsDataOffset+c.Start*4, int64(c.Rows)*4, sh.LabelsChunkCRC32C[ci])
+		raw, err := r.fetchChecked(c, ci, sh.LabelsKey, sh.LabelsDataOffset+c.Start*4, int64(c.Rows)*4, sh.LabelsChunkCRC32C[ci], &r.labelBytes)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -415,8 +417,9 @@ func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
 	return x, labels, nil
 }
 
-// fetchChecked reads n bytes of key at off and checks their CRC32C.
-func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off, n int64, want uint32) ([]byte, error) {
+// fetchChecked reads n bytes of key at off, counting them in *count, and
+// checks their CRC32C.
+func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off, n int64, want uint32, count *atomic.Int64) ([]byte, error) {
 	buf := make([]byte, n)
 	var got uint32
 	for attempt := 0; attempt < 2; attempt++ {
@@ -426,7 +429,7 @@ func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off, n int64, wa
 		}
 		m, err := io.ReadFull(rc, buf)
 		rc.Close()
-		r.bytes.Add(int64(m))
+		count.Add(int64(m))
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d: object ends after %d of %d bytes",

@@ -131,13 +131,16 @@ func TestReaderPrefetchAndLabels(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	before := rd.Stats()
+	if before.BytesFetched != 50*3*4 || before.LabelBytesFetched != 50*4 {
+		t.Fatalf("prefetching 50 rows fetched %+v", before)
+	}
 	buf := make([]float32, 50*3)
 	labels := make([]int32, 50)
 	if err := rd.ReadPositions(context.Background(), o, 0, 50, buf, labels); err != nil {
 		t.Fatal(err)
 	}
 	after := rd.Stats()
-	if after.BytesFetched != before.BytesFetched || after.CacheHits-before.CacheHits != 5 {
+	if after.BytesFetched != before.BytesFetched || after.LabelBytesFetched != before.LabelBytesFetched || after.CacheHits-before.CacheHits != 5 {
 		t.Fatalf("reading prefetched rows fetched more: before %+v after %+v", before, after)
 	}
 	for i, id := range o.Rows(0, 50, nil) {
