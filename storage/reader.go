@@ -138,11 +138,10 @@ func (r *Reader) checkOrder(o *EpochOrder) {
 
 // Prefetch starts fetching, in the background, the chunks holding positions
 // [pos, pos+n) of o that are neither held nor in flight, while fewer than
-// opt.Prefetch fetched chunks wait to be read. Prefetched chunks stay in
-// memory until read (or DropUnread), so prefetch only positions this reader
-// will read. It does not block.
-// It reports whether every chunk of the range is now held or in flight
-// (false: the prefetch budget ran out first).
+// opt.Prefetch fetched chunks wait to be read. It does not block, and
+// reports whether every chunk of the range is now held or in flight (false:
+// the budget ran out first). Prefetched chunks stay in memory until read
+// (or DropUnread), so prefetch only positions this reader will read.
 func (r *Reader) Prefetch(o *EpochOrder, pos, n int64) bool {
 	r.checkOrder(o)
 	return r.prefetch(o, pos, n, 0)
