@@ -38,10 +38,10 @@ func newDatasetPutCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put NAME [FILE...]",
 		Short: "Ingest local files (or the built-in MNIST) as dataset NAME",
-		Long: `Stream the rows of FILE... (in order) into dataset NAME: 2-D .npy (float32,
-float64 or uint8, values kept as they are), numeric CSV (a first line of
-only non-numeric fields is a header), or IDX (optionally gzipped; bytes kept
-as 0..255). All files must have the same number of columns. Memory stays
+		Long: `Stream the rows of FILE... (in order) into dataset NAME as float32: 2-D .npy
+(float32; float64 converted; uint8 kept as 0..255, not scaled), numeric CSV
+(a first line of only non-numeric fields is a header), or IDX (optionally
+gzipped; bytes kept as 0..255). All files must have the same number of columns. Memory stays
 bounded whatever the input size; shards are staged on local disk.
 
 With --labels, each FILE gets a labels file (integers, one per row) stored
