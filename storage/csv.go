@@ -146,10 +146,15 @@ func (s *csvSource) ReadRows(dst []float32) (int, error) {
 	return n, nil
 }
 
-// ReadCSV loads a numeric CSV file into memory (see csvSource for the
-// accepted syntax). A ragged row (named by line), a non-numeric, NaN, Inf or
-// out-of-range field (line and column), a file with no data rows, and a
-// missing file are errors wrapping ErrBadInput. Labels is nil.
+// ReadCSV loads a numeric CSV file into memory: comma-separated, one row
+// per line, every row with the same number of fields, each field a decimal
+// or scientific-notation number (surrounding spaces ignored) that is finite
+// as a float32. The first line is a header, and skipped, only if every one
+// of its fields is non-numeric; a first line mixing numbers and text is an
+// error. Blank lines are skipped. A ragged row (named by line), a
+// non-numeric, NaN, Inf or out-of-range field (line and column, 1-based), a
+// file with no data rows, and a missing file are errors wrapping
+// ErrBadInput. Labels is nil.
 func ReadCSV(path string) (*Dataset, error) {
 	src, err := openCSVFile(path)
 	if err != nil {
