@@ -20,12 +20,12 @@ func init() {
 func newDatasetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dataset",
-		Short: "Publish, list, inspect and remove datasets in S3",
+		Short: "Publish, list, inspect, verify and remove datasets in S3",
 		Long: `Datasets live in the bucket under datasets/NAME/: float32 .npy shards that
 numpy reads as they are, optional int32 label shards, and a manifest.json
 written last, so a dataset is visible only once it is whole.`,
 	}
-	cmd.AddCommand(newDatasetPutCmd(), newDatasetLsCmd(), newDatasetShowCmd(), newDatasetRmCmd())
+	cmd.AddCommand(newDatasetPutCmd(), newDatasetLsCmd(), newDatasetShowCmd(), newDatasetVerifyCmd(), newDatasetRmCmd())
 	return cmd
 }
 
@@ -182,6 +182,32 @@ func newDatasetShowCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	s3 = addS3ClientFlags(cmd.Flags())
+	return cmd
+}
+
+func newDatasetVerifyCmd() *cobra.Command {
+	var s3 *s3ClientFlags
+	cmd := &cobra.Command{
+		Use:   "verify NAME",
+		Short: "Read a whole dataset and check every object against its manifest",
+		Long: `Download every shard and labels object of dataset NAME and check its size,
+SHA-256 and the CRC32C of every chunk against the manifest. The first
+mismatch is reported with its shard and chunk.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := s3.client()
+			if err != nil {
+				return err
+			}
+			m, err := storage.VerifyDataset(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dataset %s verified: %d shards, %d rows, %d bytes\n", m.Name, len(m.Shards), m.Rows, m.DataBytes())
+			return nil
+		},
+	}
 	s3 = addS3ClientFlags(cmd.Flags())
 	return cmd
 }

@@ -64,6 +64,9 @@ func TestDatasetCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(run("dataset", "show", "acts", "--json")), &m); err != nil || m.Rows != 130 || len(m.Shards[0].ChunkCRC32C) != 5 {
 		t.Fatalf("show --json: %v, %+v", err, m)
 	}
+	if out := run("dataset", "verify", "acts"); !strings.Contains(out, "dataset acts verified: 4 shards, 130 rows") {
+		t.Fatalf("verify output %q", out)
+	}
 	// The data reads back through the storage reader from the same server.
 	cfg := storage.DefaultClientConfig()
 	cfg.Endpoint, cfg.Bucket = endpoint, "dsae"
