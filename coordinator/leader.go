@@ -68,9 +68,18 @@ func newLeaderMemory() *leaderMemory {
 func (n *Node) lead(ctx context.Context) {
 	n.log.Info("became leader")
 	n.mem.Store(newLeaderMemory())
-	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
+	// Act only on a state that includes every entry of earlier terms.
+	for {
+		err := n.raft.Barrier(applyTimeout).Error()
+		if err == nil {
+			break
+		}
 		n.log.Warn("barrier failed", "err", err)
-		return
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reconcileEvery):
+		}
 	}
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()

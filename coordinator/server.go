@@ -3,7 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
-	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
@@ -61,29 +61,47 @@ func toStatus(err error) error {
 	return status.Error(grpcCode(err), err.Error())
 }
 
+// leaderWait bounds how long a write waits for an election to finish
+// before it fails with Unavailable (and the client retries elsewhere).
+const leaderWait = 5 * time.Second
+
 // leader returns a client of the leader and the context to call it with,
-// or a nil client when this node is the leader.
+// or a nil client when this node is the leader. During an election it
+// waits (up to leaderWait or ctx's end) for a leader to emerge.
 func (s *server) leader(ctx context.Context) (pb.ControlClient, context.Context, error) {
 	n := s.n
-	if n.IsLeader() {
-		return nil, ctx, nil
+	deadline := time.Now().Add(leaderWait)
+	for {
+		if n.IsLeader() {
+			return nil, ctx, nil
+		}
+		if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+			return nil, nil, status.Error(codes.Unavailable, "forwarded to a coordinator that is not the leader")
+		}
+		_, id := n.raft.LeaderWithID()
+		var err error
+		if id == "" {
+			err = status.Error(codes.Unavailable, ErrNoLeader.Error())
+		} else if c := n.fsm.State().Coordinators[string(id)]; c.GetGrpcAddr() == "" {
+			err = status.Errorf(codes.Unavailable, "%v: address of leader %s not yet known", ErrNoLeader, id)
+		} else {
+			cl, err := n.dials.client(c.GrpcAddr)
+			if err != nil {
+				return nil, nil, toStatus(err)
+			}
+			return cl, metadata.AppendToOutgoingContext(ctx, forwardedKey, n.cfg.ID), nil
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, toStatus(ctx.Err())
+		case <-n.ctx.Done():
+			return nil, nil, status.Error(codes.Unavailable, "coordinator shutting down")
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
-		return nil, nil, status.Error(codes.Unavailable, "forwarded to a coordinator that is not the leader")
-	}
-	_, id := n.raft.LeaderWithID()
-	if id == "" {
-		return nil, nil, status.Error(codes.Unavailable, ErrNoLeader.Error())
-	}
-	c := n.fsm.State().Coordinators[string(id)]
-	if c.GetGrpcAddr() == "" {
-		return nil, nil, status.Errorf(codes.Unavailable, "%v: address of leader %s not yet known", ErrNoLeader, id)
-	}
-	cl, err := n.dials.client(c.GrpcAddr)
-	if err != nil {
-		return nil, nil, toStatus(err)
-	}
-	return cl, metadata.AppendToOutgoingContext(ctx, forwardedKey, n.cfg.ID), nil
 }
 
 // write applies cmd on the leader and returns its reply.
@@ -408,9 +426,4 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-// String describes the node for logs.
-func (n *Node) String() string {
-	return fmt.Sprintf("coordinator %s (raft %s, grpc %s)", n.cfg.ID, n.raftAddr, n.grpcAddr)
 }
