@@ -304,8 +304,8 @@ func npyDict(descr string, shape []int64) string {
 }
 
 // npySource streams the rows of a 2-D .npy array as float32. C-order data is
-// read sequentially; Fortran-order data is read in blocks of rows, one
-// ranged read per column per block.
+// read sequentially; Fortran-order data is read in blocks of rows (about
+// fortranBlockBytes), one ranged read per column per block.
 type npySource struct {
 	fileCloser
 	name string
@@ -317,6 +317,10 @@ type npySource struct {
 	next int64         // next row to return
 	seq  *bufio.Reader // C order: sequential data reader
 	raw  []byte
+	// Fortran order: rows [fStart, fStart+fRows), row-major.
+	fBlock []float32
+	fStart int64
+	fRows  int
 }
 
 // openNPYFile opens path as a streaming row source.
@@ -384,38 +388,69 @@ func (s *npySource) ReadRows(dst []float32) (int, error) {
 	if k <= 0 {
 		return 0, io.EOF
 	}
+	if s.seq == nil {
+		return s.readFortran(dst)
+	}
 	n := int(k) * s.d
 	if cap(s.raw) < n*s.dt.size {
 		s.raw = make([]byte, n*s.dt.size)
 	}
 	raw := s.raw[:n*s.dt.size]
-	if s.seq != nil {
-		if _, err := io.ReadFull(s.seq, raw); err != nil {
-			return 0, fmt.Errorf("%s: read row %d: %w", s.name, s.next, err)
+	if _, err := io.ReadFull(s.seq, raw); err != nil {
+		return 0, fmt.Errorf("%s: read row %d: %w", s.name, s.next, err)
+	}
+	s.decode(dst[:n], raw)
+	if err := checkFinite(s.name, s.next, s.d, dst[:n]); err != nil {
+		return 0, err
+	}
+	s.next += k
+	return int(k), nil
+}
+
+// fortranBlockBytes is the size of the blocks of rows a Fortran-order array
+// is read in: one ranged read per column per block, so blocks must be large
+// for wide arrays to be read in few calls. A variable so tests can shrink it.
+var fortranBlockBytes = 32 << 20
+
+// readFortran serves rows of a Fortran-order array from a block of rows
+// read column by column (each column of a block is contiguous) and
+// transposed.
+func (s *npySource) readFortran(dst []float32) (int, error) {
+	if s.next >= s.fStart+int64(s.fRows) {
+		rows := min(s.rows-s.next, max(int64(len(dst)/s.d), int64(fortranBlockBytes/(s.d*s.dt.size)), 1))
+		col := int(rows) * s.dt.size
+		if cap(s.raw) < col*s.d {
+			s.raw = make([]byte, col*s.d)
 		}
-		s.decode(dst[:n], raw)
-	} else {
-		// Column j of rows [next, next+k) is contiguous in Fortran order.
-		col := int(k) * s.dt.size
+		raw := s.raw[:col*s.d]
 		for j := 0; j < s.d; j++ {
 			off := s.h.DataOffset + (int64(j)*s.rows+s.next)*int64(s.dt.size)
 			if _, err := s.ra.ReadAt(raw[j*col:(j+1)*col], off); err != nil {
 				return 0, fmt.Errorf("%s: read column %d: %w", s.name, j, err)
 			}
 		}
-		tmp := make([]float32, n)
-		s.decode(tmp, raw)
+		cols := make([]float32, int(rows)*s.d)
+		s.decode(cols, raw)
+		if cap(s.fBlock) < len(cols) {
+			s.fBlock = make([]float32, len(cols))
+		}
+		s.fBlock = s.fBlock[:len(cols)]
 		for j := 0; j < s.d; j++ {
-			for i := 0; i < int(k); i++ {
-				dst[i*s.d+j] = tmp[j*int(k)+i]
+			for i := 0; i < int(rows); i++ {
+				s.fBlock[i*s.d+j] = cols[j*int(rows)+i]
 			}
 		}
+		s.fStart, s.fRows = s.next, int(rows)
 	}
+	from := int(s.next - s.fStart)
+	k := min(len(dst)/s.d, s.fRows-from)
+	n := k * s.d
+	copy(dst[:n], s.fBlock[from*s.d:])
 	if err := checkFinite(s.name, s.next, s.d, dst[:n]); err != nil {
 		return 0, err
 	}
-	s.next += k
-	return int(k), nil
+	s.next += int64(k)
+	return k, nil
 }
 
 // decode converts raw elements of s's dtype into float32 values.

@@ -81,6 +81,44 @@ func TestReadNPYGood(t *testing.T) {
 	}
 }
 
+// TestNPYFortranBlocks reads a Fortran-order array in many small blocks and
+// small batches, and compares it with the same array in C order.
+func TestNPYFortranBlocks(t *testing.T) {
+	const rows, d = 37, 5
+	cOrder := make([]float64, rows*d)
+	fOrder := make([]float64, rows*d)
+	for i := range rows {
+		for j := range d {
+			v := float64(i*100 + j)
+			cOrder[i*d+j] = v
+			fOrder[j*rows+i] = v
+		}
+	}
+	defer func(old int) { fortranBlockBytes = old }(fortranBlockBytes)
+	fortranBlockBytes = 3 * d * 8 // three rows per block
+	read := func(fortran string, data []float64) []float32 {
+		file := npyFile("{'descr': '<f8', 'fortran_order': "+fortran+", 'shape': (37, 5), }", f64Bytes(binary.LittleEndian, data...))
+		src, err := newNPYSource("x.npy", bytes.NewReader(file), int64(len(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []float32
+		buf := make([]float32, 2*d) // two rows at a time
+		for {
+			n, err := src.ReadRows(buf)
+			out = append(out, buf[:n*d]...)
+			if err != nil {
+				break
+			}
+		}
+		return out
+	}
+	c, f := read("False", cOrder), read("True", fOrder)
+	if len(c) != rows*d || fmt.Sprint(c) != fmt.Sprint(f) {
+		t.Fatalf("Fortran order read %v, C order %v", f, c)
+	}
+}
+
 // TestReadNPYFromNpyio reads a file written by npyio, an independent writer
 // (format version 2.0, float64 C order).
 func TestReadNPYFromNpyio(t *testing.T) {
