@@ -429,15 +429,15 @@ func (s *npySource) readFortran(dst []float32) (int, error) {
 				return 0, fmt.Errorf("%s: read column %d: %w", s.name, j, err)
 			}
 		}
-		cols := make([]float32, int(rows)*s.d)
-		s.decode(cols, raw)
-		if cap(s.fBlock) < len(cols) {
-			s.fBlock = make([]float32, len(cols))
+		if cap(s.fBlock) < int(rows)*s.d {
+			s.fBlock = make([]float32, int(rows)*s.d)
 		}
-		s.fBlock = s.fBlock[:len(cols)]
+		s.fBlock = s.fBlock[:int(rows)*s.d]
+		column := make([]float32, rows)
 		for j := 0; j < s.d; j++ {
-			for i := 0; i < int(rows); i++ {
-				s.fBlock[i*s.d+j] = cols[j*int(rows)+i]
+			s.decode(column, raw[j*col:(j+1)*col])
+			for i, v := range column {
+				s.fBlock[i*s.d+j] = v
 			}
 		}
 		s.fStart, s.fRows = s.next, int(rows)
