@@ -87,6 +87,10 @@ func TestClusterLeaderFailover(t *testing.T) {
 	if resp.Job.Id != "job-000002" {
 		t.Fatalf("second job id %s", resp.Job.Id)
 	}
+	// The old leader comes back from its data dir and catches up.
+	c.Restart(l)
+	c.WaitState(l, "the job submitted while it was down", func(st *pb.State) bool { return st.Jobs["job-000002"] != nil })
+	c.WaitVoters(3)
 }
 
 func TestClusterRestartAllFromDataDirs(t *testing.T) {
