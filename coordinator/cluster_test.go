@@ -254,3 +254,33 @@ func TestJobWaitsWithoutWorkersAndResumesFromCheckpoint(t *testing.T) {
 		t.Fatalf("job %v", j)
 	}
 }
+
+func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
+	c := MakeCluster(t, 3)
+	old := c.Leader()
+	c.Partition(old, true)
+	WaitFor(t, waitTimeout, "the cut-off leader to step down and the majority to elect another", func() bool {
+		if c.nodes[old].IsLeader() {
+			return false
+		}
+		for i, n := range c.nodes {
+			if i != old && n.IsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	var majority []string
+	for i, n := range c.nodes {
+		if i != old {
+			majority = append(majority, n.GRPCAddr())
+		}
+	}
+	resp, err := c.Client(majority...).SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()})
+	if err != nil {
+		t.Fatalf("submit to the majority: %v", err)
+	}
+	c.Partition(old, false)
+	c.WaitState(old, "the job committed by the majority", func(st *pb.State) bool { return st.Jobs[resp.Job.Id] != nil })
+	c.Leader()
+}
