@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 
@@ -46,7 +47,14 @@ func Dial(addrs []string, a auth.Config) (*grpc.ClientConn, error) {
 	r := manual.NewBuilderWithScheme("dsae")
 	var st resolver.State
 	for _, ad := range addrs {
-		st.Addresses = append(st.Addresses, resolver.Address{Addr: strings.TrimSpace(ad)})
+		ad = strings.TrimSpace(ad)
+		host, _, err := net.SplitHostPort(ad)
+		if err != nil {
+			return nil, fmt.Errorf("%w: coordinator address %q: %v", ErrBadConfig, ad, err)
+		}
+		// Each address is verified (TLS) under its own host name, not the
+		// name of the combined target.
+		st.Addresses = append(st.Addresses, resolver.Address{Addr: ad, ServerName: host})
 	}
 	r.InitialState(st)
 	opts = append(opts, grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(retryPolicy))

@@ -246,13 +246,14 @@ func (c *cluster) GossipAddrs() []string {
 	return out
 }
 
-// Client connects to the given coordinators (all running ones if none given).
+// Client connects to the given coordinators (all running ones if none
+// given) with the cluster's credentials.
 func (c *cluster) Client(addrs ...string) pb.ControlClient {
 	c.t.Helper()
 	if len(addrs) == 0 {
 		addrs = c.Addrs()
 	}
-	conn, err := Dial(addrs, auth.Config{Secret: testSecret})
+	conn, err := Dial(addrs, c.cfgs[0].Auth)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/auth/authtest"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -119,5 +120,38 @@ func TestSecretNeverLogged(t *testing.T) {
 		if strings.Contains(logs, s) {
 			t.Errorf("logs contain the %s", name)
 		}
+	}
+}
+
+func TestClusterWithMutualTLS(t *testing.T) {
+	p := authtest.MakePKI(t)
+	c := MakeClusterWith(t, 3, func(cfg *Config) {
+		cfg.Auth.CertFile, cfg.Auth.KeyFile, cfg.Auth.CAFile = p.NodeCert, p.NodeKey, p.CA
+	})
+	// Joining, forwarding and client calls all ran over mutual TLS.
+	f := c.Follower()
+	if _, err := c.Client(c.nodes[f].GRPCAddr()).SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()}); err != nil {
+		t.Fatalf("submit through a follower over mTLS: %v", err)
+	}
+	for name, a := range map[string]auth.Config{
+		"token without a client certificate": {Secret: testSecret, CAFile: p.CA},
+		"client certificate from another CA": {Secret: testSecret, CAFile: p.CA, CertFile: p.RogueCert, KeyFile: p.RogueKey},
+	} {
+		opts, err := a.DialOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = pb.NewControlClient(rawConn(t, c.nodes[f].GRPCAddr(), opts...)).ListJobs(ctxT(t), &pb.ListJobsRequest{})
+		if err == nil {
+			t.Errorf("%s: call accepted", name)
+		}
+	}
+	opts, err := auth.Config{CAFile: p.CA, CertFile: p.ClientCert, KeyFile: p.ClientKey}.DialOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pb.NewControlClient(rawConn(t, c.nodes[f].GRPCAddr(), opts...)).ListJobs(ctxT(t), &pb.ListJobsRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("client certificate without the token: %v, want Unauthenticated", err)
 	}
 }

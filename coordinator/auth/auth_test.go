@@ -2,15 +2,8 @@ package auth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/dsae/dsae/coordinator/auth/authtest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -132,87 +127,33 @@ func TestLoadSecret(t *testing.T) {
 	}
 }
 
-// pki writes a CA and two certificates it signs (server for 127.0.0.1, and
-// a client), plus a certificate from an unrelated CA.
-type pki struct{ dir, ca, srvCert, srvKey, cliCert, cliKey, rogueCert, rogueKey string }
-
-func makePKI(t *testing.T) pki {
-	t.Helper()
-	dir := t.TempDir()
-	p := pki{dir: dir}
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	mkCA := func(name string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, IsCA: true,
-			BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := x509.ParseCertificate(der)
-		return c, k, der
-	}
-	leaf := func(ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, usage x509.ExtKeyUsage, name string) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			KeyUsage: x509.KeyUsageDigitalSignature, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kd, _ := x509.MarshalECPrivateKey(k)
-		return write(name+".crt", "CERTIFICATE", der), write(name+".key", "EC PRIVATE KEY", kd)
-	}
-	ca, caKey, caDER := mkCA("dsae test CA")
-	p.ca = write("ca.crt", "CERTIFICATE", caDER)
-	p.srvCert, p.srvKey = leaf(ca, caKey, 2, x509.ExtKeyUsageServerAuth, "server")
-	p.cliCert, p.cliKey = leaf(ca, caKey, 3, x509.ExtKeyUsageClientAuth, "client")
-	rogue, rogueKey, _ := mkCA("rogue CA")
-	p.rogueCert, p.rogueKey = leaf(rogue, rogueKey, 4, x509.ExtKeyUsageClientAuth, "rogue")
-	return p
-}
-
 func TestTLSAndMutualTLS(t *testing.T) {
-	p := makePKI(t)
+	p := authtest.MakePKI(t)
 	// Server-side TLS only: the client verifies the server with the CA.
-	addr := serve(t, Config{Secret: secret, CertFile: p.srvCert, KeyFile: p.srvKey})
-	if u, s := call(t, addr, Config{Secret: secret, CAFile: p.ca}); u != nil || s != nil {
+	addr := serve(t, Config{Secret: secret, CertFile: p.NodeCert, KeyFile: p.NodeKey})
+	if u, s := call(t, addr, Config{Secret: secret, CAFile: p.CA}); u != nil || s != nil {
 		t.Fatalf("TLS with token refused: %v / %v", u, s)
 	}
-	if u, _ := call(t, addr, Config{CAFile: p.ca}); status.Code(u) != codes.Unauthenticated {
+	if u, _ := call(t, addr, Config{CAFile: p.CA}); status.Code(u) != codes.Unauthenticated {
 		t.Fatalf("TLS without token: %v", u)
 	}
 	// Mutual TLS: a client certificate from the CA is required.
-	addr = serve(t, Config{Secret: secret, CertFile: p.srvCert, KeyFile: p.srvKey, CAFile: p.ca})
-	if u, s := call(t, addr, Config{Secret: secret, CertFile: p.cliCert, KeyFile: p.cliKey, CAFile: p.ca}); u != nil || s != nil {
+	addr = serve(t, Config{Secret: secret, CertFile: p.NodeCert, KeyFile: p.NodeKey, CAFile: p.CA})
+	if u, s := call(t, addr, Config{Secret: secret, CertFile: p.ClientCert, KeyFile: p.ClientKey, CAFile: p.CA}); u != nil || s != nil {
 		t.Fatalf("mTLS refused: %v / %v", u, s)
 	}
 	for name, cfg := range map[string]Config{
-		"no client cert":    {Secret: secret, CAFile: p.ca},
-		"foreign client CA": {Secret: secret, CertFile: p.rogueCert, KeyFile: p.rogueKey, CAFile: p.ca},
+		"no client cert":    {Secret: secret, CAFile: p.CA},
+		"foreign client CA": {Secret: secret, CertFile: p.RogueCert, KeyFile: p.RogueKey, CAFile: p.CA},
 	} {
 		if u, _ := call(t, addr, cfg); u == nil {
 			t.Errorf("%s: call accepted", name)
 		}
 	}
-	if _, err := (Config{CertFile: p.srvCert}).ServerOptions(); !errors.Is(err, ErrBadTLS) {
+	if _, err := (Config{CertFile: p.NodeCert}).ServerOptions(); !errors.Is(err, ErrBadTLS) {
 		t.Fatalf("cert without key: %v", err)
 	}
-	if _, err := (Config{CAFile: filepath.Join(p.dir, "nope")}).DialOptions(); !errors.Is(err, ErrBadTLS) {
+	if _, err := (Config{CAFile: filepath.Join(p.Dir, "nope")}).DialOptions(); !errors.Is(err, ErrBadTLS) {
 		t.Fatalf("missing CA: %v", err)
 	}
 }
