@@ -186,6 +186,9 @@ func (lc *laneCall[T]) send() error {
 				return r.peerErr("sending to", r.next, err)
 			}
 			r.touch()
+			if r.testHookSent != nil {
+				r.testHookSent(lc.tag, t)
+			}
 		}
 	}
 	var a *ringpb.Tag

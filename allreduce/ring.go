@@ -48,6 +48,9 @@ type Ring struct {
 	// testHookReceived, when set (by tests, before a call), runs on a
 	// receiving goroutine after each piece of ring step t is applied.
 	testHookReceived func(t int)
+	// testHookSent, when set, runs on a sending goroutine after each piece
+	// of ring step t of the call tagged tag has been handed to gRPC.
+	testHookSent func(tag Tag, t int)
 
 	closeOnce sync.Once
 }

@@ -3,6 +3,7 @@ package allreduce
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 )
 
@@ -139,5 +140,49 @@ func TestCloseRightAfterCall(t *testing.T) {
 			}
 		}
 		checkSums(t, in, out)
+	}
+}
+
+// TestEarlyPiecesOfTheNextCall: rank 0 starts the next call and sends its
+// first pieces while rank 1 has not started it yet; they wait in the
+// stream (flow control) and are used, not refused, once rank 1 calls.
+func TestEarlyPiecesOfTheNextCall(t *testing.T) {
+	for _, tc := range transports {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startServers(t, tc.new(), 2)
+			rings := c.newRings(1, func(cfg *Config) { cfg.PieceBytes = MinPieceBytes })
+			ctx := context.Background()
+			in1 := inputs[float32](12, 2, 5000)
+			out1, err := allReduceAll(ctx, rings, 1, 0, in1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSums(t, in1, out1)
+
+			sent := make(chan struct{})
+			var once sync.Once
+			rings[0].testHookSent = func(tag Tag, _ int) {
+				if tag.Step == 2 {
+					once.Do(func() { close(sent) })
+				}
+			}
+			in2 := inputs[float32](13, 2, 5000)
+			out2 := clone2(in2)
+			done0 := make(chan error, 1)
+			go func() { done0 <- rings[0].AllReduceFloat32(ctx, rings[0].Tag(2, 0), out2[0]) }()
+			<-sent // rank 1 is not in call 2 yet
+			if err := rings[1].AllReduceFloat32(ctx, rings[1].Tag(2, 0), out2[1]); err != nil {
+				t.Fatalf("rank 1: %v", err)
+			}
+			if err := <-done0; err != nil {
+				t.Fatalf("rank 0: %v", err)
+			}
+			checkSums(t, in2, out2)
+			for r, s := range c.servers {
+				if got := s.Service().Refused(); got != 0 {
+					t.Errorf("rank %d refused %d pieces", r, got)
+				}
+			}
+		})
 	}
 }
