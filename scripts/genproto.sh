@@ -20,7 +20,13 @@ go build -o "$tmp/" \
 	google.golang.org/protobuf/cmd/protoc-gen-go \
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
-mapfile -t protos < <(git ls-files --cached --others --exclude-standard -- '*.proto' | sort)
+# Every .proto of the repository: git's view when in a checkout (tracked
+# and new files, not ignored ones), otherwise every .proto under the root.
+if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	mapfile -t protos < <(git ls-files --cached --others --exclude-standard -- '*.proto' | sort)
+else
+	mapfile -t protos < <(find . -name '*.proto' -not -path './.git/*' -not -path './vendor/*' | sed 's|^\./||' | sort)
+fi
 if [ "${#protos[@]}" -eq 0 ]; then
 	echo "genproto: no .proto files found" >&2
 	exit 0
