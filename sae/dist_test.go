@@ -2,6 +2,7 @@ package sae
 
 import (
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
@@ -208,6 +209,49 @@ func TestSparseDecoderMatchesDense(t *testing.T) {
 		}
 		if !closeMetrics(ma, mb, 1e-6) {
 			t.Fatalf("%s: metrics sparse %+v, dense %+v", cfgName(c), ma, mb)
+		}
+	}
+}
+
+// TestGemmSplit: a product split by rows of C across goroutines equals the
+// unsplit product, for every transposition and for sizes that do not divide
+// evenly.
+func TestGemmSplit(t *testing.T) {
+	defer func(v int, s bool) { parallelMinWork, gemmSplit = v, s }(parallelMinWork, gemmSplit)
+	parallelMinWork = 1
+	rng := rand.New(rand.NewPCG(5, 5))
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	for _, sz := range [][3]int{{37, 5, 53}, {16, 7, 3}, {70, 33, 1}, {1, 4, 9}} {
+		m, k, n := sz[0], sz[1], sz[2] // C is m×n, inner size k
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				ar, ac := m, k
+				if tA {
+					ar, ac = k, m
+				}
+				br, bc := k, n
+				if tB {
+					br, bc = n, k
+				}
+				a, b, c0 := fill(ar*ac), fill(br*bc), fill(m*n)
+				want := append([]float32(nil), c0...)
+				got := append([]float32(nil), c0...)
+				gemmSplit = false
+				gemm(tA, tB, 1.5, a, ar, ac, b, br, bc, 0.5, want, m, n)
+				gemmSplit = true
+				gemm(tA, tB, 1.5, a, ar, ac, b, br, bc, 0.5, got, m, n)
+				for i := range want {
+					if math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("m=%d k=%d n=%d tA=%v tB=%v: C[%d] = %v split, %v whole", m, k, n, tA, tB, i, got[i], want[i])
+					}
+				}
+			}
 		}
 	}
 }

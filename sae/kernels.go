@@ -27,8 +27,17 @@ func dotUnit(x, y []float32) float32 {
 	return level1.Sdot(len(x), x, 1, y, 1)
 }
 
+// gemmSplit makes gemm split each product by rows of C across goroutines
+// (set for single-threaded BLAS libraries; gonum's native Sgemm
+// parallelises internally).
+var gemmSplit = false
+
+// gemmRowAlign keeps the row blocks of a split product a multiple of the
+// BLAS kernels' register blocking.
+const gemmRowAlign = 16
+
 // gemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices with
-// tight strides. A is ar×ac and B is br×bc before op.
+// tight strides. A is ar×ac and B is br×bc before op; C is cr×cc.
 func gemm(tA, tB bool, alpha float32, a []float32, ar, ac int, b []float32, br, bc int, beta float32, c []float32, cr, cc int) {
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if tA {
@@ -37,11 +46,40 @@ func gemm(tA, tB bool, alpha float32, a []float32, ar, ac int, b []float32, br, 
 	if tB {
 		tb = blas.Trans
 	}
-	blas32.Gemm(ta, tb, alpha,
-		blas32.General{Rows: ar, Cols: ac, Stride: ac, Data: a[:ar*ac]},
-		blas32.General{Rows: br, Cols: bc, Stride: bc, Data: b[:br*bc]},
-		beta,
-		blas32.General{Rows: cr, Cols: cc, Stride: cc, Data: c[:cr*cc]})
+	bm := blas32.General{Rows: br, Cols: bc, Stride: bc, Data: b[:br*bc]}
+	w := 1
+	if gemmSplit {
+		k := ac
+		if tA {
+			k = ar
+		}
+		w = min(workersFor(defaultWorkers(), cr, cc*k), (cr+gemmRowAlign-1)/gemmRowAlign)
+	}
+	if w <= 1 {
+		blas32.Gemm(ta, tb, alpha,
+			blas32.General{Rows: ar, Cols: ac, Stride: ac, Data: a[:ar*ac]}, bm, beta,
+			blas32.General{Rows: cr, Cols: cc, Stride: cc, Data: c[:cr*cc]})
+		return
+	}
+	blocks := (cr + gemmRowAlign - 1) / gemmRowAlign
+	parallelFor(w, w, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			r0 := min(cr, blocks*p/w*gemmRowAlign)
+			r1 := min(cr, blocks*(p+1)/w*gemmRowAlign)
+			if r0 >= r1 {
+				continue
+			}
+			// rows r0..r1 of op(A): rows of A, or columns of A when transposed
+			var am blas32.General
+			if tA {
+				am = blas32.General{Rows: ar, Cols: r1 - r0, Stride: ac, Data: a[r0 : (ar-1)*ac+r1]}
+			} else {
+				am = blas32.General{Rows: r1 - r0, Cols: ac, Stride: ac, Data: a[r0*ac : r1*ac]}
+			}
+			blas32.Gemm(ta, tb, alpha, am, bm, beta,
+				blas32.General{Rows: r1 - r0, Cols: cc, Stride: cc, Data: c[r0*cc : r1*cc]})
+		}
+	})
 }
 
 // expf returns e^x in float32 with a relative error below 3e-7 for

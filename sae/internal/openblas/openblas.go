@@ -8,6 +8,7 @@
 package openblas
 
 // #cgo LDFLAGS: -lopenblas
+// void openblas_set_num_threads(int);
 import "C"
 
 import (
@@ -19,4 +20,12 @@ import (
 func init() {
 	blas32.Use(netlib.Implementation{})
 	blas64.Use(netlib.Implementation{})
+}
+
+// SetThreads sets the number of threads OpenBLAS uses for one call. With 1,
+// OpenBLAS starts no worker threads of its own, so none spin between calls;
+// callers then split large products across goroutines themselves (OpenBLAS
+// calls from several threads at once are safe).
+func SetThreads(n int) {
+	C.openblas_set_num_threads(C.int(n))
 }
