@@ -4,7 +4,7 @@
 # the same step in PyTorch CPU (2 threads), and prints a table of median
 # samples/s with ratios. Everything runs in this one invocation.
 #
-#   bench/step_compare.sh            # COUNT=5 interleaved rounds, 1s per Go case
+#   bench/step_compare.sh            # COUNT=5 rounds, 1s per Go case
 #   COUNT=3 BENCHTIME=2s bench/step_compare.sh
 #
 # Needs: go, libopenblas-dev, /usr/bin/python3 with torch (Debian python3-torch).
@@ -20,15 +20,23 @@ trap 'rm -rf "$out"' EXIT
 echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 go test -c -o "$out/gonum.test" ./sae/
 go test -c -tags openblas -o "$out/openblas.test" ./sae/
-# Rounds interleave the three so that a change in machine load hits all alike.
+CASES="kl/d=784,h=196,B=256 kl/d=512,h=4096,B=1024 topk/k=32/d=784,h=196,B=256 topk/k=32/d=512,h=4096,B=1024"
+# Each round runs every case in Go (OpenBLAS) and PyTorch back to back, so
+# that the two sides of a ratio see the same machine load; the slow pure-Go
+# build runs once per round.
 for r in $(seq "$COUNT"); do
 	echo "# round $r/$COUNT, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	for b in gonum openblas; do
-		(cd sae && "$out/$b.test" -test.run '^$' -test.bench 'BenchmarkStep|BenchmarkTopKDecoder' \
-			-test.benchtime "$BENCHTIME") >>"$out/$b.txt"
+	(cd sae && "$out/gonum.test" -test.run '^$' -test.bench 'BenchmarkStep|BenchmarkTopKDecoder' \
+		-test.benchtime "$BENCHTIME") >>"$out/gonum.txt"
+	(cd sae && "$out/openblas.test" -test.run '^$' -test.bench 'BenchmarkTopKDecoder' \
+		-test.benchtime "$BENCHTIME") >>"$out/openblas.txt"
+	for c in $CASES; do
+		pat="^BenchmarkStep\$/^${c//\//\$/^}\$"
+		(cd sae && "$out/openblas.test" -test.run '^$' -test.bench "$pat" \
+			-test.benchtime "$BENCHTIME") >>"$out/openblas.txt"
+		OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="$THREADS" /usr/bin/python3 bench/torch_step.py \
+			--threads "$THREADS" --repeats 1 --case "$c" >>"$out/torch.txt"
 	done
-	OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="$THREADS" /usr/bin/python3 bench/torch_step.py \
-		--threads "$THREADS" --repeats 1 >>"$out/torch.txt"
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 

@@ -92,11 +92,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0, help="target time per repeat")
+    ap.add_argument("--case", default="", help="run only this case (Go benchmark name, e.g. kl/d=784,h=196,B=256)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for kind in ("kl", "topk"):
         for d, h, b in SIZES:
             name = f"{kind}/d={d},h={h},B={b}" if kind == "kl" else f"{kind}/k=32/d={d},h={h},B={b}"
+            if args.case and args.case != name:
+                continue
             # calibrate the number of steps per repeat from one timed step
             t0 = time.perf_counter()
             bench(kind, d, h, b, 1, 1)
