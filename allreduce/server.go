@@ -20,8 +20,11 @@ const (
 )
 
 // ServerOptions returns the gRPC server options the ring needs for full
-// throughput. A worker that builds its own grpc.Server (to add
-// authentication or other services) should include them.
+// throughput: 8 MiB stream and 16 MiB connection flow-control windows,
+// 256 KiB I/O buffers, a receive limit that admits MaxPieceBytes pieces, and
+// a buffer pool that does not zero buffers before gRPC fills them. A worker
+// that builds its own grpc.Server (to add authentication or other services)
+// should include them.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.InitialWindowSize(streamWindow),
