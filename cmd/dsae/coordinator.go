@@ -90,6 +90,7 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 	def := coordinator.DefaultGossipTimings()
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
+	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 30*time.Second, "how long members of a new generation have to report ready before the silent ones are quarantined")
 	f.DurationVar(&raftTimeout, "raft-timeout", coordinator.DefaultRaftTimings().Heartbeat, "raft heartbeat and election timeout")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		a, err := sec.config()

@@ -90,6 +90,32 @@ func newJobSubmitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "submit [SPEC.yaml]",
 		Short: "Submit a job described by a YAML spec and/or flags (flags override the file)",
+		Long: `Submit a training job. The spec is a YAML file, flags, or both (flags
+override the file); unset fields take their defaults. The coordinators check
+every field and name the first one out of range. Example spec:
+
+  name: mnist-kl
+  dataset: mnist              # published in the store with dsae dataset put
+  model:
+    d: 784                    # input dimension
+    h: 196                    # latents
+    activation: sigmoid       # sigmoid | relu | topk (with k)
+    output: sigmoid           # identity | sigmoid
+    sparsity: kl              # none | kl (rho, beta) | l1 (l1) | topk
+    rho: 0.1
+    beta: 3
+    weight_decay: 0.0001
+    tied: false
+    seed: 1
+  optimizer:
+    kind: adam                # sgd | momentum | adam
+    lr: 0.001
+    schedule: cosine          # constant | cosine | linear
+    warmup_steps: 100
+  batch_size: 256             # global batch, split over the workers
+  steps: 20000                # or epochs: 20
+  workers: 4                  # 0: every free worker
+  checkpoint_every: 500`,
 		Example: `  dsae job submit mnist.yaml --coordinator 127.0.0.1:7100
   dsae job submit --dataset mnist --d 784 --h 196 --sparsity kl --rho 0.05 --beta 3 --steps 2000 --coordinator 127.0.0.1:7100`,
 		Args: func(cmd *cobra.Command, args []string) error { return invalid(cobra.MaximumNArgs(1)(cmd, args)) },
