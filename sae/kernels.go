@@ -10,22 +10,11 @@ import (
 	gonumblas "gonum.org/v1/gonum/blas/gonum"
 )
 
-// Level-1 vector kernels (axpy, dot on short rows) go to gonum's native
-// implementation directly, whatever blas32 is switched to: they are called
-// once per active latent per row, and a cgo call each would cost more than
-// the arithmetic. Matrix products go through blas32 (and so through OpenBLAS
-// with the openblas build tag).
+// Level-1 vector kernels (axpyUnit, dotUnit on short rows; AVX2 in
+// vec_amd64.s where available) never go through blas32: they are called once
+// per active latent per row, and a cgo call each would cost more than the
+// arithmetic. Without AVX2 they use gonum's native implementation.
 var level1 gonumblas.Implementation
-
-// axpyUnit computes y += alpha*x for equal-length x and y.
-func axpyUnit(alpha float32, x, y []float32) {
-	level1.Saxpy(len(x), alpha, x, 1, y, 1)
-}
-
-// dotUnit returns x·y for equal-length x and y.
-func dotUnit(x, y []float32) float32 {
-	return level1.Sdot(len(x), x, 1, y, 1)
-}
 
 // gemmSplit makes gemm split each product by rows of C across goroutines
 // (set for single-threaded BLAS libraries; gonum's native Sgemm

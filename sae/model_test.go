@@ -348,3 +348,37 @@ func TestSigmoidBias(t *testing.T) {
 		t.Fatalf("in place: %v", x)
 	}
 }
+
+// TestVectorKernels: axpyUnit and dotUnit (AVX2 where available) against
+// float64 loops, for every length up to 70 (tails included), at unaligned
+// offsets, without touching memory past the end.
+func TestVectorKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for n := 0; n <= 70; n++ {
+		x := make([]float32, n+3)
+		y := make([]float32, n+3)
+		for i := range x {
+			x[i], y[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		xs, ys := x[1:n+1], y[2:n+2]
+		var want float64
+		for i := range xs {
+			want += float64(xs[i]) * float64(ys[i])
+		}
+		got := dotUnit(xs, ys)
+		if math.Abs(float64(got)-want) > 1e-5*(1+math.Abs(want)) {
+			t.Fatalf("n=%d: dot %v, want %v", n, got, want)
+		}
+		before := append([]float32(nil), y...)
+		axpyUnit(0.75, xs, ys)
+		for i := range y {
+			w := before[i]
+			if i >= 2 && i < n+2 {
+				w += 0.75 * x[i-1]
+			}
+			if math.Abs(float64(y[i]-w)) > 1e-6*(1+math.Abs(float64(w))) {
+				t.Fatalf("n=%d: y[%d] = %v, want %v", n, i, y[i], w)
+			}
+		}
+	}
+}

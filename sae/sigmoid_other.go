@@ -10,3 +10,13 @@ var haveSigmoidAVX2 = false
 func sigmoidBias(dst, x, b []float32) {
 	sigmoidBiasGo(dst, x[:len(dst)], b[:len(dst)])
 }
+
+// axpyUnit computes y += alpha*x for len(y) >= len(x).
+func axpyUnit(alpha float32, x, y []float32) {
+	level1.Saxpy(len(x), alpha, x, 1, y, 1)
+}
+
+// dotUnit returns Σ x[i]*y[i] for len(y) >= len(x).
+func dotUnit(x, y []float32) float32 {
+	return level1.Sdot(len(x), x, 1, y, 1)
+}
