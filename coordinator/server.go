@@ -110,6 +110,21 @@ func (s *server) write(cmd *pb.Command) (proto.Message, error) {
 	return r, toStatus(err)
 }
 
+// onLeader runs local when this node leads, and otherwise sends req to the
+// leader with call (a pb.ControlClient method).
+func onLeader[Req, Resp any](s *server, ctx context.Context, req Req,
+	call func(pb.ControlClient, context.Context, Req, ...grpc.CallOption) (Resp, error), local func() (Resp, error)) (Resp, error) {
+	c, fctx, err := s.leader(ctx)
+	switch {
+	case err != nil:
+		var zero Resp
+		return zero, err
+	case c != nil:
+		return call(c, fctx, req)
+	}
+	return local()
+}
+
 func need(field, v string) error {
 	if v == "" {
 		return toStatus(fieldErr(field, "empty"))
@@ -135,18 +150,14 @@ func (s *server) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.S
 			return nil, toStatus(fieldErr("dataset", "%q not found in the store", spec.Dataset))
 		}
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, &pb.SubmitJobRequest{Spec: spec}, pb.ControlClient.SubmitJob, func() (*pb.SubmitJobResponse, error) {
+		r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec}}})
 		if err != nil {
 			return nil, err
 		}
-		return c.SubmitJob(fctx, &pb.SubmitJobRequest{Spec: spec})
-	}
-	r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec}}})
-	if err != nil {
-		return nil, err
-	}
-	s.n.log.Info("job submitted", "job", r.(*pb.Job).Id, "name", spec.Name, "dataset", spec.Dataset)
-	return &pb.SubmitJobResponse{Job: r.(*pb.Job)}, nil
+		s.n.log.Info("job submitted", "job", r.(*pb.Job).Id, "name", spec.Name, "dataset", spec.Dataset)
+		return &pb.SubmitJobResponse{Job: r.(*pb.Job)}, nil
+	})
 }
 
 func (s *server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
@@ -168,17 +179,13 @@ func (s *server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.C
 	if err := need("job_id", req.JobId); err != nil {
 		return nil, err
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.CancelJob, func() (*pb.CancelJobResponse, error) {
+		r, err := s.write(&pb.Command{Op: &pb.Command_CancelJob{CancelJob: &pb.CancelJobCmd{JobId: req.JobId, Reason: req.Reason}}})
 		if err != nil {
 			return nil, err
 		}
-		return c.CancelJob(fctx, req)
-	}
-	r, err := s.write(&pb.Command{Op: &pb.Command_CancelJob{CancelJob: &pb.CancelJobCmd{JobId: req.JobId, Reason: req.Reason}}})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.CancelJobResponse{Job: r.(*pb.Job)}, nil
+		return &pb.CancelJobResponse{Job: r.(*pb.Job)}, nil
+	})
 }
 
 // WatchJob sends the job now and after every change, and ends after
@@ -217,17 +224,13 @@ func (s *server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 	if err := need("worker_id", req.WorkerId); err != nil {
 		return nil, err
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.Register, func() (*pb.RegisterResponse, error) {
+		r, err := s.write(registerCmd(req.WorkerId, req.GrpcAddr, req.RingAddr))
 		if err != nil {
 			return nil, err
 		}
-		return c.Register(fctx, req)
-	}
-	r, err := s.write(registerCmd(req.WorkerId, req.GrpcAddr, req.RingAddr))
-	if err != nil {
-		return nil, err
-	}
-	return &pb.RegisterResponse{Worker: r.(*pb.Worker)}, nil
+		return &pb.RegisterResponse{Worker: r.(*pb.Worker)}, nil
+	})
 }
 
 // assignment is the part of a job a worker acts on; WatchGeneration sends
@@ -283,18 +286,14 @@ func (s *server) ReportReady(ctx context.Context, req *pb.ReportReadyRequest) (*
 	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId)); err != nil {
 		return nil, err
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.ReportReady, func() (*pb.ReportReadyResponse, error) {
+		r, err := s.write(&pb.Command{Op: &pb.Command_Ready{Ready: &pb.ReadyCmd{JobId: req.JobId, Generation: req.Generation,
+			WorkerId: req.WorkerId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
 		if err != nil {
 			return nil, err
 		}
-		return c.ReportReady(fctx, req)
-	}
-	r, err := s.write(&pb.Command{Op: &pb.Command_Ready{Ready: &pb.ReadyCmd{JobId: req.JobId, Generation: req.Generation,
-		WorkerId: req.WorkerId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReportReadyResponse{Generation: r.(*pb.Generation)}, nil
+		return &pb.ReportReadyResponse{Generation: r.(*pb.Generation)}, nil
+	})
 }
 
 func (s *server) ReportProgress(ctx context.Context, req *pb.ReportProgressRequest) (*pb.ReportProgressResponse, error) {
@@ -304,18 +303,14 @@ func (s *server) ReportProgress(ctx context.Context, req *pb.ReportProgressReque
 	if req.Metrics == nil {
 		return nil, toStatus(fieldErr("metrics", "missing"))
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.ReportProgress, func() (*pb.ReportProgressResponse, error) {
+		_, err := s.write(&pb.Command{Op: &pb.Command_Progress{Progress: &pb.ProgressCmd{JobId: req.JobId, Generation: req.Generation,
+			WorkerId: req.WorkerId, Metrics: req.Metrics}}})
 		if err != nil {
 			return nil, err
 		}
-		return c.ReportProgress(fctx, req)
-	}
-	_, err := s.write(&pb.Command{Op: &pb.Command_Progress{Progress: &pb.ProgressCmd{JobId: req.JobId, Generation: req.Generation,
-		WorkerId: req.WorkerId, Metrics: req.Metrics}}})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReportProgressResponse{}, nil
+		return &pb.ReportProgressResponse{}, nil
+	})
 }
 
 func (s *server) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointRequest) (*pb.ReportCheckpointResponse, error) {
@@ -325,52 +320,40 @@ func (s *server) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointR
 	if req.Checkpoint == nil {
 		return nil, toStatus(fieldErr("checkpoint", "missing"))
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.ReportCheckpoint, func() (*pb.ReportCheckpointResponse, error) {
+		_, err := s.write(&pb.Command{Op: &pb.Command_Checkpoint{Checkpoint: &pb.CheckpointCmd{JobId: req.JobId, Generation: req.Generation,
+			WorkerId: req.WorkerId, Checkpoint: req.Checkpoint}}})
 		if err != nil {
 			return nil, err
 		}
-		return c.ReportCheckpoint(fctx, req)
-	}
-	_, err := s.write(&pb.Command{Op: &pb.Command_Checkpoint{Checkpoint: &pb.CheckpointCmd{JobId: req.JobId, Generation: req.Generation,
-		WorkerId: req.WorkerId, Checkpoint: req.Checkpoint}}})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReportCheckpointResponse{}, nil
+		return &pb.ReportCheckpointResponse{}, nil
+	})
 }
 
 func (s *server) ReportPeerFailure(ctx context.Context, req *pb.ReportPeerFailureRequest) (*pb.ReportPeerFailureResponse, error) {
 	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId), need("peer_id", req.PeerId)); err != nil {
 		return nil, err
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
-		if err != nil {
-			return nil, err
+	return onLeader(s, ctx, req, pb.ControlClient.ReportPeerFailure, func() (*pb.ReportPeerFailureResponse, error) {
+		if err := s.n.peerFailure(req); err != nil {
+			return nil, toStatus(err)
 		}
-		return c.ReportPeerFailure(fctx, req)
-	}
-	if err := s.n.peerFailure(req); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.ReportPeerFailureResponse{}, nil
+		return &pb.ReportPeerFailureResponse{}, nil
+	})
 }
 
 func (s *server) ReportResult(ctx context.Context, req *pb.ReportResultRequest) (*pb.ReportResultResponse, error) {
 	if err := firstErr(need("job_id", req.JobId), need("worker_id", req.WorkerId)); err != nil {
 		return nil, err
 	}
-	if c, fctx, err := s.leader(ctx); c != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.ReportResult, func() (*pb.ReportResultResponse, error) {
+		r, err := s.write(&pb.Command{Op: &pb.Command_Result{Result: &pb.ResultCmd{JobId: req.JobId, Generation: req.Generation,
+			WorkerId: req.WorkerId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
 		if err != nil {
 			return nil, err
 		}
-		return c.ReportResult(fctx, req)
-	}
-	r, err := s.write(&pb.Command{Op: &pb.Command_Result{Result: &pb.ResultCmd{JobId: req.JobId, Generation: req.Generation,
-		WorkerId: req.WorkerId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReportResultResponse{Job: r.(*pb.Job)}, nil
+		return &pb.ReportResultResponse{Job: r.(*pb.Job)}, nil
+	})
 }
 
 func (s *server) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
@@ -379,34 +362,26 @@ func (s *server) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespons
 		need("coordinator.grpc_addr", c.GetGrpcAddr())); err != nil {
 		return nil, err
 	}
-	if cl, fctx, err := s.leader(ctx); cl != nil || err != nil {
+	return onLeader(s, ctx, req, pb.ControlClient.Join, func() (*pb.JoinResponse, error) {
+		coords, err := s.n.addVoter(c)
 		if err != nil {
-			return nil, err
+			return nil, toStatus(err)
 		}
-		return cl.Join(fctx, req)
-	}
-	coords, err := s.n.addVoter(c)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	s.n.log.Info("coordinator joined", "id", c.Id, "raft_addr", c.RaftAddr)
-	return &pb.JoinResponse{Coordinators: coords}, nil
+		s.n.log.Info("coordinator joined", "id", c.Id, "raft_addr", c.RaftAddr)
+		return &pb.JoinResponse{Coordinators: coords}, nil
+	})
 }
 
 func (s *server) RemoveCoordinator(ctx context.Context, req *pb.RemoveCoordinatorRequest) (*pb.RemoveCoordinatorResponse, error) {
 	if err := need("id", req.Id); err != nil {
 		return nil, err
 	}
-	if cl, fctx, err := s.leader(ctx); cl != nil || err != nil {
-		if err != nil {
-			return nil, err
+	return onLeader(s, ctx, req, pb.ControlClient.RemoveCoordinator, func() (*pb.RemoveCoordinatorResponse, error) {
+		if err := s.n.removeVoter(req.Id); err != nil {
+			return nil, toStatus(err)
 		}
-		return cl.RemoveCoordinator(fctx, req)
-	}
-	if err := s.n.removeVoter(req.Id); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.RemoveCoordinatorResponse{}, nil
+		return &pb.RemoveCoordinatorResponse{}, nil
+	})
 }
 
 func (s *server) GetCluster(context.Context, *pb.GetClusterRequest) (*pb.GetClusterResponse, error) {

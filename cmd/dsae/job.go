@@ -60,6 +60,19 @@ func (f *controlFlags) client() (pb.ControlClient, func(), error) {
 	return pb.NewControlClient(conn), func() { conn.Close() }, nil
 }
 
+// call runs fn with a control-plane client and a context bounded by
+// --timeout.
+func (f *controlFlags) call(cmd *cobra.Command, fn func(context.Context, pb.ControlClient) error) error {
+	cl, done, err := f.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	return fn(ctx, cl)
+}
+
 // rpcErr turns a control-plane error into a one-line CLI error; a rejected
 // argument exits 2.
 func rpcErr(err error) error {
@@ -165,22 +178,17 @@ every field and name the first one out of range. Example spec:
 		if err := coordinator.ValidateSpec(req); err != nil {
 			return invalid(err)
 		}
-		cl, done, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer done()
-		ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-		defer cancel()
-		resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: req})
-		if err != nil {
-			return rpcErr(err)
-		}
-		if asJSON {
-			return printJSON(cmd.OutOrStdout(), resp.Job)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "submitted %s (%s)\n", resp.Job.Id, strings.ToLower(strings.TrimPrefix(resp.Job.State.String(), "JOB_STATE_")))
-		return nil
+		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
+			resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: req})
+			if err != nil {
+				return rpcErr(err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), resp.Job)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "submitted %s (%s)\n", resp.Job.Id, strings.ToLower(strings.TrimPrefix(resp.Job.State.String(), "JOB_STATE_")))
+			return nil
+		})
 	}
 	return cmd
 }
@@ -242,24 +250,19 @@ func newJobLsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ls", Short: "List jobs", Args: exactArgs(0)}
 	cf := addControlFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cl, done, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer done()
-		ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-		defer cancel()
-		resp, err := cl.ListJobs(ctx, &pb.ListJobsRequest{})
-		if err != nil {
-			return rpcErr(err)
-		}
-		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDATASET\tGEN\tWORKERS\tSTEP\tREASON")
-		for _, j := range resp.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.Id, j.Spec.GetName(), stateName(j.State), j.Spec.GetDataset(),
-				j.Generation.GetId(), len(j.Generation.GetMembers()), j.LastStep, j.Reason)
-		}
-		return tw.Flush()
+		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
+			resp, err := cl.ListJobs(ctx, &pb.ListJobsRequest{})
+			if err != nil {
+				return rpcErr(err)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDATASET\tGEN\tWORKERS\tSTEP\tREASON")
+			for _, j := range resp.Jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.Id, j.Spec.GetName(), stateName(j.State), j.Spec.GetDataset(),
+					j.Generation.GetId(), len(j.Generation.GetMembers()), j.LastStep, j.Reason)
+			}
+			return tw.Flush()
+		})
 	}
 	return cmd
 }
@@ -324,22 +327,17 @@ func newJobStatusCmd() *cobra.Command {
 	cf := addControlFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the job as JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, done, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer done()
-		ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-		defer cancel()
-		resp, err := cl.GetJob(ctx, &pb.GetJobRequest{JobId: args[0]})
-		if err != nil {
-			return rpcErr(err)
-		}
-		if asJSON {
-			return printJSON(cmd.OutOrStdout(), resp.Job)
-		}
-		describe(cmd.OutOrStdout(), resp.Job)
-		return nil
+		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
+			resp, err := cl.GetJob(ctx, &pb.GetJobRequest{JobId: args[0]})
+			if err != nil {
+				return rpcErr(err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), resp.Job)
+			}
+			describe(cmd.OutOrStdout(), resp.Job)
+			return nil
+		})
 	}
 	return cmd
 }
@@ -397,22 +395,17 @@ func newJobCancelCmd() *cobra.Command {
 	cf := addControlFlags(cmd.Flags())
 	cmd.Flags().StringVar(&reason, "reason", "", "reason recorded with the job")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, done, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer done()
-		ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
-		defer cancel()
-		resp, err := cl.CancelJob(ctx, &pb.CancelJobRequest{JobId: args[0], Reason: reason})
-		if err != nil {
-			if status.Code(err) == codes.FailedPrecondition {
-				return invalid(errors.New(status.Convert(err).Message()))
+		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
+			resp, err := cl.CancelJob(ctx, &pb.CancelJobRequest{JobId: args[0], Reason: reason})
+			if err != nil {
+				if status.Code(err) == codes.FailedPrecondition {
+					return invalid(errors.New(status.Convert(err).Message()))
+				}
+				return rpcErr(err)
 			}
-			return rpcErr(err)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "canceled %s\n", resp.Job.Id)
-		return nil
+			fmt.Fprintf(cmd.OutOrStdout(), "canceled %s\n", resp.Job.Id)
+			return nil
+		})
 	}
 	return cmd
 }
