@@ -63,8 +63,11 @@ type Node struct {
 
 // Start opens the data dir, starts raft, the gRPC server and gossip, and
 // bootstraps a new cluster or joins cfg.Join in the background. The node
-// runs until Close; ctx only bounds the start.
+// runs until Close; a ctx that ends during the start aborts it.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -83,6 +86,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	if err := n.startRaft(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := n.startGRPC(); err != nil {

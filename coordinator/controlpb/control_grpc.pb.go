@@ -53,18 +53,40 @@ type ControlClient interface {
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobResponse], error)
+	// Register records a worker's addresses and lifts a quarantine. Call it
+	// after joining the gossip pool: the leader takes a worker that is not
+	// in the pool a few seconds later for dead.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
+	// WatchGeneration streams the worker's assignment (see
+	// WatchGenerationResponse). Any coordinator serves it from its replica;
+	// after an error, watch again through another.
 	WatchGeneration(ctx context.Context, in *WatchGenerationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGenerationResponse], error)
+	// ReportReady answers an announced generation with the member's last
+	// completed step and parameter checksum. When every member has answered,
+	// the generation starts (start step and donor fixed). A report naming
+	// another generation fails with FAILED_PRECONDITION.
 	ReportReady(ctx context.Context, in *ReportReadyRequest, opts ...grpc.CallOption) (*ReportReadyResponse, error)
 	// ReportProgress records a step's metrics. Each report is a raft write
 	// (a few ms, fsync included), so a worker reports every few steps or at
 	// most a few times a second, not after every step.
 	ReportProgress(ctx context.Context, in *ReportProgressRequest, opts ...grpc.CallOption) (*ReportProgressResponse, error)
+	// ReportCheckpoint records a checkpoint written to the store (rank 0,
+	// after the write completed). Steps must not go backwards.
 	ReportCheckpoint(ctx context.Context, in *ReportCheckpointRequest, opts ...grpc.CallOption) (*ReportCheckpointResponse, error)
+	// ReportPeerFailure says a ring peer broke in the given generation. The
+	// leader forms a new generation (without the peer if gossip has lost it
+	// or it was reported in the previous generation too).
 	ReportPeerFailure(ctx context.Context, in *ReportPeerFailureRequest, opts ...grpc.CallOption) (*ReportPeerFailureResponse, error)
+	// ReportResult ends the job: COMPLETED (with final metrics and model key)
+	// or FAILED (with a reason, e.g. non-finite gradients at some step).
 	ReportResult(ctx context.Context, in *ReportResultRequest, opts ...grpc.CallOption) (*ReportResultResponse, error)
+	// Join adds a coordinator to the raft group as a voter (idempotent) and
+	// returns every coordinator's addresses.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	// RemoveCoordinator takes a voter out of the raft group.
 	RemoveCoordinator(ctx context.Context, in *RemoveCoordinatorRequest, opts ...grpc.CallOption) (*RemoveCoordinatorResponse, error)
+	// GetCluster lists the coordinators (with their gossip addresses, for
+	// workers joining the pool), the leader, and the workers.
 	GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error)
 }
 
@@ -256,18 +278,40 @@ type ControlServer interface {
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[WatchJobResponse]) error
+	// Register records a worker's addresses and lifts a quarantine. Call it
+	// after joining the gossip pool: the leader takes a worker that is not
+	// in the pool a few seconds later for dead.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
+	// WatchGeneration streams the worker's assignment (see
+	// WatchGenerationResponse). Any coordinator serves it from its replica;
+	// after an error, watch again through another.
 	WatchGeneration(*WatchGenerationRequest, grpc.ServerStreamingServer[WatchGenerationResponse]) error
+	// ReportReady answers an announced generation with the member's last
+	// completed step and parameter checksum. When every member has answered,
+	// the generation starts (start step and donor fixed). A report naming
+	// another generation fails with FAILED_PRECONDITION.
 	ReportReady(context.Context, *ReportReadyRequest) (*ReportReadyResponse, error)
 	// ReportProgress records a step's metrics. Each report is a raft write
 	// (a few ms, fsync included), so a worker reports every few steps or at
 	// most a few times a second, not after every step.
 	ReportProgress(context.Context, *ReportProgressRequest) (*ReportProgressResponse, error)
+	// ReportCheckpoint records a checkpoint written to the store (rank 0,
+	// after the write completed). Steps must not go backwards.
 	ReportCheckpoint(context.Context, *ReportCheckpointRequest) (*ReportCheckpointResponse, error)
+	// ReportPeerFailure says a ring peer broke in the given generation. The
+	// leader forms a new generation (without the peer if gossip has lost it
+	// or it was reported in the previous generation too).
 	ReportPeerFailure(context.Context, *ReportPeerFailureRequest) (*ReportPeerFailureResponse, error)
+	// ReportResult ends the job: COMPLETED (with final metrics and model key)
+	// or FAILED (with a reason, e.g. non-finite gradients at some step).
 	ReportResult(context.Context, *ReportResultRequest) (*ReportResultResponse, error)
+	// Join adds a coordinator to the raft group as a voter (idempotent) and
+	// returns every coordinator's addresses.
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// RemoveCoordinator takes a voter out of the raft group.
 	RemoveCoordinator(context.Context, *RemoveCoordinatorRequest) (*RemoveCoordinatorResponse, error)
+	// GetCluster lists the coordinators (with their gossip addresses, for
+	// workers joining the pool), the leader, and the workers.
 	GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
