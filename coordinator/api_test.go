@@ -278,8 +278,13 @@ func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
 func TestHealthServedWithoutToken(t *testing.T) {
 	c := MakeCluster(t, 1)
 	conn := rawConn(t, c.nodes[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	h := healthpb.NewHealthClient(conn)
+	resp, err := h.Check(ctxT(t), &healthpb.HealthCheckRequest{})
 	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health %v %v", resp, err)
 	}
+	WaitFor(t, waitTimeout, "the control service reported serving", func() bool {
+		resp, err := h.Check(ctxT(t), &healthpb.HealthCheckRequest{Service: pb.Control_ServiceDesc.ServiceName})
+		return err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING
+	})
 }

@@ -238,7 +238,8 @@ func (n *Node) startGossip() (*Pool, error) {
 // every coordinator the state lists.
 const gossipRejoinEvery = 2 * time.Second
 
-// gossipLoop keeps the coordinator in the pool: a node restarted from its
+// gossipLoop keeps the coordinator in the pool and its health status
+// current: a node restarted from its
 // data dir, or cut off long enough to be declared dead, joins again
 // through the gossip addresses of the coordinators the state lists.
 func (n *Node) gossipLoop() {
@@ -250,6 +251,7 @@ func (n *Node) gossipLoop() {
 			return
 		case <-t.C:
 		}
+		n.updateHealth()
 		in := map[string]bool{}
 		for _, m := range n.pool.Members() {
 			in[m.ID] = true

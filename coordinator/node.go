@@ -207,6 +207,7 @@ func (n *Node) startGRPC() error {
 	n.grpc = grpc.NewServer(opts...)
 	pb.RegisterControlServer(n.grpc, &server{n: n})
 	n.health = health.NewServer()
+	n.health.SetServingStatus(pb.Control_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	n.goRun(func() {
 		if err := n.grpc.Serve(ln); err != nil {
@@ -214,6 +215,17 @@ func (n *Node) startGRPC() error {
 		}
 	})
 	return nil
+}
+
+// updateHealth reports the Control service as SERVING while a raft leader
+// is known (writes can succeed) and NOT_SERVING otherwise; the server as a
+// whole ("") is SERVING while the process runs.
+func (n *Node) updateHealth() {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if _, id := n.raft.LeaderWithID(); id != "" {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	n.health.SetServingStatus(pb.Control_ServiceDesc.ServiceName, st)
 }
 
 // ID is the node's id.
