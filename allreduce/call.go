@@ -202,6 +202,11 @@ func (lc *laneCall[T]) send() error {
 		a.GetStep() != lc.tag.Step || a.GetPhase() != lc.tag.Phase {
 		return fmt.Errorf("%w: rank %d acknowledged %v instead of %v", ErrProtocol, r.next, a, lc.tag)
 	}
+	// The next rank has every byte, so gRPC's writer has released every
+	// piece it read from buf; wait for the release to be visible.
+	if !l.track.wait(r.ctx.Done()) {
+		return context.Cause(r.ctx)
+	}
 	r.touch()
 	return nil
 }

@@ -80,6 +80,9 @@ type pieceOut struct {
 	f32 []float32
 	f64 []float64
 	hdr []byte // reused encoding scratch
+	// track, when set, lets large pieces go out without a copy: gRPC reads
+	// the caller's buffer and track counts what it still holds.
+	track *sendTracker
 }
 
 // marshal encodes the Frame{piece} into one pooled buffer; gRPC returns the
@@ -106,13 +109,28 @@ func (p *pieceOut) marshal() mem.BufferSlice {
 	n := 4*len(p.f32) + 8*len(p.f64)
 	pieceLen := len(h) + protowire.SizeTag(fieldPieceData) + protowire.SizeBytes(n)
 	total := protowire.SizeTag(fieldFramePiece) + protowire.SizeBytes(pieceLen)
-	buf := ringPool.Get(total)
+	zeroCopy := p.track != nil && littleEndian && n >= zeroCopyMinBytes
+	size := total
+	if zeroCopy {
+		size -= n
+	}
+	buf := ringPool.Get(size)
 	b := (*buf)[:0]
 	b = protowire.AppendTag(b, fieldFramePiece, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(pieceLen))
 	b = append(b, h...)
 	b = protowire.AppendTag(b, fieldPieceData, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
+	if zeroCopy {
+		*buf = b
+		var data []byte
+		if p.f32 != nil {
+			data = asBytes(p.f32)
+		} else {
+			data = asBytes(p.f64)
+		}
+		return mem.BufferSlice{mem.NewBuffer(buf, ringPool), p.track.wrap(data)}
+	}
 	if p.f32 != nil {
 		b = appendLE(b, p.f32)
 	} else {

@@ -73,6 +73,7 @@ func FuzzPieceSink(f *testing.F) {
 	f.Add("job", uint64(1), uint64(2), uint32(3), uint32(4), uint32(5), uint64(6), uint64(7), []byte{1, 2, 3, 4}, uint64(1), []byte(nil))
 	f.Add("", uint64(0), uint64(0), uint32(0), uint32(0), uint32(0), uint64(0), uint64(0), []byte(nil), uint64(2), []byte{0x12, 0x03, 0x7a, 0x01, 0x00})
 	f.Add("j", uint64(1<<40), uint64(1<<63), uint32(1<<31), uint32(0), uint32(0), uint64(1<<33), uint64(1<<34), bytes.Repeat([]byte{9}, 5000), uint64(3), []byte{0xff, 0xff})
+	f.Add("k", uint64(2), uint64(3), uint32(4), uint32(1), uint32(2), uint64(0), uint64(1<<20), bytes.Repeat([]byte{1, 2, 3, 4}, 3000), uint64(4), []byte{})
 	f.Fuzz(func(t *testing.T, job string, gen, step uint64, phase uint32, rs, chunk uint32, off, length uint64, data []byte, seed uint64, raw []byte) {
 		data = data[:len(data)/4*4]
 		vals := make([]float32, len(data)/4)
@@ -81,9 +82,15 @@ func FuzzPieceSink(f *testing.F) {
 			job: []byte(job), generation: gen, step: step, phase: phase, dtype: ringpb.DType_DTYPE_FLOAT32,
 			ringStep: uint64(rs), chunk: uint64(chunk), offset: off, length: length,
 		}, f32: vals}
+		if seed%2 == 1 {
+			out.track = newSendTracker() // large pieces reference vals
+		}
 		bs := out.marshal()
 		enc := bs.Materialize()
 		bs.Free()
+		if out.track != nil && out.track.outstanding.Load() != 0 {
+			t.Fatalf("%d buffers still tracked after Free", out.track.outstanding.Load())
+		}
 		var fr ringpb.Frame
 		if err := (proto.UnmarshalOptions{}).Unmarshal(enc, &fr); err != nil {
 			if _, err2 := decodeWith(split(enc, seed), true); err2 == nil {

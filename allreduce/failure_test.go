@@ -14,57 +14,75 @@ import (
 // the kill is certain to land mid-operation). Every other rank must return
 // an error, found through the broken streams rather than the (long)
 // timeout.
+//
+// Small pieces are copied into gRPC's buffers; pieces of 64 KiB are sent
+// from the caller's buffer, which a failed call must hand back only once
+// gRPC has let go of it (the race detector checks that).
 func TestPeerKilledMidCall(t *testing.T) {
 	for _, tc := range transports {
-		t.Run(tc.name, func(t *testing.T) {
-			const n, victim = 4, 2
-			c := startServers(t, tc.new(), n)
-			rings := c.newRings(1, func(cfg *Config) {
-				cfg.PieceBytes = MinPieceBytes
-				cfg.Timeout = time.Minute
+		for _, piece := range []int{MinPieceBytes, 64 << 10} {
+			t.Run(fmt.Sprintf("%s/piece=%d", tc.name, piece), func(t *testing.T) {
+				testPeerKilledMidCall(t, tc, piece)
 			})
-			reached, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			rings[victim].testHookReceived = func(int) {
-				once.Do(func() { close(reached) })
-				<-release
-			}
-			in := inputs[float32](6, n, 50_000)
-			errs := make(chan error, n)
-			for r := range n {
-				go func() {
-					errs <- fmt.Errorf("rank %d: %w", r, rings[r].AllReduceFloat32(context.Background(), rings[r].Tag(1, 0), clone2(in)[r]))
-				}()
-			}
-			<-reached
-			c.servers[victim].Stop()
-			closed := make(chan struct{})
-			go func() { rings[victim].Close(); close(closed) }()
-			for range n - 1 {
-				err := <-errs
-				if errors.Unwrap(err) == nil {
-					t.Fatalf("%v: survivor returned nil after rank %d was killed", err, victim)
-				}
-				if errors.Is(err, ErrTimeout) {
-					t.Fatalf("survivor waited for the timeout instead of seeing the broken stream: %v", err)
-				}
-			}
-			close(release)
-			if err := <-errs; errors.Unwrap(err) == nil {
-				t.Fatalf("killed rank's own call returned nil")
-			}
-			<-closed
-			// Every survivor's ring is broken for good.
-			for r := range n {
-				if r == victim {
-					continue
-				}
-				err := rings[r].AllReduceFloat32(context.Background(), rings[r].Tag(2, 0), make([]float32, 3))
-				if !errors.Is(err, ErrBroken) {
-					t.Fatalf("rank %d: call after failure returned %v, want ErrBroken", r, err)
-				}
-			}
-		})
+		}
+	}
+}
+
+func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
+	const n, victim = 4, 2
+	c := startServers(t, tc.new(), n)
+	rings := c.newRings(1, func(cfg *Config) {
+		cfg.PieceBytes = piece
+		cfg.Timeout = time.Minute
+	})
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rings[victim].testHookReceived = func(int) {
+		once.Do(func() { close(reached) })
+		<-release
+	}
+	in := inputs[float32](6, n, 50_000)
+	bufs := clone2(in)
+	errs := make(chan error, n)
+	for r := range n {
+		go func() {
+			errs <- fmt.Errorf("rank %d: %w", r, rings[r].AllReduceFloat32(context.Background(), rings[r].Tag(1, 0), bufs[r]))
+		}()
+	}
+	<-reached
+	c.servers[victim].Stop()
+	closed := make(chan struct{})
+	go func() { rings[victim].Close(); close(closed) }()
+	for range n - 1 {
+		err := <-errs
+		if errors.Unwrap(err) == nil {
+			t.Fatalf("%v: survivor returned nil after rank %d was killed", err, victim)
+		}
+		if errors.Is(err, ErrTimeout) {
+			t.Fatalf("survivor waited for the timeout instead of seeing the broken stream: %v", err)
+		}
+	}
+	// The survivors' buffers are theirs again: writing them must not
+	// race with gRPC still sending from them.
+	for r := range n {
+		if r != victim {
+			clear(bufs[r])
+		}
+	}
+	close(release)
+	if err := <-errs; errors.Unwrap(err) == nil {
+		t.Fatalf("killed rank's own call returned nil")
+	}
+	<-closed
+	// Every survivor's ring is broken for good.
+	for r := range n {
+		if r == victim {
+			continue
+		}
+		err := rings[r].AllReduceFloat32(context.Background(), rings[r].Tag(2, 0), make([]float32, 3))
+		if !errors.Is(err, ErrBroken) {
+			t.Fatalf("rank %d: call after failure returned %v, want ErrBroken", r, err)
+		}
 	}
 }
 

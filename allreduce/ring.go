@@ -74,6 +74,7 @@ type lane struct {
 	sink   *pieceSink
 	ready  chan struct{}
 	pout   pieceOut
+	track  *sendTracker
 	ack    ringpb.Reply
 	ackTag ringpb.Tag
 }
@@ -103,7 +104,8 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 	}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	for i := range cfg.Lanes {
-		l := &lane{idx: i, inReady: make(chan struct{}), acks: make(chan *ringpb.Ack, 1), sink: &pieceSink{}}
+		l := &lane{idx: i, inReady: make(chan struct{}), acks: make(chan *ringpb.Ack, 1), sink: &pieceSink{}, track: newSendTracker()}
+		l.pout.track = l.track
 		r.lanes = append(r.lanes, l)
 		if n == 1 {
 			continue
@@ -246,6 +248,13 @@ func allReduce[T elem](r *Ring, ctx context.Context, tag Tag, buf []T) error {
 	close(watchdogDone)
 	if !failed {
 		return nil
+	}
+	// gRPC may still hold pieces read straight from buf. Closing a lane's
+	// connection stops its writer, after which buf is the caller's again.
+	for _, l := range r.lanes {
+		if l.track.outstanding.Load() != 0 && l.conn != nil {
+			l.conn.Close()
+		}
 	}
 	// Report the root cause: the first failure recorded on the ring.
 	cause := context.Cause(r.ctx)
