@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/dsae/dsae/coordinator/auth"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
@@ -66,7 +69,8 @@ func runHelper() int {
 			if g.GetPhase() != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
 				continue
 			}
-			if _, err := cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: u.Job.Id, Generation: g.Id, WorkerId: id}); err != nil {
+			_, err = cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: u.Job.Id, Generation: g.Id, WorkerId: id})
+			if err != nil && status.Code(err) != codes.FailedPrecondition { // a newer generation is expected
 				fmt.Fprintln(os.Stderr, "helper: ready:", err)
 			}
 		}
