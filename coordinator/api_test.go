@@ -240,7 +240,7 @@ func TestPeerFailureReport(t *testing.T) {
 }
 
 func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
-	c := MakeClusterWith(t, 1, func(cfg *Config) { cfg.ReadyTimeout = 500 * time.Millisecond })
+	c := MakeClusterWith(t, 1, func(cfg *Config) { cfg.ReadyTimeout = 2 * time.Second })
 	cl := c.Client()
 	ctx := ctxT(t)
 	spec := testSpec()
