@@ -108,8 +108,7 @@ func TestMalformedRPCs(t *testing.T) {
 }
 
 func TestSubmitChecksDataset(t *testing.T) {
-	cl := MakeCluster(t, 1)
-	cl.nodes[0].cfg.Datasets = fakeDatasets{"mnist": true}
+	cl := MakeClusterWith(t, 1, func(cfg *Config) { cfg.Datasets = fakeDatasets{"mnist": true} })
 	client := cl.Client()
 	s := testSpec()
 	s.Dataset = "cifar"
