@@ -66,10 +66,14 @@
 // # Speed
 //
 // Matrix products go through gonum's blas32: pure Go by default, OpenBLAS
-// with the openblas build tag (cgo, needs libopenblas-dev). Elementwise work
-// is split across GOMAXPROCS goroutines, with an AVX2 sigmoid kernel on
-// amd64 (build tag purego disables it). The TopK decoder, its backward pass
-// and the encoder's weight gradient touch only the k active latents of each
-// row, so they cost O(m·k·d) instead of O(m·h·d). A Step holds all scratch
-// buffers, so steps do not allocate beyond a few small bookkeeping values.
+// with the openblas build tag (cgo, needs libopenblas-dev; no environment
+// variable). With OpenBLAS each call runs single-threaded and the package
+// splits every product by output rows across GOMAXPROCS goroutines, so no
+// BLAS thread busy-waits while the elementwise work between products runs.
+// Elementwise work is split across goroutines too, with AVX2/FMA kernels
+// for sigmoid, axpy and dot on amd64 (the build tag purego disables them).
+// The TopK decoder, its backward pass and the encoder's weight gradient
+// touch only the k active latents of each row, so they cost O(m·k·d) instead
+// of O(m·h·d). A Step holds all scratch buffers; a step allocates only a few
+// small bookkeeping values (goroutine closures).
 package sae
