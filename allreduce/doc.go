@@ -46,8 +46,9 @@
 //
 // ringpb/ring.proto defines the protocol. Data travel as bytes fields of
 // little-endian IEEE 754 values, never as repeated floats. The package's
-// gRPC codec ("dsae-ring") writes a piece from the caller's buffer into one
-// pooled buffer and decodes it straight from gRPC's receive buffers into
+// gRPC codec ("dsae-ring") hands a piece of 4 KiB or more to gRPC straight
+// from the caller's buffer (a call returns only once gRPC has released it),
+// and decodes a received piece straight from gRPC's receive buffers into
 // the destination, adding as it goes; peers using the plain proto codec
 // interoperate.
 //
