@@ -13,10 +13,11 @@ import (
 
 // codecName is the gRPC content-subtype of ring streams. Ring streams are
 // ordinary protobuf on the wire (a peer may use the plain proto codec); this
-// codec only avoids copies: a Piece is marshalled straight from the caller's
-// buffer into one pooled buffer, and unmarshalled straight from gRPC's
-// receive buffers into the destination, adding as it goes, without
-// materialising the message or allocating.
+// codec only avoids copies: a Piece goes out as its encoded header plus the
+// caller's buffer itself (or one pooled copy of it when small or without a
+// tracker), and comes in decoded straight from gRPC's receive buffers into
+// the destination, adding as it goes, without materialising the message or
+// allocating.
 const codecName = "dsae-ring"
 
 func init() { encoding.RegisterCodecV2(ringCodec{}) }
@@ -85,8 +86,10 @@ type pieceOut struct {
 	track *sendTracker
 }
 
-// marshal encodes the Frame{piece} into one pooled buffer; gRPC returns the
-// buffer to the pool once written.
+// marshal encodes the Frame{piece}: the header into a pooled buffer and the
+// data either after it (small pieces, or no tracker) or, for pieces of
+// zeroCopyMinBytes and more on a little-endian host, as a second buffer
+// that is the caller's memory, released to p.track once gRPC has written it.
 func (p *pieceOut) marshal() mem.BufferSlice {
 	h := p.hdr[:0]
 	tagLen := protowire.SizeTag(fieldTagJob) + protowire.SizeBytes(len(p.job)) +
