@@ -72,11 +72,14 @@ func gemm(tA, tB bool, alpha float32, a []float32, ar, ac int, b []float32, br, 
 }
 
 // expf returns e^x in float32 with a relative error below 3e-7 for
-// x in [-87, 88]; arguments outside are clamped to that range (so the result
-// is always finite and > 0). It reduces x = n·ln2 + r with |r| <= ln2/2 and
-// evaluates a degree-6 Taylor polynomial of e^r, then scales by 2^n through
-// the exponent bits.
+// x in [-87, 88]. Arguments outside are clamped to that range, so the result
+// is finite and > 0, except that NaN is returned as is. It reduces
+// x = n·ln2 + r with |r| <= ln2/2, evaluates a degree-6 Taylor polynomial of
+// e^r, then scales by 2^n through the exponent bits.
 func expf(x float32) float32 {
+	if x != x {
+		return x // NaN in, NaN out: a diverged model must show in the loss
+	}
 	if x > 88 {
 		x = 88
 	} else if x < -87 {

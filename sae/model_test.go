@@ -341,6 +341,15 @@ func TestSigmoidBias(t *testing.T) {
 			}
 		}
 	}
+	// NaN propagates (a diverged model must not look healthy), in the vector
+	// body and in the tail
+	nan := float32(math.NaN())
+	xs := []float32{0, nan, 1, 2, 3, 4, 5, 6, 7, nan}
+	out := make([]float32, len(xs))
+	sigmoidBias(out, xs, make([]float32, len(xs)))
+	if !math.IsNaN(float64(out[1])) || !math.IsNaN(float64(out[9])) || out[0] != 0.5 {
+		t.Fatalf("NaN handling: %v", out)
+	}
 	// in place, as the step uses it
 	x := []float32{-100, -3, 0, 3, 100, 1, 2, 3, 4}
 	sigmoidBias(x, x, make([]float32, len(x)))

@@ -46,8 +46,8 @@ loop:
 	VADDPS  (DX), Y0, Y0      // z = x + b
 	VXORPS  Y1, Y1, Y1
 	VSUBPS  Y0, Y1, Y0        // t = -z
-	VMINPS  Y4, Y0, Y0        // t = min(t, 88)
-	VMAXPS  Y5, Y0, Y0        // t = max(t, -87)
+	VMINPS  Y0, Y4, Y0        // t = min(t, 88); a NaN t is kept (second source)
+	VMAXPS  Y0, Y5, Y0        // t = max(t, -87), NaN kept
 	VMULPS  Y6, Y0, Y1        // t·log2e
 	VROUNDPS $0, Y1, Y1       // n = round to nearest
 	VFNMADD231PS Y7, Y1, Y0   // r = t − n·ln2hi
