@@ -224,3 +224,22 @@ func TestWeightDecayOnlyOnWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestNaNParamsShowInLoss: a NaN parameter is never hidden by the kernels
+// (clamps, ReLU, top-k); it makes the loss NaN so that training stops.
+func TestNaNParamsShowInLoss(t *testing.T) {
+	for _, c := range modelConfigs() {
+		spans := []Span{layoutFor(c).BDec}
+		if c.Activation != ActTopK {
+			spans = append(spans, layoutFor(c).Enc)
+		}
+		for _, sp := range spans {
+			m, x := testProblem(t, c, 4, 1)
+			m.Params[sp.Off] = float32(math.NaN())
+			met := m.NewStep(4).Compute(x, 4, make([]float32, m.GradLen()))
+			if !math.IsNaN(met.Loss) {
+				t.Fatalf("%s: NaN at param %d gives loss %v", cfgName(c), sp.Off, met.Loss)
+			}
+		}
+	}
+}
