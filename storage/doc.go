@@ -44,4 +44,25 @@
 //	}
 //
 // [LoadDataset] reads a whole (small) dataset into memory instead.
+//
+// # The S3 client
+//
+// [Client] wraps minio-go for one bucket: every call takes a ctx, transient
+// failures are retried with capped exponential backoff and jitter until
+// [ClientConfig].RetryTimeout, after which the error wraps [ErrUnreachable];
+// wrong credentials ([ErrAccessDenied]) are never retried. Credentials come
+// from the config or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and are
+// redacted wherever a config is printed or logged. Package s3server is an
+// embedded S3-compatible server for local use and tests.
+//
+// # Checkpoints and models
+//
+// A [CheckpointStore] saves a [Checkpoint] (parameters, optimizer and
+// tracker state, step, epoch, seed, metrics) under a unique key and
+// publishes it by writing its commit marker last, so a half-written
+// checkpoint is never listed or loaded; loads verify its SHA-256, and Prune
+// keeps the last K. [UploadModel] copies a model directory (sae.safetensors,
+// cfg.json, metrics.json, pictures) under jobs/<id>/model/ with a manifest
+// written last; [PullModel] downloads and verifies it into a local directory
+// atomically.
 package storage
