@@ -11,7 +11,9 @@ import (
 const DefaultChunkRows = 1024
 
 // MemorySource serves the rows of a dataset held in memory. The dataset is
-// one shard cut into chunks of ChunkRows rows for the epoch order.
+// one shard cut into chunks of ChunkRows rows for the epoch order. A
+// MemorySource serves one Trainer: it keeps scratch between calls, so it is
+// not safe for concurrent use (give each member its own; they may share DS).
 type MemorySource struct {
 	DS        *storage.Dataset
 	ChunkRows int

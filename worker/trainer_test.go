@@ -95,19 +95,16 @@ type recordingSource struct {
 	seen map[int64]int
 }
 
-func (s *recordingSource) ReadStep(_ context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
+func (s *recordingSource) ReadStep(ctx context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
 	lo, hi := storage.BatchSlice(o.Len(), batch, step, rank, ranks)
-	ids := o.Rows(lo, hi-lo, nil)
 	s.mu.Lock()
-	for _, id := range ids {
+	for _, id := range o.Rows(lo, hi-lo, nil) {
 		s.seen[id]++
 	}
 	s.mu.Unlock()
-	d := s.DS.D
-	for i, id := range ids {
-		copy(dst[i*d:(i+1)*d], s.DS.X[id*int64(d):(id+1)*int64(d)])
-	}
-	return len(ids), nil
+	var own MemorySource // each rank needs its own scratch
+	own.DS, own.ChunkRows = s.DS, s.ChunkRows
+	return own.ReadStep(ctx, o, batch, step, rank, ranks, dst)
 }
 
 func testData(rows, d int, seed uint64) *storage.Dataset {
