@@ -45,7 +45,7 @@ func (f *benchAllReduceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.sizes, "bytes", "64KiB,1MiB,16MiB,64MiB", "buffer sizes, comma separated (suffixes KiB, MiB, GiB; multiples of 4)")
 	fl.IntVar(&f.iters, "iters", 20, "timed calls per size (the median is reported)")
 	fl.IntVar(&f.warmup, "warmup", 3, "untimed calls per size before the timed ones")
-	fl.StringVar(&f.pieceBytes, "piece-bytes", "512KiB", "largest message payload of the ring")
+	fl.StringVar(&f.pieceBytes, "piece-bytes", strconv.Itoa(allreduce.DefaultConfig().PieceBytes), "largest message payload of the ring (bytes; KiB/MiB suffixes allowed)")
 	fl.IntVar(&f.lanes, "lanes", allreduce.DefaultConfig().Lanes, "streams (connections) between neighbours")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "ring progress timeout")
 }
