@@ -81,10 +81,6 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 		}
 		src = &MemorySource{DS: r.Train}
 	}
-	var rows int64
-	for _, n := range src.Layout().ShardRows {
-		rows += n
-	}
 	tr, err := NewTrainer(Options{
 		Model: r.Model, Optimizer: opt, Source: src,
 		Batch: r.Batch, Seed: r.Seed, Steps: r.Steps,
@@ -143,7 +139,7 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	}
 	el := time.Since(start)
 	rep.Steps = r.Steps
-	rep.Epochs = float64(samples) / float64(rows)
+	rep.Epochs = float64(samples) / float64(tr.Rows())
 	rep.TrainSeconds = el.Seconds()
 	if el > 0 {
 		rep.SamplesPerSec = float64(samples) / el.Seconds()

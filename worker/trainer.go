@@ -147,6 +147,9 @@ func NewTrainer(o Options) (*Trainer, error) {
 	return t, nil
 }
 
+// Rows is the number of rows in one epoch of the dataset.
+func (t *Trainer) Rows() int64 { return t.rows }
+
 // StepsPerEpoch is the number of global batches in one epoch; the last
 // batch of an epoch holds the remaining rows and may be smaller than B.
 func (t *Trainer) StepsPerEpoch() int64 { return t.spe }
