@@ -3,14 +3,26 @@ package allreduce
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
 
 // BenchmarkAllReduce runs float32 all-reduces between N rings in this
-// process over TCP on loopback and reports the nccl-tests bandwidths:
-// algbw = bytes/time and busbw = algbw*2(N-1)/N, in GB/s (1e9 bytes/s).
+// process on loopback, for each data path (bulk streams over Unix sockets,
+// bulk streams over TCP, gRPC messages over TCP), and reports the
+// nccl-tests bandwidths: algbw = bytes/time and busbw = algbw*2(N-1)/N, in
+// GB/s (1e9 bytes/s).
 func BenchmarkAllReduce(b *testing.B) {
+	for _, tc := range transports {
+		if !strings.HasPrefix(tc.name, "tcp/") {
+			continue
+		}
+		b.Run("path="+strings.TrimPrefix(tc.name, "tcp/"), func(b *testing.B) { benchAllReduce(b, tc) })
+	}
+}
+
+func benchAllReduce(b *testing.B, tc transportCase) {
 	sizes := []struct {
 		name  string
 		bytes int
@@ -18,7 +30,7 @@ func BenchmarkAllReduce(b *testing.B) {
 	for _, n := range []int{2, 4} {
 		for _, sz := range sizes {
 			b.Run(fmt.Sprintf("N=%d,bytes=%s", n, sz.name), func(b *testing.B) {
-				c := startServers(b, TCP(), n)
+				c := startCase(b, tc, n)
 				rings := c.newRings(1, nil)
 				bufs := inputs[float32](11, n, sz.bytes/4)
 				ctx := context.Background()

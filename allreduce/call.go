@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 
 	"github.com/dsae/dsae/allreduce/ringpb"
@@ -168,14 +169,19 @@ func (lc *laneCall[T]) send() error {
 			}
 			lo, hi := lc.piece(ch, p)
 			l.pout.ringStep, l.pout.chunk, l.pout.offset = uint64(t), uint64(ch), uint64(lo)
-			switch v := any(lc.buf[lo:hi:hi]).(type) {
-			case []float32:
-				l.pout.f32, l.pout.f64 = v, nil
-			case []float64:
-				l.pout.f32, l.pout.f64 = nil, v
+			var err error
+			if l.bulkOut != nil {
+				err = lc.sendBulk(lc.buf[lo:hi:hi])
+			} else {
+				switch v := any(lc.buf[lo:hi:hi]).(type) {
+				case []float32:
+					l.pout.f32, l.pout.f64 = v, nil
+				case []float64:
+					l.pout.f32, l.pout.f64 = nil, v
+				}
+				err = st.SendMsg(&l.pout)
+				l.pout.f32, l.pout.f64 = nil, nil
 			}
-			err := st.SendMsg(&l.pout)
-			l.pout.f32, l.pout.f64 = nil, nil
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					// The next rank ended the stream; readReplies receives
@@ -190,6 +196,9 @@ func (lc *laneCall[T]) send() error {
 				r.testHookSent(lc.tag, t)
 			}
 		}
+	}
+	if l.bulkOut != nil {
+		return lc.awaitBulkAck()
 	}
 	var a *ringpb.Tag
 	select {
@@ -225,22 +234,28 @@ func (lc *laneCall[T]) receive() error {
 		for p := l.idx; p < lc.pieces(ch); p += lanes {
 			lc.wantStep, lc.wantChunk = t, ch
 			lc.wantLo, lc.wantHi = lc.piece(ch, p)
-			for {
-				lc.admitted, lc.verdict = false, nil
-				if err := l.sink.recv(in); err != nil {
-					return r.peerErr("receiving from", r.prev, err)
+			if l.bulkIn != nil {
+				if err := lc.receiveBulk(); err != nil {
+					return err
 				}
-				if !l.sink.isPiece {
-					lc.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
+			} else {
+				for {
+					lc.admitted, lc.verdict = false, nil
+					if err := l.sink.recv(in); err != nil {
+						return r.peerErr("receiving from", r.prev, err)
+					}
+					if !l.sink.isPiece {
+						lc.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
+					}
+					if lc.verdict != nil {
+						r.svc.refused.Add(1)
+						return lc.verdict
+					}
+					if lc.admitted {
+						break
+					}
+					r.svc.refused.Add(1) // another ring's or an earlier call's: dropped
 				}
-				if lc.verdict != nil {
-					r.svc.refused.Add(1)
-					return lc.verdict
-				}
-				if lc.admitted {
-					break
-				}
-				r.svc.refused.Add(1) // another ring's or an earlier call's: dropped
 			}
 			if len(lc.dst) != 0 || lc.ncarry != 0 {
 				return fmt.Errorf("%w: rank %d sent a short piece", ErrProtocol, r.prev)
@@ -254,10 +269,111 @@ func (lc *laneCall[T]) receive() error {
 			}
 		}
 	}
+	if l.bulkIn != nil {
+		putBulkAck(&l.ackIn, lc.tag)
+		if _, err := l.bulkIn.Write(l.ackIn[:]); err != nil {
+			return r.peerErr("acknowledging to", r.prev, err)
+		}
+		return nil
+	}
 	l.ackTag = ringpb.Tag{Job: lc.tag.Job, Generation: lc.tag.Generation, Step: lc.tag.Step, Phase: lc.tag.Phase}
 	l.ack.Kind = &ringpb.Reply_Ack{Ack: &ringpb.Ack{Tag: &l.ackTag}}
 	if err := in.SendMsg(&l.ack); err != nil {
 		return r.peerErr("acknowledging to", r.prev, err)
+	}
+	return nil
+}
+
+// sendBulk writes one piece, header and data, to the lane's bulk stream in
+// one gathering write straight from the caller's buffer (little-endian
+// hosts) or from an encoded copy.
+func (lc *laneCall[T]) sendBulk(v []T) error {
+	l := lc.l
+	l.pout.dataLen = len(v) * lc.size
+	putBulkHeader(&l.hdrOut, &l.pout.pieceHeader)
+	var data []byte
+	if littleEndian {
+		data = asBytes(v)
+	} else {
+		if cap(l.enc) < l.pout.dataLen {
+			l.enc = make([]byte, 0, lc.r.pieceBytes)
+		}
+		data = appendLE(l.enc[:0], v)
+	}
+	l.iov = [2][]byte{l.hdrOut[:], data}
+	bufs := net.Buffers(l.iov[:])
+	_, err := bufs.WriteTo(l.bulkOut)
+	l.iov = [2][]byte{}
+	return err
+}
+
+// awaitBulkAck reads the next rank's acknowledgement of the call from the
+// bulk stream (the only bytes that travel back on it).
+func (lc *laneCall[T]) awaitBulkAck() error {
+	r, l := lc.r, lc.l
+	if _, err := io.ReadFull(l.bulkOut, l.ackOut[:]); err != nil {
+		return r.peerErr("reading the acknowledgement of", r.next, err)
+	}
+	step, phase, err := parseBulkAck(l.ackOut[:])
+	if err == nil && (step != lc.tag.Step || phase != lc.tag.Phase) {
+		err = fmt.Errorf("acknowledged step %d phase %d instead of %v", step, phase, lc.tag)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: rank %d: %v", ErrProtocol, r.next, err)
+	}
+	r.touch()
+	return nil
+}
+
+// receiveBulk reads the next piece of the call from the lane's bulk
+// stream: headers of pieces that belong to an earlier call are refused and
+// their data skipped; the expected piece's data are added (in cache-sized
+// reads) or read straight into place.
+func (lc *laneCall[T]) receiveBulk() error {
+	r, l := lc.r, lc.l
+	in := l.bulkIn
+	for {
+		if _, err := io.ReadFull(in, l.hdrIn[:]); err != nil {
+			return r.peerErr("receiving from", r.prev, err)
+		}
+		h := pieceHeader{job: r.job}
+		if err := parseBulkHeader(l.hdrIn[:], &h); err != nil {
+			r.svc.refused.Add(1)
+			return fmt.Errorf("%w: rank %d: %v", ErrProtocol, r.prev, err)
+		}
+		lc.admitted, lc.verdict = false, nil
+		if lc.admit(&h) {
+			break
+		}
+		r.svc.refused.Add(1)
+		if lc.verdict != nil {
+			return lc.verdict
+		}
+		// An earlier call's piece: skip its data.
+		if _, err := io.CopyN(io.Discard, in, int64(h.dataLen)); err != nil {
+			return r.peerErr("receiving from", r.prev, err)
+		}
+	}
+	if !lc.add && littleEndian {
+		n := len(lc.dst)
+		if _, err := io.ReadFull(in, asBytes(lc.dst)); err != nil {
+			return r.peerErr("receiving from", r.prev, err)
+		}
+		lc.dst = lc.dst[n:]
+		return nil
+	}
+	if l.scratch == nil {
+		l.scratch = make([]byte, 0, max(bulkReadBytes, 8))
+	}
+	rest := len(lc.dst) * lc.size
+	for rest > 0 {
+		seg := l.scratch[:min(rest, cap(l.scratch))]
+		if _, err := io.ReadFull(in, seg); err != nil {
+			return r.peerErr("receiving from", r.prev, err)
+		}
+		lc.take(seg)
+		rest -= len(seg)
+		r.touch()
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ func TestConfigValidate(t *testing.T) {
 		{"piece small", "PieceBytes 10 out of range", func(c *Config) { c.PieceBytes = 10 }},
 		{"piece large", "PieceBytes 4194304 out of range", func(c *Config) { c.PieceBytes = 4 << 20 }},
 		{"no lanes", "Lanes 0 out of range [1, 16]", func(c *Config) { c.Lanes = 0 }},
+		{"data path", "DataPath 7: want DataBulk or DataGRPC", func(c *Config) { c.DataPath = 7 }},
 	}
 	for _, tc := range cases {
 		cfg := base
@@ -37,6 +38,28 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	if _, err := NewRing(NewService(), Config{Members: []string{"x"}, Timeout: time.Second}); !errors.Is(err, ErrInvalidConfig) {
-		t.Errorf("NewRing with PieceBytes 0: %v", err)
+		t.Errorf("NewRing with Lanes 0: %v", err)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want int
+	}{
+		{Config{}, DefaultBulkPieceBytes},
+		{Config{DataPath: DataGRPC}, DefaultGRPCPieceBytes},
+		{Config{PieceBytes: 4100}, 4096},
+		{Config{PieceBytes: 4100, DataPath: DataGRPC}, 4096},
+	} {
+		if got := tc.cfg.pieceBytes(); got != tc.want {
+			t.Errorf("pieceBytes of %+v = %d, want %d", tc.cfg, got, tc.want)
+		}
+	}
+	for _, s := range []string{"bulk", "grpc"} {
+		p, err := ParseDataPath(s)
+		if err != nil || p.String() != s {
+			t.Errorf("ParseDataPath(%q) = %v, %v", s, p, err)
+		}
+	}
+	if _, err := ParseDataPath("tcp"); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), `"tcp"`) {
+		t.Errorf("ParseDataPath(tcp): %v", err)
 	}
 }

@@ -30,7 +30,7 @@ func TestPeerKilledMidCall(t *testing.T) {
 
 func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 	const n, victim = 4, 2
-	c := startServers(t, tc.new(), n)
+	c := startCase(t, tc, n)
 	rings := c.newRings(1, func(cfg *Config) {
 		cfg.PieceBytes = piece
 		cfg.Timeout = time.Minute

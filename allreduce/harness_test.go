@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -18,26 +19,49 @@ import (
 type cluster struct {
 	t       testing.TB
 	tr      Transport
+	path    DataPath
 	servers []*Server
 	rings   []*Ring
 }
 
+// transportCase is a transport and a data path; unix says whether servers
+// offer Unix sockets for bulk streams (TCP only).
 type transportCase struct {
 	name string
 	new  func() Transport
+	path DataPath
+	unix bool
 }
 
 var transports = []transportCase{
-	{"tcp", func() Transport { return TCP() }},
-	{"mem", func() Transport { return NewMemTransport() }},
+	{"tcp/bulk-unix", func() Transport { return TCP() }, DataBulk, true},
+	{"tcp/bulk-tcp", func() Transport { return TCP() }, DataBulk, false},
+	{"tcp/grpc", func() Transport { return TCP() }, DataGRPC, false},
+	{"mem/bulk", func() Transport { return NewMemTransport() }, DataBulk, false},
+	{"mem/grpc", func() Transport { return NewMemTransport() }, DataGRPC, false},
 }
 
-// startServers starts n servers; rings are added with addRings.
+// startServers starts n servers with the default data path (bulk, with
+// Unix sockets); rings are added with newRings.
 func startServers(t testing.TB, tr Transport, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, tr: tr}
+	return startCluster(t, tr, DataBulk, n)
+}
+
+// startCase starts n servers for a transportCase.
+func startCase(t testing.TB, tc transportCase, n int, opts ...ServiceOption) *cluster {
+	t.Helper()
+	if !tc.unix {
+		opts = append(opts, WithUnixSockets(""))
+	}
+	return startCluster(t, tc.new(), tc.path, n, opts...)
+}
+
+func startCluster(t testing.TB, tr Transport, path DataPath, n int, opts ...ServiceOption) *cluster {
+	t.Helper()
+	c := &cluster{t: t, tr: tr, path: path}
 	for range n {
-		s, err := StartServer(tr, "127.0.0.1:0", NewService())
+		s, err := StartServer(tr, "127.0.0.1:0", NewService(opts...))
 		if err != nil {
 			t.Fatalf("start server: %v", err)
 		}
@@ -45,6 +69,35 @@ func startServers(t testing.TB, tr Transport, n int) *cluster {
 	}
 	t.Cleanup(c.stop)
 	return c
+}
+
+// checkDataPath checks what carried the pieces of rings: for the bulk path,
+// a Unix socket or TCP connection (or an in-memory one) on every lane; for
+// the gRPC path, no bulk connection.
+func checkDataPath(t *testing.T, tc transportCase, rings []*Ring) {
+	t.Helper()
+	for r, ring := range rings {
+		if ring.n == 1 {
+			continue
+		}
+		for _, l := range ring.lanes {
+			c := l.bulkOut
+			var ok bool
+			switch {
+			case tc.path == DataGRPC:
+				ok = c == nil
+			case tc.name == "tcp/bulk-unix":
+				_, ok = c.(*net.UnixConn)
+			case tc.name == "tcp/bulk-tcp":
+				_, ok = c.(*net.TCPConn)
+			default:
+				ok = c != nil
+			}
+			if !ok {
+				t.Fatalf("%s: rank %d lane %d sent on %T", tc.name, r, l.idx, c)
+			}
+		}
+	}
 }
 
 func (c *cluster) addrs() []string {
@@ -62,7 +115,7 @@ func (c *cluster) newRings(gen uint64, edit func(*Config)) []*Ring {
 	for i, s := range c.servers {
 		cfg := DefaultConfig()
 		cfg.Job, cfg.Generation, cfg.Members, cfg.Rank = "job", gen, c.addrs(), i
-		cfg.Transport = c.tr
+		cfg.Transport, cfg.DataPath = c.tr, c.path
 		cfg.Timeout = 20 * time.Second
 		if edit != nil {
 			edit(&cfg)

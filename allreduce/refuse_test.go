@@ -75,6 +75,7 @@ func TestWrongTagsRefusedNeverAdded(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Job, cfg.Generation, cfg.Members, cfg.Rank = "job", 3, []string{lis.Addr().String(), srv.Addr()}, 1
 	cfg.Transport, cfg.Timeout, cfg.Lanes = tr, time.Minute, 1
+	cfg.DataPath = DataGRPC // the fake rank and this test speak gRPC pieces
 	ring, err := NewRing(srv.Service(), cfg)
 	if err != nil {
 		t.Fatal(err)

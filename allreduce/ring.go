@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,10 @@ type Ring struct {
 	hasTag  bool
 	lastTag Tag
 
+	bulkMu     sync.Mutex // guards lane.bulkIn and lane.bulkOut
+	bulkClosed bool
+	job        []byte // cfg.Job, for pieces read from bulk streams
+
 	progress atomic.Int64 // unix nanoseconds of the last piece moved
 	closing  atomic.Bool
 	readers  sync.WaitGroup
@@ -68,7 +73,20 @@ type lane struct {
 	inReady  chan struct{}            // closed once in is usable
 	reserved bool
 
+	// Bulk byte streams (DataBulk), set under Ring.bulkMu and closed when
+	// the ring ends or fails.
+	bulkOut net.Conn // to next; set by outgoing
+	bulkIn  net.Conn // from prev; set before inReady is closed
+
 	// Used by one call at a time (under Ring.callMu).
+	hdrOut  [bulkHeaderLen]byte
+	hdrIn   [bulkHeaderLen]byte
+	ackIn   [bulkAckLen]byte // written to prev on bulkIn
+	ackOut  [bulkAckLen]byte // read from next on bulkOut
+	iov     [2][]byte
+	scratch []byte // bulk reads of pieces that are added, or decoded
+	enc     []byte // encoded piece to send (big-endian hosts)
+
 	out    ringpb.Ring_StreamClient
 	acks   chan *ringpb.Ack // from readReplies to the sending goroutine
 	sink   *pieceSink
@@ -100,9 +118,14 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 		n:          n,
 		prev:       (cfg.Rank + n - 1) % n,
 		next:       (cfg.Rank + 1) % n,
-		pieceBytes: cfg.PieceBytes &^ 7,
+		pieceBytes: cfg.pieceBytes(),
+		job:        []byte(cfg.Job),
+	}
+	if cfg.DataPath == DataBulk && n > 1 && !svc.hasBulk() {
+		return nil, fmt.Errorf("%w: DataPath bulk needs a Service served by StartServer, which accepts bulk connections; use DataGRPC with a Service registered on another gRPC server", ErrInvalidConfig)
 	}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	context.AfterFunc(r.ctx, r.closeBulk)
 	for i := range cfg.Lanes {
 		l := &lane{idx: i, inReady: make(chan struct{}), acks: make(chan *ringpb.Ack, 1), sink: &pieceSink{}, track: newSendTracker()}
 		l.pout.track = l.track
@@ -123,6 +146,45 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// closeBulk closes every bulk stream; it runs once the ring ends or fails,
+// which unblocks any goroutine reading or writing one.
+func (r *Ring) closeBulk() {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	r.bulkClosed = true
+	for _, l := range r.lanes {
+		for _, c := range []net.Conn{l.bulkIn, l.bulkOut} {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+}
+
+// setBulkIn installs lane l's incoming bulk stream; false (and the stream
+// closed) if the ring has ended.
+func (r *Ring) setBulkIn(l int, c net.Conn) bool {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	if r.bulkClosed {
+		c.Close()
+		return false
+	}
+	r.lanes[l].bulkIn = c
+	return true
+}
+
+func (r *Ring) setBulkOut(l *lane, c net.Conn) bool {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	if r.bulkClosed {
+		c.Close()
+		return false
+	}
+	l.bulkOut = c
+	return true
 }
 
 func (r *Ring) closeConns() {
@@ -332,6 +394,7 @@ func (r *Ring) outgoing(l *lane) (ringpb.Ring_StreamClient, error) {
 		Job: r.cfg.Job, Generation: r.cfg.Generation,
 		FromRank: uint32(r.cfg.Rank), ToRank: uint32(r.next), Ranks: uint32(r.n),
 		Lane: uint32(l.idx), Lanes: uint32(len(r.lanes)),
+		DataPath: r.cfg.DataPath.wire(), PieceBytes: uint32(r.pieceBytes),
 	}}}
 	backoff := 5 * time.Millisecond
 	for {
@@ -344,6 +407,19 @@ func (r *Ring) outgoing(l *lane) (ringpb.Ring_StreamClient, error) {
 			}
 			if err == nil && rep.GetAccept() == nil {
 				err = fmt.Errorf("%w: rank %d answered the hello with %v", ErrProtocol, r.next, &rep)
+			}
+			if err == nil && r.cfg.DataPath == DataBulk {
+				offer := rep.GetAccept().GetBulk()
+				if offer == nil {
+					return nil, fmt.Errorf("%w: rank %d (%s) offered no bulk connection: every member must use DataPath bulk", ErrRefused, r.next, r.cfg.Members[r.next])
+				}
+				c, err := r.dialBulk(offer)
+				if err != nil {
+					return nil, err
+				}
+				if !r.setBulkOut(l, c) {
+					return nil, context.Cause(r.ctx)
+				}
 			}
 			if err == nil {
 				l.out = st
@@ -387,6 +463,10 @@ func (r *Ring) readReplies(l *lane, st ringpb.Ring_StreamClient) {
 			return
 		}
 		ack := rep.GetAck()
+		if r.cfg.DataPath == DataBulk {
+			r.fail(fmt.Errorf("%w: rank %d sent %v on a stream whose acknowledgements travel on its bulk connection", ErrProtocol, r.next, rep))
+			return
+		}
 		if ack == nil {
 			r.fail(fmt.Errorf("%w: rank %d sent %v after accepting the stream", ErrProtocol, r.next, rep))
 			return

@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 			lanes := 1 + 2*(n%2)
 			t.Run(fmt.Sprintf("%s/N=%d,lanes=%d", tc.name, n, lanes), func(t *testing.T) {
 				t.Parallel()
-				c := startServers(t, tc.new(), n)
+				c := startCase(t, tc, n)
 				// Small pieces so that chunks span several pieces.
 				rings := c.newRings(1, func(cfg *Config) {
 					cfg.PieceBytes = MinPieceBytes
@@ -41,6 +41,7 @@ func TestConformance(t *testing.T) {
 					}
 					checkSums(t, in64, out64)
 				}
+				checkDataPath(t, tc, rings)
 				for r, s := range c.servers {
 					if got := s.Service().Refused(); got != 0 {
 						t.Errorf("rank %d refused %d messages in a clean run", r, got)
@@ -51,17 +52,24 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// TestDefaultPieceSize covers the default configuration, where a chunk is
-// sent in several 512 KiB pieces.
+// TestDefaultPieceSize covers the default configuration of each data path,
+// where a chunk is sent in several default-sized pieces (2 MiB on the bulk
+// path, 512 KiB through gRPC) spread over two lanes.
 func TestDefaultPieceSize(t *testing.T) {
-	c := startServers(t, TCP(), 2)
-	rings := c.newRings(1, func(cfg *Config) { cfg.Lanes = 2 })
-	in := inputs[float32](3, 2, 300_001)
-	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []DataPath{DataBulk, DataGRPC} {
+		t.Run(path.String(), func(t *testing.T) {
+			c := startCluster(t, TCP(), path, 2)
+			rings := c.newRings(1, func(cfg *Config) { cfg.Lanes = 2 })
+			// Chunks of 2.5 default pieces and a bit.
+			l := 2 * (5*Config{DataPath: path}.pieceBytes()/2/4 + 3)
+			in := inputs[float32](3, 2, l)
+			out, err := allReduceAll(context.Background(), rings, 1, 0, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSums(t, in, out)
+		})
 	}
-	checkSums(t, in, out)
 }
 
 // TestIdenticalAcrossGenerations: a later generation with a different
@@ -149,7 +157,7 @@ func TestCloseRightAfterCall(t *testing.T) {
 func TestEarlyPiecesOfTheNextCall(t *testing.T) {
 	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
-			c := startServers(t, tc.new(), 2)
+			c := startCase(t, tc, 2)
 			rings := c.newRings(1, func(cfg *Config) { cfg.PieceBytes = MinPieceBytes })
 			ctx := context.Background()
 			in1 := inputs[float32](12, 2, 5000)

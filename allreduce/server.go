@@ -2,8 +2,12 @@ package allreduce
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -52,8 +56,8 @@ func dialOptions(t Transport) []grpc.DialOption {
 	}
 }
 
-// Server is a gRPC server that serves only a Service. Workers that run more
-// services on one server use Service.Register and ServerOptions instead.
+// Server serves a Service: its gRPC service, and the bulk connections of
+// rings that use DataBulk.
 type Server struct {
 	svc  *Service
 	g    *grpc.Server
@@ -61,25 +65,105 @@ type Server struct {
 	done chan struct{}
 	err  error
 	once sync.Once
+
+	bulkLis []net.Listener
+	bulkWG  sync.WaitGroup
+	hsMu    sync.Mutex
+	hs      map[net.Conn]struct{} // bulk connections in their handshake
+	stopped bool
 }
 
 // StartServer listens on addr through t and serves svc until Stop. opts
 // are added after ServerOptions (for example authentication interceptors).
+//
+// It also listens for bulk connections (Config.DataPath DataBulk): through
+// t on the same host as addr with a port of the system's choosing, and,
+// when t is TCP and the Service has a Unix socket directory
+// (WithUnixSockets), on a Unix socket there for ranks on the same host.
 func StartServer(t Transport, addr string, svc *Service, opts ...grpc.ServerOption) (*Server, error) {
 	lis, err := t.Listen(addr)
 	if err != nil {
 		return nil, err
 	}
+	s := &Server{svc: svc, lis: lis, done: make(chan struct{}), hs: make(map[net.Conn]struct{})}
+	if err := s.listenBulk(t, addr); err != nil {
+		lis.Close()
+		for _, l := range s.bulkLis {
+			l.Close()
+		}
+		return nil, err
+	}
 	g := grpc.NewServer(append(ServerOptions(), opts...)...)
 	svc.Register(g)
-	s := &Server{svc: svc, g: g, lis: lis, done: make(chan struct{})}
+	s.g = g
 	go func() {
 		defer close(s.done)
 		if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.err = err
 		}
 	}()
+	for _, l := range s.bulkLis {
+		s.bulkWG.Add(1)
+		go s.acceptBulk(l)
+	}
 	return s, nil
+}
+
+// unixSocketSeq makes Unix socket names unique within a process.
+var unixSocketSeq atomic.Uint64
+
+func (s *Server) listenBulk(t Transport, addr string) error {
+	bulkAddr := addr
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		bulkAddr = net.JoinHostPort(host, "0")
+	}
+	bl, err := t.Listen(bulkAddr)
+	if err != nil {
+		return fmt.Errorf("allreduce: bulk listener: %w", err)
+	}
+	s.bulkLis = append(s.bulkLis, bl)
+	ends := &bulkEndpoints{tcpAddr: bl.Addr().String()}
+	if _, isTCP := t.(tcpTransport); isTCP && s.svc.unixDir != "" && localHost() != "" {
+		path := filepath.Join(s.svc.unixDir, fmt.Sprintf("dsae-ring-%d-%d.sock", os.Getpid(), unixSocketSeq.Add(1)))
+		ul, err := net.Listen("unix", path)
+		if err != nil {
+			return fmt.Errorf("allreduce: Unix socket for bulk connections: %w", err)
+		}
+		s.bulkLis = append(s.bulkLis, ul)
+		ends.unixPath = path
+	}
+	return s.svc.setBulk(ends)
+}
+
+// acceptBulk accepts bulk connections on l until it is closed.
+func (s *Server) acceptBulk(l net.Listener) {
+	defer s.bulkWG.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		if uc, ok := c.(*net.UnixConn); ok {
+			uc.SetReadBuffer(unixSocketBuffer)
+			uc.SetWriteBuffer(unixSocketBuffer)
+		}
+		s.hsMu.Lock()
+		if s.stopped {
+			s.hsMu.Unlock()
+			c.Close()
+			return
+		}
+		s.hs[c] = struct{}{}
+		s.bulkWG.Add(1)
+		s.hsMu.Unlock()
+		go func() {
+			defer s.bulkWG.Done()
+			s.svc.handshakeBulk(c)
+			s.hsMu.Lock()
+			delete(s.hs, c)
+			s.hsMu.Unlock()
+		}()
+	}
 }
 
 // Addr is the address other ranks dial.
@@ -88,10 +172,25 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // Service returns the served Service.
 func (s *Server) Service() *Service { return s.svc }
 
-// Stop closes the listener and every connection at once (streams in
-// progress fail) and waits for the serving goroutine to end.
+// Stop closes the listeners and every connection at once (streams in
+// progress fail) and waits for the serving goroutines to end. Bulk
+// connections already handed to rings belong to the rings, which see their
+// gRPC streams end and fail.
 func (s *Server) Stop() error {
-	s.once.Do(func() { s.g.Stop() })
+	s.once.Do(func() {
+		s.svc.clearBulk()
+		s.hsMu.Lock()
+		s.stopped = true
+		for c := range s.hs {
+			c.Close()
+		}
+		s.hsMu.Unlock()
+		for _, l := range s.bulkLis {
+			l.Close()
+		}
+		s.g.Stop()
+		s.bulkWG.Wait()
+	})
 	<-s.done
 	return s.err
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dsae/dsae/allreduce/ringpb"
 	"google.golang.org/grpc"
@@ -23,9 +25,22 @@ type Service struct {
 	mu     sync.Mutex
 	rings  map[ringKey]*Ring
 	newest map[string]uint64 // highest generation ever registered per job
+	offers map[bulkToken]*bulkOffer
+	bulk   *bulkEndpoints // set by the Server that serves bulk connections
+
+	unixDir string
 
 	refused atomic.Uint64
 }
+
+// ServiceOption configures a Service.
+type ServiceOption func(*Service)
+
+// WithUnixSockets sets the directory in which a Server started with
+// StartServer over TCP creates the Unix socket it offers, besides its TCP
+// bulk port, to previous ranks on the same host (the default is
+// os.TempDir()); "" offers none, so that such ranks use TCP.
+func WithUnixSockets(dir string) ServiceOption { return func(s *Service) { s.unixDir = dir } }
 
 type ringKey struct {
 	job string
@@ -35,8 +50,40 @@ type ringKey struct {
 var _ ringpb.RingServer = (*Service)(nil)
 
 // NewService returns a Service serving no ring yet.
-func NewService() *Service {
-	return &Service{rings: make(map[ringKey]*Ring), newest: make(map[string]uint64)}
+func NewService(opts ...ServiceOption) *Service {
+	s := &Service{
+		rings:   make(map[ringKey]*Ring),
+		newest:  make(map[string]uint64),
+		offers:  make(map[bulkToken]*bulkOffer),
+		unixDir: os.TempDir(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// setBulk records where the Service accepts bulk connections.
+func (s *Service) setBulk(e *bulkEndpoints) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bulk != nil {
+		return errors.New("allreduce: the Service already has a server for bulk connections")
+	}
+	s.bulk = e
+	return nil
+}
+
+func (s *Service) clearBulk() {
+	s.mu.Lock()
+	s.bulk = nil
+	s.mu.Unlock()
+}
+
+func (s *Service) hasBulk() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bulk != nil
 }
 
 // Register adds the service to a gRPC server. Build that server with
@@ -95,6 +142,18 @@ func (s *Service) lookup(h *ringpb.Hello) (*Ring, error) {
 			"hello from rank %d to rank %d of %d on lane %d of %d does not match this ring (rank %d of %d, previous rank %d, %d lanes)",
 			h.GetFromRank(), h.GetToRank(), h.GetRanks(), h.GetLane(), h.GetLanes(), r.cfg.Rank, n, r.prev, len(r.lanes))
 	}
+	path := h.GetDataPath()
+	if path == ringpb.DataPath_DATA_PATH_UNSPECIFIED {
+		path = ringpb.DataPath_DATA_PATH_GRPC
+	}
+	// A piece size of 0 is not stated (a hand-written peer); a wrong one
+	// would show as misplaced pieces.
+	if path != r.cfg.DataPath.wire() || (h.GetPieceBytes() != 0 && int(h.GetPieceBytes()) != r.pieceBytes) {
+		s.refused.Add(1)
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"hello from rank %d asks for data path %v with %d-byte pieces; this ring (rank %d) uses %v with %d-byte pieces: every member must use the same DataPath and PieceBytes",
+			h.GetFromRank(), path, h.GetPieceBytes(), r.cfg.Rank, r.cfg.DataPath.wire(), r.pieceBytes)
+	}
 	return r, nil
 }
 
@@ -119,10 +178,52 @@ func (s *Service) Stream(stream ringpb.Ring_StreamServer) error {
 		s.refused.Add(1)
 		return status.Errorf(codes.AlreadyExists, "rank %d already has a stream from rank %d on lane %d", r.cfg.Rank, r.prev, lane)
 	}
-	accept := &ringpb.Reply{Kind: &ringpb.Reply_Accept{Accept: &ringpb.Accept{}}}
-	if err := stream.Send(accept); err != nil {
+	accept := &ringpb.Accept{}
+	var offer *bulkOffer
+	if r.cfg.DataPath == DataBulk {
+		s.mu.Lock()
+		ends := s.bulk
+		s.mu.Unlock()
+		if ends == nil {
+			err := fmt.Errorf("%w: rank %d serves no bulk connections (its Server was stopped)", ErrPeer, r.cfg.Rank)
+			r.fail(err)
+			return status.Error(codes.Unavailable, err.Error())
+		}
+		var err error
+		if offer, err = s.offerBulk(); err != nil {
+			r.fail(err)
+			return status.Error(codes.Internal, err.Error())
+		}
+		defer s.withdraw(offer)
+		accept.Bulk = &ringpb.Bulk{Token: offer.token[:], TcpAddr: ends.tcpAddr, UnixPath: ends.unixPath}
+		if ends.unixPath != "" {
+			accept.Bulk.Host = localHost()
+		}
+	}
+	if err := stream.Send(&ringpb.Reply{Kind: &ringpb.Reply_Accept{Accept: accept}}); err != nil {
 		r.fail(fmt.Errorf("%w: accepting stream from rank %d: %w", ErrPeer, r.prev, err))
 		return err
+	}
+	if offer != nil {
+		timer := time.NewTimer(r.cfg.Timeout)
+		select {
+		case c := <-offer.conn:
+			timer.Stop()
+			if !r.setBulkIn(lane, c) {
+				return status.Errorf(codes.Aborted, "ring of rank %d failed: %v", r.cfg.Rank, context.Cause(r.ctx))
+			}
+		case <-timer.C:
+			err := fmt.Errorf("%w: rank %d did not open its bulk connection within %v", ErrTimeout, r.prev, r.cfg.Timeout)
+			r.fail(err)
+			return status.Error(codes.DeadlineExceeded, err.Error())
+		case <-r.ctx.Done():
+			timer.Stop()
+			return status.Errorf(codes.Aborted, "ring of rank %d failed: %v", r.cfg.Rank, context.Cause(r.ctx))
+		case <-stream.Context().Done():
+			timer.Stop()
+			r.fail(fmt.Errorf("%w: stream from rank %d ended before its bulk connection opened", ErrPeer, r.prev))
+			return stream.Context().Err()
+		}
 	}
 	r.publishIncoming(lane)
 	select {

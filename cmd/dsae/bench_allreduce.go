@@ -35,6 +35,8 @@ type benchAllReduceFlags struct {
 	warmup     int
 	pieceBytes string
 	lanes      int
+	dataPath   string
+	unix       bool
 	timeout    time.Duration
 	json       bool
 }
@@ -45,8 +47,10 @@ func (f *benchAllReduceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.sizes, "bytes", "64KiB,1MiB,16MiB,64MiB", "buffer sizes, comma separated (suffixes KiB, MiB, GiB; multiples of 4)")
 	fl.IntVar(&f.iters, "iters", 20, "timed calls per size (the median is reported)")
 	fl.IntVar(&f.warmup, "warmup", 3, "untimed calls per size before the timed ones")
-	fl.StringVar(&f.pieceBytes, "piece-bytes", strconv.Itoa(allreduce.DefaultConfig().PieceBytes), "largest message payload of the ring (bytes; KiB/MiB suffixes allowed)")
+	fl.StringVar(&f.pieceBytes, "piece-bytes", "0", "largest message payload of the ring (bytes; KiB/MiB suffixes allowed; 0 = the data path's default)")
 	fl.IntVar(&f.lanes, "lanes", allreduce.DefaultConfig().Lanes, "streams (connections) between neighbours")
+	fl.StringVar(&f.dataPath, "data-path", allreduce.DefaultConfig().DataPath.String(), "how pieces travel: bulk (byte streams beside gRPC) or grpc (gRPC messages)")
+	fl.BoolVar(&f.unix, "unix", true, "let ranks on one host open their bulk streams over Unix sockets (false: TCP on loopback)")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "ring progress timeout")
 }
 
@@ -78,8 +82,11 @@ func (f *benchAllReduceFlags) parsed() (sizes []int64, piece int64, err error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("--piece-bytes: %w", err)
 	}
-	if piece < allreduce.MinPieceBytes || piece > allreduce.MaxPieceBytes {
-		return nil, 0, fmt.Errorf("--piece-bytes %d out of range [%d, %d]", piece, allreduce.MinPieceBytes, allreduce.MaxPieceBytes)
+	if piece != 0 && (piece < allreduce.MinPieceBytes || piece > allreduce.MaxPieceBytes) {
+		return nil, 0, fmt.Errorf("--piece-bytes %d out of range [%d, %d] (or 0 for the default)", piece, allreduce.MinPieceBytes, allreduce.MaxPieceBytes)
+	}
+	if _, err := allreduce.ParseDataPath(f.dataPath); err != nil {
+		return nil, 0, fmt.Errorf("--data-path %q: want bulk or grpc", f.dataPath)
 	}
 	if f.lanes < 1 || f.lanes > allreduce.MaxLanes {
 		return nil, 0, fmt.Errorf("--lanes %d out of range [1, %d]", f.lanes, allreduce.MaxLanes)
@@ -123,6 +130,8 @@ func formatByteSize(n int64) string {
 // bench/allreduce_compare.sh.
 type benchResult struct {
 	Impl      string  `json:"impl"`
+	DataPath  string  `json:"data_path"`
+	Unix      bool    `json:"unix"`
 	Ranks     int     `json:"ranks"`
 	Bytes     int64   `json:"bytes"`
 	Iters     int     `json:"iters"`
@@ -194,7 +203,8 @@ func runAllReduceBench(ctx context.Context, f *benchAllReduceFlags, sizes []int6
 		c := exec.CommandContext(ctx, exe, "bench", "allreduce-rank",
 			"--rank", strconv.Itoa(r), "--ranks", strconv.Itoa(f.ranks), "--bytes", f.sizes,
 			"--iters", strconv.Itoa(f.iters), "--warmup", strconv.Itoa(f.warmup),
-			"--piece-bytes", f.pieceBytes, "--lanes", strconv.Itoa(f.lanes), "--timeout", f.timeout.String())
+			"--piece-bytes", f.pieceBytes, "--lanes", strconv.Itoa(f.lanes), "--timeout", f.timeout.String(),
+			"--data-path", f.dataPath, "--unix="+strconv.FormatBool(f.unix))
 		c.Stderr = os.Stderr
 		stdin, err := c.StdinPipe()
 		if err != nil {
@@ -249,7 +259,12 @@ func runAllReduceBench(ctx context.Context, f *benchAllReduceFlags, sizes []int6
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return summarise(reports, sizes, f.iters), nil
+	res := summarise(reports, sizes, f.iters)
+	for i := range res {
+		res[i].DataPath = f.dataPath
+		res[i].Unix = f.unix && f.dataPath == allreduce.DataBulk.String()
+	}
+	return res, nil
 }
 
 // summarise takes, per timed call, the slowest rank's time and reports the
@@ -317,7 +332,11 @@ func newBenchAllReduceRankCmd() *cobra.Command {
 }
 
 func runAllReduceRank(ctx context.Context, in io.Reader, out io.Writer, f *benchAllReduceFlags, rank int, sizes []int64, piece int64) error {
-	svc := allreduce.NewService()
+	var opts []allreduce.ServiceOption
+	if !f.unix {
+		opts = append(opts, allreduce.WithUnixSockets(""))
+	}
+	svc := allreduce.NewService(opts...)
 	srv, err := allreduce.StartServer(allreduce.TCP(), "127.0.0.1:0", svc)
 	if err != nil {
 		return err
@@ -335,6 +354,9 @@ func runAllReduceRank(ctx context.Context, in io.Reader, out io.Writer, f *bench
 	cfg.Job, cfg.Generation = "bench", 1
 	cfg.Members, cfg.Rank = strings.Split(members, ","), rank
 	cfg.PieceBytes, cfg.Timeout, cfg.Lanes = int(piece), f.timeout, f.lanes
+	if cfg.DataPath, err = allreduce.ParseDataPath(f.dataPath); err != nil {
+		return err
+	}
 	ring, err := allreduce.NewRing(svc, cfg)
 	if err != nil {
 		return err
@@ -367,6 +389,20 @@ func runAllReduceRank(ctx context.Context, in io.Reader, out io.Writer, f *bench
 			}
 		}
 		rep.Times = append(rep.Times, times)
+		// One more call checks the sums: rank r contributes r+1 everywhere,
+		// so every element must come back as exactly N(N+1)/2.
+		for i := range buf {
+			buf[i] = float32(rank + 1)
+		}
+		if err := call(buf); err != nil {
+			return err
+		}
+		want := float32(len(cfg.Members) * (len(cfg.Members) + 1) / 2)
+		for i, v := range buf {
+			if v != want {
+				return fmt.Errorf("rank %d: element %d of the %s check is %g, want %g", rank, i, formatByteSize(size), v, want)
+			}
+		}
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {

@@ -26,11 +26,12 @@ func TestParseByteSize(t *testing.T) {
 
 func TestBenchFlagsRejectBadInput(t *testing.T) {
 	cases := map[string]benchAllReduceFlags{
-		"--ranks 0 out of range":       {ranks: 0, sizes: "4", iters: 1, pieceBytes: "1KiB", lanes: 1, timeout: 1},
-		"multiple of 4":                {ranks: 2, sizes: "6", iters: 1, pieceBytes: "1KiB", lanes: 1, timeout: 1},
-		"--iters 0 out of range":       {ranks: 2, sizes: "4", iters: 0, pieceBytes: "1KiB", lanes: 1, timeout: 1},
-		"--piece-bytes 8 out of range": {ranks: 2, sizes: "4", iters: 1, pieceBytes: "8", lanes: 1, timeout: 1},
-		"--lanes 17 out of range":      {ranks: 2, sizes: "4", iters: 1, pieceBytes: "1KiB", lanes: 17, timeout: 1},
+		"--ranks 0 out of range":       {ranks: 0, sizes: "4", iters: 1, pieceBytes: "1KiB", lanes: 1, dataPath: "bulk", timeout: 1},
+		"multiple of 4":                {ranks: 2, sizes: "6", iters: 1, pieceBytes: "1KiB", lanes: 1, dataPath: "bulk", timeout: 1},
+		"--iters 0 out of range":       {ranks: 2, sizes: "4", iters: 0, pieceBytes: "1KiB", lanes: 1, dataPath: "bulk", timeout: 1},
+		"--piece-bytes 8 out of range": {ranks: 2, sizes: "4", iters: 1, pieceBytes: "8", lanes: 1, dataPath: "bulk", timeout: 1},
+		`--data-path "tcp"`:            {ranks: 2, sizes: "4", iters: 1, pieceBytes: "0", lanes: 1, dataPath: "tcp", timeout: 1},
+		"--lanes 17 out of range":      {ranks: 2, sizes: "4", iters: 1, pieceBytes: "1KiB", lanes: 17, dataPath: "bulk", timeout: 1},
 	}
 	for want, f := range cases {
 		if _, _, err := f.parsed(); err == nil || !strings.Contains(err.Error(), want) {
