@@ -1,6 +1,6 @@
 // Package allreduce sums float32 and float64 buffers across the workers of
-// a dsae job with a bandwidth-optimal ring all-reduce over gRPC, so that
-// every worker ends with bitwise identical sums.
+// a dsae job with a bandwidth-optimal ring all-reduce coordinated over gRPC,
+// so that every worker ends with bitwise identical sums.
 //
 // # Model
 //
@@ -28,9 +28,11 @@
 // Within a ring the (step, phase) of successive calls must grow. A piece of
 // another job or generation, or of an earlier call, is refused and counted
 // (Service.Refused), never added; a stream opened by a ring of an older
-// generation than one the worker serves is refused. Messages of the next
-// call never overtake the current one: each lane is one ordered stream, and
-// HTTP/2 flow control holds a sender that runs ahead.
+// generation than one the worker serves is refused, and so is a bulk
+// connection without a valid token. Messages of the next call never
+// overtake the current one: each lane is one ordered stream, and flow
+// control (HTTP/2's, or TCP's and the socket buffers') holds a sender that
+// runs ahead.
 //
 // # Failures
 //
@@ -42,17 +44,45 @@
 // moves to a new generation and builds a new Ring. Close releases every
 // goroutine and stream.
 //
+// # Data paths
+//
+// Each lane's gRPC stream opens the lane: the Hello names the ring, both
+// ranks, the data path and the piece size, and the receiver accepts or
+// refuses it. The pieces themselves travel one of two ways (Config.DataPath,
+// the same on every member):
+//
+//   - DataBulk (the default): the Accept offers a one-time token and the
+//     receiver's bulk addresses; the sender opens a plain byte stream to one
+//     of them, a Unix socket when both ranks run on one host (same kernel and
+//     host name, and the socket reachable) and TCP otherwise, and presents
+//     the token. Pieces are a fixed 64-byte header and the data, written with
+//     one gathering write straight from the caller's buffer and read straight
+//     into place or, when added, in 256 KiB parts that are still in cache.
+//     The acknowledgement of each call comes back on the same byte stream.
+//     The gRPC stream stays open, and its end still tells a rank that its
+//     neighbour failed or closed. A Server (StartServer) listens for bulk
+//     connections next to its gRPC port; that port must be reachable by the
+//     previous rank.
+//   - DataGRPC: pieces are messages of the gRPC stream, for networks where
+//     only the gRPC port is open. gRPC-Go moves every byte through its 16 KiB
+//     HTTP/2 frames, a copy into its write buffer and one out of its read
+//     buffer: on loopback this path needs about twice the CPU of the bulk
+//     path per byte (docs/benchmarks/allreduce.md).
+//
 // # Wire format
 //
-// ringpb/ring.proto defines the protocol. Data travel as bytes fields of
-// little-endian IEEE 754 values, never as repeated floats. The package's
-// gRPC codec ("dsae-ring") hands a piece of 4 KiB or more to gRPC straight
-// from the caller's buffer (a call returns only once gRPC has released it),
-// and decodes a received piece straight from gRPC's receive buffers into
-// the destination, adding as it goes; peers using the plain proto codec
-// interoperate.
+// ringpb/ring.proto defines the protocol; bulk.go the byte layout of bulk
+// streams. Data travel as little-endian IEEE 754 values, never as repeated
+// floats. On the gRPC path, the package's gRPC codec ("dsae-ring") hands a
+// piece of 4 KiB or more to gRPC straight from the caller's buffer (a call
+// returns only once gRPC has released it), and decodes a received piece
+// straight from gRPC's receive buffers into the destination, adding as it
+// goes; peers using the plain proto codec interoperate.
 //
 // Authentication (a token in metadata, TLS) is added through
 // Config.DialOptions and the grpc.ServerOptions passed to StartServer or to
-// the worker's own gRPC server.
+// the worker's own gRPC server. A bulk stream is authorised by its token,
+// which only a peer that passed the gRPC stream's authentication receives;
+// its bytes are not encrypted (use DataGRPC with TLS where the network
+// between workers is not trusted).
 package allreduce
