@@ -3,6 +3,7 @@ package allreduce
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -63,5 +64,78 @@ func benchAllReduce(b *testing.B, tc transportCase) {
 				b.ReportMetric(sec*1e6, "us/call")
 			})
 		}
+	}
+}
+
+// BenchmarkSocketStream is the floor under the bulk path: one goroutine
+// writes 2 MiB buffers to a loopback socket and another reads them in
+// bulkReadBytes parts, with the socket settings the bulk path uses (Unix
+// socket buffers of unixSocketBuffer; TCP left to the kernel's autotuning).
+func BenchmarkSocketStream(b *testing.B) {
+	for _, network := range []string{"tcp", "unix"} {
+		b.Run("net="+network+",write=2MiB,read=256KiB", func(b *testing.B) {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = b.TempDir() + "/s.sock"
+			}
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					accepted <- nil
+					return
+				}
+				accepted <- c
+			}()
+			w, err := net.Dial(network, ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			r := <-accepted
+			if r == nil {
+				b.Fatal("accept failed")
+			}
+			defer r.Close()
+			if network == "unix" {
+				for _, c := range []net.Conn{w, r} {
+					c.(*net.UnixConn).SetReadBuffer(unixSocketBuffer)
+					c.(*net.UnixConn).SetWriteBuffer(unixSocketBuffer)
+				}
+			}
+			src := make([]byte, 2<<20)
+			for i := range src {
+				src[i] = byte(i * 7)
+			}
+			done := make(chan error, 1)
+			go func() {
+				dst := make([]byte, bulkReadBytes)
+				var err error
+				for range b.N {
+					for got := 0; got < len(src) && err == nil; {
+						var n int
+						n, err = r.Read(dst[:min(len(dst), len(src)-got)])
+						got += n
+					}
+				}
+				done <- err
+			}()
+			b.SetBytes(int64(len(src)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.Write(src); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(src))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
 	}
 }
