@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -402,4 +405,55 @@ func TestBulkNeedsAServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
+}
+
+// TestStaleSocketsRemoved: a Server removes the Unix sockets of dsae
+// processes that no longer run, and only those.
+func TestStaleSocketsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	makeSocket := func(name string) string {
+		path := filepath.Join(dir, name)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetUnlinkOnClose(false)
+		l.Close()
+		return path
+	}
+	stale := makeSocket(fmt.Sprintf("%s%d-1.sock", unixSocketPrefix, dead.Process.Pid))
+	live := makeSocket(fmt.Sprintf("%s%d-999.sock", unixSocketPrefix, os.Getpid()))
+	other := makeSocket("other.sock")
+	s, err := StartServer(TCP(), "127.0.0.1:0", NewService(WithUnixSockets(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket of exited process %d still there: %v", dead.Process.Pid, err)
+	}
+	for _, p := range []string{live, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+}
+
+// TestUnixSocketOptional: a Unix socket directory that cannot hold a
+// socket leaves ranks on TCP instead of failing the server.
+func TestUnixSocketOptional(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	c := startCluster(t, TCP(), DataBulk, 2, WithUnixSockets(dir))
+	rings := c.newRings(1, nil)
+	in := inputs[float32](23, 2, 999)
+	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSums(t, in, out)
+	checkDataPath(t, transportCase{name: "tcp/bulk-tcp", path: DataBulk}, rings)
 }

@@ -6,8 +6,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -124,15 +127,43 @@ func (s *Server) listenBulk(t Transport, addr string) error {
 	s.bulkLis = append(s.bulkLis, bl)
 	ends := &bulkEndpoints{tcpAddr: bl.Addr().String()}
 	if _, isTCP := t.(tcpTransport); isTCP && s.svc.unixDir != "" && localHost() != "" {
-		path := filepath.Join(s.svc.unixDir, fmt.Sprintf("dsae-ring-%d-%d.sock", os.Getpid(), unixSocketSeq.Add(1)))
-		ul, err := net.Listen("unix", path)
-		if err != nil {
-			return fmt.Errorf("allreduce: Unix socket for bulk connections: %w", err)
+		removeStaleSockets(s.svc.unixDir)
+		path := filepath.Join(s.svc.unixDir, fmt.Sprintf("%s%d-%d.sock", unixSocketPrefix, os.Getpid(), unixSocketSeq.Add(1)))
+		// Without the socket (directory not writable, path too long) ranks
+		// on this host use TCP: slower, never wrong.
+		if ul, err := net.Listen("unix", path); err == nil {
+			s.bulkLis = append(s.bulkLis, ul)
+			ends.unixPath = path
 		}
-		s.bulkLis = append(s.bulkLis, ul)
-		ends.unixPath = path
 	}
 	return s.svc.setBulk(ends)
+}
+
+// unixSocketPrefix starts the name of every Unix socket a Server creates;
+// the process id follows.
+const unixSocketPrefix = "dsae-ring-"
+
+// removeStaleSockets deletes the Unix sockets in dir left by dsae processes
+// that no longer run (a killed process cannot remove its own).
+func removeStaleSockets(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), unixSocketPrefix)
+		if !ok || e.Type()&os.ModeSocket == 0 {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // acceptBulk accepts bulk connections on l until it is closed.

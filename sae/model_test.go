@@ -252,7 +252,7 @@ func TestEvaluate(t *testing.T) {
 		before := m.Clone()
 		whole := m.Evaluate(x, 20, 20)
 		batched := m.Evaluate(x, 20, 6)
-		if !closeMetrics(whole, batched, 1e-9) {
+		if !closeMetrics(whole, batched, metricsTol) {
 			t.Fatalf("%s: batch 20 %+v, batch 6 %+v", name, whole, batched)
 		}
 		if !reflect.DeepEqual(m.Params, before.Params) || !reflect.DeepEqual(m.TrainState(), before.TrainState()) {
@@ -260,7 +260,7 @@ func TestEvaluate(t *testing.T) {
 		}
 		step := before.NewStep(20).Compute(x, 20, make([]float32, m.GradLen()))
 		step.DeadFraction = whole.DeadFraction // different definitions
-		if !closeMetrics(whole, step, 1e-9) {
+		if !closeMetrics(whole, step, metricsTol) {
 			t.Fatalf("%s: evaluate %+v, step %+v", name, whole, step)
 		}
 		if whole.Rows != 20 || !(whole.FVU > 0) || !(whole.MSE > 0) {
