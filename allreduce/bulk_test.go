@@ -457,3 +457,66 @@ func TestUnixSocketOptional(t *testing.T) {
 	checkSums(t, in, out)
 	checkDataPath(t, transportCase{name: "tcp/bulk-tcp", path: DataBulk}, rings)
 }
+
+// TestListenBulkWithOwnGRPCServer: a worker that registers the Service on
+// a gRPC server of its own (as one serving other services too) runs bulk
+// rings through ListenBulk; a second BulkServer for the same Service is
+// refused, and a stopped one makes room for a new one.
+func TestListenBulkWithOwnGRPCServer(t *testing.T) {
+	const n = 3
+	addrs := make([]string, n)
+	svcs := make([]*Service, n)
+	for r := range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcs[r] = NewService(WithUnixSockets(""))
+		g := grpc.NewServer(ServerOptions()...)
+		svcs[r].Register(g)
+		go g.Serve(lis)
+		t.Cleanup(g.Stop)
+		bs, err := ListenBulk(TCP(), lis.Addr().String(), svcs[r])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(bs.Stop)
+		if host, _, _ := net.SplitHostPort(bs.Addr()); host != "127.0.0.1" || bs.UnixPath() != "" {
+			t.Fatalf("bulk server at %q (Unix %q), want 127.0.0.1 and no Unix socket", bs.Addr(), bs.UnixPath())
+		}
+		addrs[r] = lis.Addr().String()
+	}
+	if _, err := ListenBulk(TCP(), "127.0.0.1:0", svcs[0]); err == nil || !strings.Contains(err.Error(), "already has a BulkServer") {
+		t.Fatalf("second BulkServer: %v", err)
+	}
+	rings := make([]*Ring, n)
+	for r := range n {
+		cfg := DefaultConfig()
+		cfg.Job, cfg.Generation, cfg.Members, cfg.Rank = "job", 1, addrs, r
+		ring, err := NewRing(svcs[r], cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rings[r] = ring
+	}
+	defer closeAll(rings)
+	in := inputs[float32](24, n, 100_003)
+	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSums(t, in, out)
+	checkDataPath(t, transportCase{name: "tcp/bulk-tcp", path: DataBulk}, rings)
+
+	extra := NewService()
+	bs, err := ListenBulk(NewMemTransport(), "", extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs.Stop()
+	bs2, err := ListenBulk(NewMemTransport(), "", extra)
+	if err != nil {
+		t.Fatalf("BulkServer after the first stopped: %v", err)
+	}
+	bs2.Stop()
+}

@@ -4,8 +4,9 @@
 //
 // # Model
 //
-// Every worker runs one gRPC server with a Service registered on it (see
-// Service.Register and ServerOptions, or StartServer). For each generation
+// Every worker runs one gRPC server with a Service registered on it and a
+// BulkServer for it (see Service.Register, ServerOptions and ListenBulk, or
+// StartServer, which does all three). For each generation
 // of a job, each member builds a Ring from the ordered member list and its
 // rank; rank r streams to rank r+1 and receives from rank r-1. A call
 //
@@ -60,8 +61,9 @@
 //     into place or, when added, in 256 KiB parts that are still in cache.
 //     The acknowledgement of each call comes back on the same byte stream.
 //     The gRPC stream stays open, and its end still tells a rank that its
-//     neighbour failed or closed. A Server (StartServer) listens for bulk
-//     connections next to its gRPC port; that port must be reachable by the
+//     neighbour failed or closed. A BulkServer (started by StartServer, or
+//     by ListenBulk next to a worker's own gRPC server) listens for bulk
+//     connections on a port of its own, which must be reachable by the
 //     previous rank.
 //   - DataGRPC: pieces are messages of the gRPC stream, for networks where
 //     only the gRPC port is open. gRPC-Go moves every byte through its 16 KiB

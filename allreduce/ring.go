@@ -122,7 +122,7 @@ func NewRing(svc *Service, cfg Config) (*Ring, error) {
 		job:        []byte(cfg.Job),
 	}
 	if cfg.DataPath == DataBulk && n > 1 && !svc.hasBulk() {
-		return nil, fmt.Errorf("%w: DataPath bulk needs a Service served by StartServer, which accepts bulk connections; use DataGRPC with a Service registered on another gRPC server", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: DataPath bulk needs a BulkServer for the Service (StartServer or ListenBulk), or use DataGRPC", ErrInvalidConfig)
 	}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	context.AfterFunc(r.ctx, r.closeBulk)

@@ -26,7 +26,7 @@ type Service struct {
 	rings  map[ringKey]*Ring
 	newest map[string]uint64 // highest generation ever registered per job
 	offers map[bulkToken]*bulkOffer
-	bulk   *bulkEndpoints // set by the Server that serves bulk connections
+	bulk   *bulkEndpoints // set by the BulkServer that accepts bulk connections
 
 	unixDir string
 
@@ -68,15 +68,17 @@ func (s *Service) setBulk(e *bulkEndpoints) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bulk != nil {
-		return errors.New("allreduce: the Service already has a server for bulk connections")
+		return errors.New("allreduce: the Service already has a BulkServer (StartServer starts one)")
 	}
 	s.bulk = e
 	return nil
 }
 
-func (s *Service) clearBulk() {
+func (s *Service) clearBulk(e *bulkEndpoints) {
 	s.mu.Lock()
-	s.bulk = nil
+	if s.bulk == e {
+		s.bulk = nil
+	}
 	s.mu.Unlock()
 }
 
@@ -185,7 +187,7 @@ func (s *Service) Stream(stream ringpb.Ring_StreamServer) error {
 		ends := s.bulk
 		s.mu.Unlock()
 		if ends == nil {
-			err := fmt.Errorf("%w: rank %d serves no bulk connections (its Server was stopped)", ErrPeer, r.cfg.Rank)
+			err := fmt.Errorf("%w: rank %d serves no bulk connections (its BulkServer was stopped)", ErrPeer, r.cfg.Rank)
 			r.fail(err)
 			return status.Error(codes.Unavailable, err.Error())
 		}
