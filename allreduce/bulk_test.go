@@ -365,8 +365,14 @@ func TestBulkFallsBackToTCP(t *testing.T) {
 	for _, e := range entries {
 		os.Remove(dir + "/" + e.Name())
 	}
-	rings := c.newRings(1, nil)
-	in := inputs[float32](21, 2, 3001)
+	reduceOverTCP(t, c.newRings(1, nil), 21, 3001)
+}
+
+// reduceOverTCP runs one all-reduce of l elements on rings and checks the
+// sums and that the bulk streams went over TCP.
+func reduceOverTCP(t *testing.T, rings []*Ring, seed uint64, l int) {
+	t.Helper()
+	in := inputs[float32](seed, len(rings), l)
 	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
 	if err != nil {
 		t.Fatal(err)
@@ -448,14 +454,7 @@ func TestStaleSocketsRemoved(t *testing.T) {
 func TestUnixSocketOptional(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "missing")
 	c := startCluster(t, TCP(), DataBulk, 2, WithUnixSockets(dir))
-	rings := c.newRings(1, nil)
-	in := inputs[float32](23, 2, 999)
-	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSums(t, in, out)
-	checkDataPath(t, transportCase{name: "tcp/bulk-tcp", path: DataBulk}, rings)
+	reduceOverTCP(t, c.newRings(1, nil), 23, 999)
 }
 
 // TestListenBulkWithOwnGRPCServer: a worker that registers the Service on
@@ -500,13 +499,7 @@ func TestListenBulkWithOwnGRPCServer(t *testing.T) {
 		rings[r] = ring
 	}
 	defer closeAll(rings)
-	in := inputs[float32](24, n, 100_003)
-	out, err := allReduceAll(context.Background(), rings, 1, 0, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSums(t, in, out)
-	checkDataPath(t, transportCase{name: "tcp/bulk-tcp", path: DataBulk}, rings)
+	reduceOverTCP(t, rings, 24, 100_003)
 
 	extra := NewService()
 	bs, err := ListenBulk(NewMemTransport(), "", extra)
