@@ -157,9 +157,17 @@ and time float32 all-reduces of each --bytes size.
 Before each timed call the ranks pass a 1-element all-reduce as a barrier.
 A call's time is the slowest rank's; the median over --iters calls is
 reported with the nccl-tests bandwidths (GB = 1e9 bytes):
-  algbw = bytes / time        busbw = algbw * 2(N-1)/N`,
+  algbw = bytes / time        busbw = algbw * 2(N-1)/N
+After the timed calls of each size, one more call checks the sums on every
+rank.
+
+Each ring link is opened over gRPC. With --data-path bulk (the default) the
+data travel on byte streams beside it: Unix sockets between these ranks,
+which share a host, or TCP on loopback with --unix=false. With --data-path
+grpc they travel as gRPC messages.`,
 		Example: `  dsae bench allreduce --ranks 4 --bytes 64KiB,16MiB --iters 20
-  dsae bench allreduce --ranks 2 --bytes 64MiB --json`,
+  dsae bench allreduce --ranks 2 --bytes 64MiB --unix=false --json
+  dsae bench allreduce --ranks 4 --bytes 16MiB --data-path grpc`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sizes, _, err := f.parsed()
