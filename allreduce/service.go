@@ -36,10 +36,10 @@ type Service struct {
 // ServiceOption configures a Service.
 type ServiceOption func(*Service)
 
-// WithUnixSockets sets the directory in which a Server started with
-// StartServer over TCP creates the Unix socket it offers, besides its TCP
-// bulk port, to previous ranks on the same host (the default is
-// os.TempDir()); "" offers none, so that such ranks use TCP.
+// WithUnixSockets sets the directory in which the Service's BulkServer (over
+// TCP) creates the Unix socket it offers, besides its TCP bulk port, to
+// previous ranks on the same host (the default is os.TempDir()); "" offers
+// none, so that such ranks use TCP.
 func WithUnixSockets(dir string) ServiceOption { return func(s *Service) { s.unixDir = dir } }
 
 type ringKey struct {
