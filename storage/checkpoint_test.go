@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
 func testCheckpoint(step int64, nParams int) *Checkpoint {
@@ -56,7 +58,7 @@ func equalCheckpoint(t *testing.T, got, want *Checkpoint) {
 	}
 }
 
-func newCheckpointTest(t *testing.T, dir string) (*embeddedS3, *Client) {
+func newCheckpointTest(t *testing.T, dir string) (*s3test.Server, *Client) {
 	t.Helper()
 	e := startEmbeddedS3(t, dir)
 	cfg := testClientConfig(e.Endpoint, "dsae")

@@ -4,15 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"net"
-	"net/http"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/dsae/dsae/storage/s3server"
+	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
 const (
@@ -20,63 +16,11 @@ const (
 	testSecretKey = "dsae-test-secret-0123456789"
 )
 
-// embeddedS3 is an in-process s3server on a real loopback socket.
-type embeddedS3 struct {
-	Endpoint string
-	Dir      string
-	Requests atomic.Int64 // requests received, for retry assertions
-	cancel   context.CancelFunc
-	done     chan error
-}
-
-// startEmbeddedS3 serves dir (a fresh temp dir if empty) on 127.0.0.1:0
-// until the test ends or Stop is called.
-func startEmbeddedS3(t testing.TB, dir string) *embeddedS3 {
+// startEmbeddedS3 serves dir (a fresh temp dir if empty) with the test
+// credentials on 127.0.0.1 until the test ends or Stop is called.
+func startEmbeddedS3(t testing.TB, dir string) *s3test.Server {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	srv, err := s3server.New(s3server.Config{Dir: dir, AccessKey: testAccessKey, SecretKey: testSecretKey, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &embeddedS3{Endpoint: ln.Addr().String(), Dir: dir, cancel: cancel, done: make(chan error, 1)}
-	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.Requests.Add(1)
-		srv.ServeHTTP(w, r)
-	})
-	go func() { e.done <- serveHandler(ctx, ln, counted) }()
-	t.Cleanup(e.Stop)
-	return e
-}
-
-// serveHandler is s3server.Server.Serve for an arbitrary handler.
-func serveHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		hs.Close()
-	}()
-	err := hs.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
-
-// Stop shuts the server down and waits for it; safe to call twice.
-func (e *embeddedS3) Stop() {
-	if e.cancel == nil {
-		return
-	}
-	e.cancel()
-	<-e.done
-	e.cancel = nil
+	return s3test.Start(t, s3test.Options{Dir: dir, AccessKey: testAccessKey, SecretKey: testSecretKey})
 }
 
 // testClientConfig returns a config for the embedded server with a small
@@ -98,7 +42,7 @@ func testClientConfig(endpoint, bucket string) ClientConfig {
 // else an embedded server. prefix isolates this run's keys.
 type testStore struct {
 	cfg      ClientConfig
-	embedded *embeddedS3 // nil for an external store
+	embedded *s3test.Server // nil for an external store
 	prefix   string
 }
 

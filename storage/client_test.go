@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
 func TestClientConfigValidate(t *testing.T) {
@@ -176,20 +178,14 @@ func (c *cuttingWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-func startFaultyProxy(t *testing.T) (*faultyProxy, *embeddedS3) {
+func startFaultyProxy(t *testing.T) (*faultyProxy, *s3test.Server) {
 	t.Helper()
 	backend := startEmbeddedS3(t, "")
 	u, _ := url.Parse("http://" + backend.Endpoint)
 	p := &faultyProxy{proxy: httputil.NewSingleHostReverseProxy(u)}
 	p.proxy.ErrorLog = nil
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serveHandler(ctx, ln, p) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ln := s3test.Listen(t)
+	s3test.Serve(t, ln, p)
 	backend.Endpoint = ln.Addr().String() // clients talk to the proxy
 	return p, backend
 }

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsae/dsae/storage/s3server"
+	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
 // selfSignedCert writes a certificate for 127.0.0.1 and its key as PEM
@@ -59,26 +59,15 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string) {
 // fail at once rather than be retried as a network error.
 func TestClientTLS(t *testing.T) {
 	certFile, keyFile := selfSignedCert(t)
-	srv, err := s3server.New(s3server.Config{Dir: t.TempDir(), AccessKey: testAccessKey, SecretKey: testSecretKey, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- srv.Serve(ctx, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := s3test.Start(t, s3test.Options{AccessKey: testAccessKey, SecretKey: testSecretKey,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	ctx := context.Background()
 
-	cfg := testClientConfig("https://"+ln.Addr().String(), "dsae")
+	cfg := testClientConfig("https://"+srv.Endpoint, "dsae")
 	cfg.CAFile = certFile
 	cfg.PartSize = 5 << 20
 	c, err := NewClient(cfg)
@@ -115,7 +104,7 @@ func TestClientTLS(t *testing.T) {
 		t.Fatalf("untrusted certificate: %v", err)
 	}
 	plain := cfg
-	plain.Endpoint, plain.CAFile = "http://"+ln.Addr().String(), ""
+	plain.Endpoint, plain.CAFile = "http://"+srv.Endpoint, ""
 	plain.RetryTimeout = 5 * time.Second
 	p, _ := NewClient(plain)
 	if _, err := p.Stat(ctx, "tls.bin"); err == nil || errors.Is(err, ErrUnreachable) {

@@ -5,37 +5,22 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
-	"github.com/dsae/dsae/storage/s3server"
+	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
 // startS3 serves an embedded S3 on a real loopback socket until the test
 // ends and returns a client for bucket "dsae".
 func startS3(t *testing.T) *storage.Client {
 	t.Helper()
-	srv, err := s3server.New(s3server.Config{Dir: t.TempDir(), AccessKey: "ak-worker", SecretKey: "sk-worker-test", NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	srv := s3test.Start(t, s3test.Options{AccessKey: "ak-worker", SecretKey: "sk-worker-test"})
 	cfg := storage.DefaultClientConfig()
-	cfg.Endpoint, cfg.Bucket, cfg.AccessKey, cfg.SecretKey = ln.Addr().String(), "dsae", "ak-worker", "sk-worker-test"
+	cfg.Endpoint, cfg.Bucket, cfg.AccessKey, cfg.SecretKey = srv.Endpoint, "dsae", srv.AccessKey, srv.SecretKey
 	c, err := storage.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)

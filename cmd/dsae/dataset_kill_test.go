@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +19,7 @@ import (
 	"time"
 
 	"github.com/dsae/dsae/storage"
-	"github.com/dsae/dsae/storage/s3server"
+	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
 // helperArgsEnv makes TestHelperDsae run the dsae command line with the
@@ -52,29 +51,21 @@ func TestDatasetPutKilledMidway(t *testing.T) {
 	const ak, sk = "kill-test-ak", "kill-test-secret"
 	t.Setenv("AWS_ACCESS_KEY_ID", ak)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", sk)
-	srv, err := s3server.New(s3server.Config{Dir: t.TempDir(), AccessKey: ak, SecretKey: sk, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	arrived := make(chan struct{})
 	release := make(chan struct{})
 	var held atomic.Bool
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/datasets/killed/shard-00003.npy") && held.CompareAndSwap(false, true) {
-			close(arrived)
-			<-release
-			http.Error(w, "held", http.StatusServiceUnavailable)
-			return
-		}
-		srv.ServeHTTP(w, r)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	hold := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/datasets/killed/shard-00003.npy") && held.CompareAndSwap(false, true) {
+				close(arrived)
+				<-release
+				http.Error(w, "held", http.StatusServiceUnavailable)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
-	hs := &http.Server{Handler: handler}
-	go hs.Serve(ln)
-	defer hs.Close()
+	srv := s3test.Start(t, s3test.Options{AccessKey: ak, SecretKey: sk, Wrap: hold})
 	defer func() {
 		select {
 		case <-release:
@@ -82,7 +73,7 @@ func TestDatasetPutKilledMidway(t *testing.T) {
 			close(release)
 		}
 	}()
-	endpoint := ln.Addr().String()
+	endpoint := srv.Endpoint
 
 	dir := t.TempDir()
 	data := filepath.Join(dir, "x.npy")
