@@ -182,6 +182,7 @@ func klDiv(rho, r float64) float64 {
 // model. Every metric is over the whole set (ρ̂ for the KL term included).
 // DeadFraction is the fraction of latents active on no row of x; AuxK uses
 // the model's current dead latents. It panics if batch < 1 or x is short.
+// It is an Evaluator fed all of x at once.
 func (m *Model) Evaluate(x []float32, rows, batch int) Metrics {
 	if batch < 1 {
 		panic(fmt.Sprintf("sae: Evaluate batch %d must be >= 1", batch))
@@ -190,17 +191,89 @@ func (m *Model) Evaluate(x []float32, rows, batch int) Metrics {
 	if len(x) < rows*d {
 		panic(fmt.Sprintf("sae: Evaluate on %d rows needs %d values, got %d", rows, rows*d, len(x)))
 	}
-	s := m.NewStep(min(batch, max(rows, 1)))
-	total := make([]float64, m.SumsLen())
-	part := make([]float64, m.SumsLen())
-	for lo := 0; lo < rows; lo += s.maxRows {
-		n := min(s.maxRows, rows-lo)
-		s.Load(x[lo*d:(lo+n)*d], n)
-		s.encode()
-		s.decode(part)
-		for i, v := range part {
-			total[i] += v
+	e := m.NewEvaluator(min(batch, max(rows, 1)))
+	e.Add(x, rows)
+	return e.Metrics()
+}
+
+// Evaluator computes the metrics of Evaluate over rows that arrive in
+// pieces, for datasets streamed rather than held in memory. It cuts the
+// stream into batches of its batch size wherever the pieces end (a piece
+// that splits a batch is copied into a buffer of one batch), so the metrics
+// are those of Evaluate on the concatenated rows with the same batch,
+// whatever the split. Its memory is a Step of batch rows, that buffer and
+// the metric sums. The model must not change while an Evaluator is in use.
+// An Evaluator is not safe for concurrent use.
+type Evaluator struct {
+	m       *Model
+	s       *Step
+	total   []float64 // sums over the full batches so far
+	part    []float64 // one batch's sums
+	buf     []float32 // rows of the batch not yet full (allocated on first use)
+	pending int       // rows in buf
+}
+
+// NewEvaluator returns an Evaluator of the model in batches of batch rows.
+// It panics if batch < 1.
+func (m *Model) NewEvaluator(batch int) *Evaluator {
+	if batch < 1 {
+		panic(fmt.Sprintf("sae: NewEvaluator batch %d must be >= 1", batch))
+	}
+	return &Evaluator{m: m, s: m.NewStep(batch),
+		total: make([]float64, m.SumsLen()), part: make([]float64, m.SumsLen())}
+}
+
+// Add adds the rows of rows×d row-major x to the evaluation. Full batches
+// are evaluated straight from x; the rows of a batch that x leaves
+// incomplete are copied and evaluated once later Adds fill it (or by
+// Metrics). It panics if rows < 0 or x is short.
+func (e *Evaluator) Add(x []float32, rows int) {
+	d, b := e.m.Cfg.D, e.s.maxRows
+	if rows < 0 || len(x) < rows*d {
+		panic(fmt.Sprintf("sae: Evaluator.Add of %d rows with %d values (d = %d)", rows, len(x), d))
+	}
+	if e.pending > 0 {
+		n := min(b-e.pending, rows)
+		copy(e.buf[e.pending*d:], x[:n*d])
+		e.pending += n
+		x, rows = x[n*d:], rows-n
+		if e.pending < b {
+			return
 		}
+		e.batch(e.buf, b, e.total)
+		e.pending = 0
+	}
+	for ; rows >= b; x, rows = x[b*d:], rows-b {
+		e.batch(x, b, e.total)
+	}
+	if rows > 0 {
+		if e.buf == nil {
+			e.buf = make([]float32, b*d)
+		}
+		copy(e.buf, x[:rows*d])
+		e.pending = rows
+	}
+}
+
+// batch evaluates rows×d x (at most one batch) and adds its sums to total.
+func (e *Evaluator) batch(x []float32, rows int, total []float64) {
+	e.s.Load(x, rows)
+	e.s.encode()
+	e.s.decode(e.part)
+	for i, v := range e.part {
+		total[i] += v
+	}
+}
+
+// Metrics returns the metrics over every row added so far (Rows = 0 and
+// zero metrics when there are none). It evaluates an incomplete last batch
+// without consuming it, so Add may continue afterwards.
+func (e *Evaluator) Metrics() Metrics {
+	m := e.m
+	total := e.total
+	if e.pending > 0 {
+		total = append([]float64(nil), e.total...)
+		e.batch(e.buf, e.pending, total)
 	}
 	wsq := 0.0
 	for _, sp := range m.layout.Weights() {
@@ -210,8 +283,8 @@ func (m *Model) Evaluate(x []float32, rows, batch int) Metrics {
 		}
 	}
 	met := m.metricsFromSums(total, 0.5*m.Cfg.WeightDecay*wsq)
+	d, h := m.Cfg.D, m.Cfg.H
 	dead := 0
-	h := m.Cfg.H
 	for _, f := range total[sumHead+d+h : sumHead+d+2*h] {
 		if f == 0 {
 			dead++

@@ -269,6 +269,56 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// TestEvaluatorSplits: an Evaluator fed the same rows in pieces of any
+// sizes (empty pieces, pieces that split a batch, pieces of several batches)
+// reports Evaluate's metrics, before and after more rows are added, and does
+// not modify the model.
+func TestEvaluatorSplits(t *testing.T) {
+	const rows, batch = 23, 5
+	for name, c := range distConfigs() {
+		m, x := testProblem(t, c, rows, 13)
+		before := m.Clone()
+		want := m.Evaluate(x, rows, batch)
+		if want.Rows != rows || !(want.MSE > 0) {
+			t.Fatalf("%s: implausible metrics %+v", name, want)
+		}
+		if got := m.NewEvaluator(batch).Metrics(); got.Rows != 0 || got.Loss != 0 || got.DeadFraction != 1 {
+			t.Fatalf("%s: metrics of no rows %+v, want Rows 0, Loss 0 and every latent dead", name, got)
+		}
+		splits := [][]int{
+			{rows},
+			{0, rows, 0},
+			{1, 1, 1, 20},
+			{4, 0, 7, 3, 9},
+			{5, 5, 5, 5, 3},
+			{12, 11},
+			{2, 3, 4, 5, 6, 3},
+		}
+		for _, split := range splits {
+			e := m.NewEvaluator(batch)
+			lo := 0
+			for _, n := range split {
+				e.Add(x[lo*c.D:(lo+n)*c.D], n)
+				lo += n
+				if lo == 12 { // Metrics mid-stream must not disturb what follows
+					if got, part := e.Metrics(), m.Evaluate(x, 12, batch); !closeMetrics(got, part, metricsTol) {
+						t.Fatalf("%s: split %v after 12 rows: %+v, Evaluate %+v", name, split, got, part)
+					}
+				}
+			}
+			if lo != rows {
+				t.Fatalf("split %v covers %d rows, want %d", split, lo, rows)
+			}
+			if got := e.Metrics(); !closeMetrics(got, want, metricsTol) {
+				t.Fatalf("%s: split %v: %+v, Evaluate %+v", name, split, got, want)
+			}
+		}
+		if !reflect.DeepEqual(m.Params, before.Params) || !reflect.DeepEqual(m.TrainState(), before.TrainState()) {
+			t.Fatalf("%s: the Evaluator modified the model", name)
+		}
+	}
+}
+
 // TestMetricsDefinitions checks MSE, FVU, L0 and mean activation against
 // direct computation from the reference forward pass.
 func TestMetricsDefinitions(t *testing.T) {
