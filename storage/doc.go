@@ -43,7 +43,9 @@
 //		...
 //	}
 //
-// [LoadDataset] reads a whole (small) dataset into memory instead.
+// [Reader.ReadRows] reads rows in storage order instead, for one bounded
+// pass over the dataset such as an evaluation, and [LoadDataset] reads a
+// whole (small) dataset into memory.
 //
 // # The S3 client
 //

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -62,12 +63,16 @@ type ReaderStats struct {
 //		// x[:n*m.D] holds the rows
 //	}
 //
-// Other access patterns use Prefetch and ReadPositions directly.
+// Other access patterns use Prefetch and ReadPositions directly, and a
+// pass over the rows in storage order (an evaluation) uses ReadRows.
 type Reader struct {
 	store ObjectStore
 	m     *Manifest
 	opt   ReaderOptions
 	d     int
+	// shardStart[s] is the first global row of shard s and chunkBase[s]
+	// the storage index of its first chunk (len shards+1), for ReadRows.
+	shardStart, chunkBase []int64
 
 	ctx    context.Context // of background fetches
 	cancel context.CancelFunc
@@ -108,8 +113,15 @@ func OpenReader(ctx context.Context, store ObjectStore, name string, opt ReaderO
 func NewReader(store ObjectStore, m *Manifest, opt ReaderOptions) *Reader {
 	opt = opt.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Reader{store: store, m: m, opt: opt, d: m.D, ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, opt.Concurrency), entries: map[int64]*chunkEntry{}}
+	r := &Reader{store: store, m: m, opt: opt, d: m.D, ctx: ctx, cancel: cancel,
+		sem: make(chan struct{}, opt.Concurrency), entries: map[int64]*chunkEntry{},
+		shardStart: make([]int64, len(m.Shards)+1), chunkBase: make([]int64, len(m.Shards)+1)}
+	cr := int64(m.ChunkRows)
+	for s, sh := range m.Shards {
+		r.shardStart[s+1] = r.shardStart[s] + sh.Rows
+		r.chunkBase[s+1] = r.chunkBase[s] + (sh.Rows+cr-1)/cr
+	}
+	return r
 }
 
 // Manifest returns the manifest of the dataset being read.
@@ -224,13 +236,8 @@ func (r *Reader) ReadStep(ctx context.Context, o *EpochOrder, batch int, step in
 // ErrCorrupt that names the dataset, shard and chunk.
 func (r *Reader) ReadPositions(ctx context.Context, o *EpochOrder, pos, n int64, dst []float32, labels []int32) error {
 	r.checkOrder(o)
+	r.checkBuffers("ReadPositions", n, dst, labels)
 	d := int64(r.d)
-	if int64(len(dst)) < n*d {
-		panic(fmt.Sprintf("storage: ReadPositions: dst holds %d values, want %d", len(dst), n*d))
-	}
-	if labels != nil && (!r.m.HasLabels || int64(len(labels)) < n) {
-		panic("storage: ReadPositions: labels requested but the dataset has none or the slice is short")
-	}
 	chunks := o.Chunks(pos, n)
 	// Start every missing chunk at once (GETs run Concurrency at a time),
 	// then copy them out in order.
@@ -263,7 +270,8 @@ func (r *Reader) ReadPositions(ctx context.Context, o *EpochOrder, pos, n int64,
 }
 
 // Load reads the whole dataset into memory in storage order, fetching and
-// checking every chunk. It is meant for evaluation sets and small datasets.
+// checking every chunk (ReadRows of every row). It is meant for evaluation
+// sets and small datasets.
 func (r *Reader) Load(ctx context.Context) (*Dataset, error) {
 	if r.m.Rows > math.MaxInt/int64(r.d) {
 		return nil, fmt.Errorf("dataset %s: %d rows do not fit in memory", r.m.Name, r.m.Rows)
@@ -272,35 +280,77 @@ func (r *Reader) Load(ctx context.Context) (*Dataset, error) {
 	if r.m.HasLabels {
 		ds.Labels = make([]int32, r.m.Rows)
 	}
-	var refs []ChunkRef
-	var global int64
-	cr := int64(r.m.ChunkRows)
-	for si, sh := range r.m.Shards {
-		for start := int64(0); start < sh.Rows; start += cr {
-			refs = append(refs, ChunkRef{Index: int64(len(refs)), Shard: si, Start: start,
-				Rows: int(min(cr, sh.Rows-start)), Global: global + start})
-		}
-		global += sh.Rows
+	if err := r.ReadRows(ctx, 0, r.m.Rows, ds.X, ds.Labels); err != nil {
+		return nil, err
 	}
-	for i, c := range refs {
-		// Keep the next chunks in flight while this one is copied.
+	return ds, nil
+}
+
+// ReadRows fills dst[:n*d] with global rows [lo, lo+n) in storage order
+// (shard by shard, unshuffled), and labels[:n] with their labels if labels
+// is non-nil (the dataset must have labels), for a pass over the whole
+// dataset in bounded memory, such as an evaluation. While it copies a chunk
+// it keeps the following chunks in storage order in flight, up to the
+// prefetch budget, so that consecutive calls over increasing rows overlap
+// fetching and copying. It holds at most Prefetch + Cache chunks (plus the
+// one being copied, if evicted meanwhile) besides dst, whatever n is.
+// Errors are as ReadPositions'. It panics if [lo, lo+n) leaves the dataset
+// or dst or labels is short.
+func (r *Reader) ReadRows(ctx context.Context, lo, n int64, dst []float32, labels []int32) error {
+	if lo < 0 || n < 0 || lo > r.m.Rows-n {
+		panic(fmt.Sprintf("storage: ReadRows: rows [%d, %d) outside [0, %d)", lo, lo+n, r.m.Rows))
+	}
+	r.checkBuffers("ReadRows", n, dst, labels)
+	d := int64(r.d)
+	for g := lo; g < lo+n; {
+		c := r.storageChunk(g)
 		r.mu.Lock()
-		for _, next := range refs[i:min(len(refs), i+r.opt.Prefetch)] {
-			if _, ok := r.entries[next.Index]; !ok && r.unread < r.opt.Prefetch {
+		next := c
+		for i := 0; i < r.opt.Prefetch && r.unread < r.opt.Prefetch; i++ {
+			if _, ok := r.entries[next.Index]; !ok {
 				r.startLocked(next)
 			}
+			if next.Global+int64(next.Rows) >= r.m.Rows {
+				break
+			}
+			next = r.storageChunk(next.Global + int64(next.Rows))
 		}
 		r.mu.Unlock()
 		e, err := r.chunk(ctx, c)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		copy(ds.X[c.Global*int64(r.d):], e.x)
-		if ds.Labels != nil {
-			copy(ds.Labels[c.Global:], e.labels)
+		k, out := g-c.Global, g-lo
+		rows := min(int64(c.Rows)-k, lo+n-g)
+		copy(dst[out*d:(out+rows)*d], e.x[k*d:(k+rows)*d])
+		if labels != nil {
+			copy(labels[out:out+rows], e.labels[k:k+rows])
 		}
+		g += rows
 	}
-	return ds, nil
+	return nil
+}
+
+// checkBuffers panics, naming op, if dst cannot hold n rows or labels are
+// requested that the dataset lacks or that do not fit (a caller bug).
+func (r *Reader) checkBuffers(op string, n int64, dst []float32, labels []int32) {
+	if int64(len(dst)) < n*int64(r.d) {
+		panic(fmt.Sprintf("storage: %s: dst holds %d values, want %d", op, len(dst), n*int64(r.d)))
+	}
+	if labels != nil && (!r.m.HasLabels || int64(len(labels)) < n) {
+		panic(fmt.Sprintf("storage: %s: labels requested but the dataset has none or the slice is short", op))
+	}
+}
+
+// storageChunk returns the chunk holding global row g (0 <= g < Rows), with
+// Pos = Global: its place in storage order.
+func (r *Reader) storageChunk(g int64) ChunkRef {
+	s := sort.Search(len(r.m.Shards), func(s int) bool { return r.shardStart[s+1] > g })
+	cr := int64(r.m.ChunkRows)
+	start := (g - r.shardStart[s]) / cr * cr
+	global := r.shardStart[s] + start
+	return ChunkRef{Index: r.chunkBase[s] + start/cr, Shard: s, Start: start,
+		Rows: int(min(cr, r.m.Shards[s].Rows-start)), Global: global, Pos: global}
 }
 
 // chunk returns chunk c, fetching it if needed, and marks it recently used.

@@ -150,6 +150,60 @@ func TestReaderPrefetchAndLabels(t *testing.T) {
 	}
 }
 
+// ReadRows in batches that split chunks and cross shard boundaries returns
+// every row and label once in storage order, fetches each chunk once, and
+// never holds more than Prefetch + Cache chunks.
+func TestReaderReadRowsStorageOrder(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const rows, d, batch = 300, 3, 37
+	store := newMemStore()
+	dir := t.TempDir()
+	x := testMatrix(13, rows, d)
+	var lx []byte
+	for i := range rows {
+		lx = le.AppendUint32(lx, uint32(i%7))
+	}
+	xp := writeNPYf32(t, dir, "x.npy", x, rows, d)
+	lp := writeTemp(t, "l.npy", npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (300,), }", lx))
+	// Shards of 110, 110 and 80 rows in chunks of 16: each shard ends with a short chunk.
+	m, err := Ingest(context.Background(), store, "rows", []string{xp}, IngestOptions{ChunkRows: 16, ShardRows: 110, TempDir: dir, Labels: []string{lp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Shards) != 3 {
+		t.Fatalf("%d shards, want 3", len(m.Shards))
+	}
+	opt := ReaderOptions{Prefetch: 3, Cache: 2}
+	rd := NewReader(store, m, opt)
+	defer rd.Close()
+	buf := make([]float32, batch*d)
+	labels := make([]int32, batch)
+	for lo := int64(0); lo < rows; lo += batch {
+		n := min(batch, rows-lo)
+		if err := rd.ReadRows(context.Background(), lo, n, buf, labels[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(buf[:n*d], x[lo*d:(lo+n)*d]) {
+			t.Fatalf("rows [%d, %d) differ from the source", lo, lo+n)
+		}
+		for i, l := range labels[:n] {
+			if l != int32((lo+int64(i))%7) {
+				t.Fatalf("row %d: label %d, want %d", lo+int64(i), l, (lo+int64(i))%7)
+			}
+		}
+		rd.mu.Lock()
+		held := len(rd.entries)
+		rd.mu.Unlock()
+		if held > opt.Prefetch+opt.Cache {
+			t.Fatalf("after rows [%d, %d): %d chunks held, want at most %d", lo, lo+n, held, opt.Prefetch+opt.Cache)
+		}
+	}
+	st := rd.Stats()
+	if st.ChunksFetched != 7+7+5 || st.BytesFetched != rows*d*4 || st.LabelBytesFetched != rows*4 {
+		t.Fatalf("one pass fetched %+v; want each of the 19 chunks once (%d row bytes)", st, rows*d*4)
+	}
+}
+
 func TestReaderCorruptChunk(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	store, m, _ := ingestTestDataset(t, 200, 4, IngestOptions{ShardRows: 100, ChunkRows: 10})
