@@ -21,14 +21,17 @@ type LocalRun struct {
 	Source Source
 	// Train, when set, is the training data in memory: the default Source
 	// and the set the final train metrics are evaluated on. When it is nil
-	// (data streamed from S3 that is too large to hold), the final train
-	// metrics are the mean of the step metrics of the last epoch.
+	// and Source is a RowReader (data streamed from S3), the final train
+	// metrics are evaluated on one more pass over Source in batches of
+	// EvalBatch rows; for any other Source they are the mean of the step
+	// metrics of the last epoch.
 	Train *storage.Dataset
 	Test  *storage.Dataset // optional
 	Batch int
 	Steps int64  // total steps
 	Seed  uint64 // data-order seed
-	// EvalBatch is the batch size of the final evaluation (default 4096).
+	// EvalBatch is the batch size of the final evaluation (default 4096);
+	// it also bounds the rows a streamed evaluation holds at once.
 	EvalBatch int
 	// HistoryEvery records one history point every so many steps (default
 	// StepsPerEpoch/20, at least 1), averaging the steps in between.
@@ -148,9 +151,17 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	if eb < 1 {
 		eb = 4096
 	}
-	if r.Train != nil {
+	rr, streamed := src.(RowReader)
+	switch {
+	case r.Train != nil:
 		rep.Train = jsonMetrics(r.Model.Evaluate(r.Train.X, r.Train.Rows, eb))
-	} else {
+	case streamed:
+		met, err := evaluateRows(ctx, r.Model, rr, tr.Rows(), eb)
+		if err != nil {
+			return nil, fmt.Errorf("final evaluation on the training data: %w", err)
+		}
+		rep.Train = jsonMetrics(met)
+	default:
 		rep.Train = jsonMetrics(last.mean())
 	}
 	if r.Test != nil {
@@ -161,6 +172,33 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 		rep.Test = &t
 	}
 	return rep, nil
+}
+
+// RowReader is a Source that can also read its rows in storage order (the
+// global row ids of its Layout), so that LocalRun can evaluate the model on
+// training data it does not hold in memory. ReaderSource implements it.
+type RowReader interface {
+	// ReadRows copies rows [lo, lo+n) into dst[:n*Dim()].
+	ReadRows(ctx context.Context, lo, n int64, dst []float32) error
+}
+
+// evaluateRows returns the metrics of m on rows [0, rows) of src, read once
+// in storage order in batches of at most batch rows and fed to an
+// sae.Evaluator of that batch: the metrics of m.Evaluate on the same rows in
+// memory. Its memory is one batch: a read buffer of batch·d values and the
+// Evaluator's Step of batch rows, besides what src holds.
+func evaluateRows(ctx context.Context, m *sae.Model, src RowReader, rows int64, batch int) (sae.Metrics, error) {
+	b := int(min(int64(batch), max(rows, 1)))
+	ev := m.NewEvaluator(b)
+	x := make([]float32, b*m.Cfg.D)
+	for lo := int64(0); lo < rows; lo += int64(b) {
+		n := min(int64(b), rows-lo)
+		if err := src.ReadRows(ctx, lo, n, x); err != nil {
+			return sae.Metrics{}, err
+		}
+		ev.Add(x, int(n))
+	}
+	return ev.Metrics(), nil
 }
 
 // jsonMetrics is sae.Metrics whose undefined values (NaN, for example the

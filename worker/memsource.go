@@ -54,7 +54,10 @@ func (s *MemorySource) ReadStep(_ context.Context, o *storage.EpochOrder, batch 
 // fetches the chunks of each share with ranged GETs and prefetches ahead.
 type ReaderSource struct{ R *storage.Reader }
 
-var _ Source = ReaderSource{}
+var (
+	_ Source    = ReaderSource{}
+	_ RowReader = ReaderSource{}
+)
 
 // Layout is the dataset's layout from its manifest.
 func (s ReaderSource) Layout() storage.Layout { return s.R.Manifest().Layout() }
@@ -65,4 +68,16 @@ func (s ReaderSource) Dim() int { return s.R.Manifest().D }
 // ReadStep reads rank's share of step through the reader.
 func (s ReaderSource) ReadStep(ctx context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
 	return s.R.ReadStep(ctx, o, batch, step, rank, ranks, dst, nil)
+}
+
+// ReadRows reads rows [lo, lo+n) in storage order through the reader (see
+// storage.Reader.ReadRows), which prefetches the chunks that follow. A read
+// from row 0 starts a new pass: the chunks prefetched for training steps
+// that were never read are dropped first (DropUnread), since they would
+// otherwise hold the prefetch budget until the pass reached them.
+func (s ReaderSource) ReadRows(ctx context.Context, lo, n int64, dst []float32) error {
+	if lo == 0 {
+		s.R.DropUnread()
+	}
+	return s.R.ReadRows(ctx, lo, n, dst, nil)
 }

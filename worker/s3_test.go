@@ -51,7 +51,10 @@ func writeNPY(t *testing.T, path string, ds *storage.Dataset) {
 
 // Training from a dataset in S3, read with ranged GETs through the
 // prefetching reader, follows exactly the trajectory of training on the
-// same rows in memory with the same layout: same batches, same order, same bits.
+// same rows in memory with the same layout: same batches, same order, same
+// bits. The final train metrics, streamed through the same reader in
+// storage order (the dataset is never loaded whole), are bitwise those
+// Evaluate computes on the rows in memory.
 func TestTrainFromS3MatchesMemory(t *testing.T) {
 	const rows, d, chunk = 203, 12, 8
 	ds := testData(rows, d, 5)
@@ -62,7 +65,8 @@ func TestTrainFromS3MatchesMemory(t *testing.T) {
 	if _, err := storage.Ingest(ctx, client, "toy", []string{path}, storage.IngestOptions{ChunkRows: chunk}); err != nil {
 		t.Fatal(err)
 	}
-	reader, err := storage.OpenReader(ctx, client, "toy", storage.ReaderOptions{})
+	const cache = 8
+	reader, err := storage.OpenReader(ctx, client, "toy", storage.ReaderOptions{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,30 +76,41 @@ func TestTrainFromS3MatchesMemory(t *testing.T) {
 	}
 
 	cfg := testConfig(sae.SparsityKL)
-	run := func(src Source) []float32 {
+	run := func(src Source, train *storage.Dataset, progress func(StepResult, Progress)) ([]float32, *Report) {
 		m, err := sae.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opt, _ := sae.NewOptimizer(sae.DefaultOptimizerConfig(), m.NumParams())
-		tr, err := NewTrainer(Options{Model: m, Optimizer: opt, Source: src, Batch: 32, Seed: 9, Steps: 20})
+		// An eval batch that is no multiple of the chunk rows, and a last
+		// batch of 3 rows.
+		rep, err := LocalRun{Model: m, Optimizer: sae.DefaultOptimizerConfig(), Source: src, Train: train,
+			Batch: 32, Steps: 20, Seed: 9, EvalBatch: 50, Progress: progress}.Run(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for !tr.Done() {
-			if _, err := tr.Step(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return m.Params
+		return m.Params, rep
 	}
-	fromS3 := run(ReaderSource{R: reader})
-	fromMem := run(&MemorySource{DS: ds, ChunkRows: chunk})
+	var afterTraining storage.ReaderStats
+	fromS3, s3Rep := run(ReaderSource{R: reader}, nil, func(_ StepResult, p Progress) {
+		if p.Done == p.Total {
+			afterTraining = reader.Stats()
+		}
+	})
+	fromMem, memRep := run(&MemorySource{DS: ds, ChunkRows: chunk}, ds, nil)
 	for i := range fromS3 {
 		if math.Float32bits(fromS3[i]) != math.Float32bits(fromMem[i]) {
 			t.Fatalf("param %d: %v from S3, %v from memory", i, fromS3[i], fromMem[i])
 		}
 	}
+	if got, want := sae.Metrics(s3Rep.Train), sae.Metrics(memRep.Train); got != want || got.Rows != rows {
+		t.Fatalf("final train metrics from S3 %+v, from memory %+v (%d rows)", got, want, rows)
+	}
+	// The evaluation pass went through this reader: of the 26 chunks, at
+	// most the cache's were still held when training ended.
 	st := reader.Stats()
-	t.Logf("reader stats after %.1f epochs: %+v", 20*32.0/rows, st)
+	chunks := int64((rows + chunk - 1) / chunk)
+	if got := st.ChunksFetched - afterTraining.ChunksFetched; got < chunks-cache {
+		t.Fatalf("the final evaluation fetched %d chunks through the training reader, want at least %d of %d", got, chunks-cache, chunks)
+	}
+	t.Logf("reader stats after %.1f epochs and the evaluation: %+v", 20*32.0/rows, st)
 }

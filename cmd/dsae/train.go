@@ -177,19 +177,17 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 // trainData is what --data and --test resolve to.
 type trainData struct {
 	source worker.Source    // nil: train from memory
-	train  *storage.Dataset // in memory, for training and evaluation (may be nil for S3)
+	train  *storage.Dataset // in memory, for training and evaluation (nil for S3)
 	test   *storage.Dataset
 	d      int
 	rows   int64
 	close  func()
 }
 
-// maxEvalValues bounds the size of an S3 training set that is also loaded
-// into memory for the final train metrics (1 GiB of float32).
-const maxEvalValues = 1 << 28
-
 // openTrainData opens --data and --test. Local files and MNIST are loaded
-// into memory; s3:// datasets are streamed through a prefetching reader.
+// into memory; an s3:// training set is streamed through a prefetching
+// reader, for training and for the final train metrics alike, and never
+// loaded whole; an s3:// test set is loaded into memory.
 func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 	td := &trainData{close: func() {}}
 	var client *storage.Client
@@ -222,12 +220,6 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		td.close = func() { r.Close() }
 		m := r.Manifest()
 		td.source, td.d, td.rows = worker.ReaderSource{R: r}, m.D, m.Rows
-		if m.Rows*int64(m.D) <= maxEvalValues {
-			if td.train, err = storage.LoadDataset(ctx, client, name); err != nil {
-				td.close()
-				return nil, err
-			}
-		}
 	} else {
 		ds, err := storage.Open(f.data)
 		if err != nil {
