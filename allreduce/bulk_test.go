@@ -183,14 +183,7 @@ func startBulkRank1(t *testing.T) *bulkRank1 {
 
 // hello opens a stream to rank 1 as rank 0 and returns the bulk offer.
 func (b *bulkRank1) hello(ctx context.Context, h *ringpb.Hello) (*ringpb.Bulk, error) {
-	st, err := b.client.Stream(ctx, grpc.WaitForReady(true))
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Send(&ringpb.Frame{Kind: &ringpb.Frame_Hello{Hello: h}}); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	rep, err := st.Recv()
+	_, rep, err := openStream(ctx, b.client, h)
 	if err != nil {
 		return nil, err
 	}

@@ -173,14 +173,7 @@ func (lc *laneCall[T]) send() error {
 			if l.bulkOut != nil {
 				err = lc.sendBulk(lc.buf[lo:hi:hi])
 			} else {
-				switch v := any(lc.buf[lo:hi:hi]).(type) {
-				case []float32:
-					l.pout.f32, l.pout.f64 = v, nil
-				case []float64:
-					l.pout.f32, l.pout.f64 = nil, v
-				}
-				err = st.SendMsg(&l.pout)
-				l.pout.f32, l.pout.f64 = nil, nil
+				err = lc.sendGRPC(st, lc.buf[lo:hi:hi])
 			}
 			if err != nil {
 				if errors.Is(err, io.EOF) {
@@ -234,28 +227,14 @@ func (lc *laneCall[T]) receive() error {
 		for p := l.idx; p < lc.pieces(ch); p += lanes {
 			lc.wantStep, lc.wantChunk = t, ch
 			lc.wantLo, lc.wantHi = lc.piece(ch, p)
+			var err error
 			if l.bulkIn != nil {
-				if err := lc.receiveBulk(); err != nil {
-					return err
-				}
+				err = lc.receiveBulk()
 			} else {
-				for {
-					lc.admitted, lc.verdict = false, nil
-					if err := l.sink.recv(in); err != nil {
-						return r.peerErr("receiving from", r.prev, err)
-					}
-					if !l.sink.isPiece {
-						lc.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
-					}
-					if lc.verdict != nil {
-						r.svc.refused.Add(1)
-						return lc.verdict
-					}
-					if lc.admitted {
-						break
-					}
-					r.svc.refused.Add(1) // another ring's or an earlier call's: dropped
-				}
+				err = lc.receiveGRPC(in)
+			}
+			if err != nil {
+				return err
 			}
 			if len(lc.dst) != 0 || lc.ncarry != 0 {
 				return fmt.Errorf("%w: rank %d sent a short piece", ErrProtocol, r.prev)
@@ -282,6 +261,44 @@ func (lc *laneCall[T]) receive() error {
 		return r.peerErr("acknowledging to", r.prev, err)
 	}
 	return nil
+}
+
+// sendGRPC sends one piece as a message of the lane's gRPC stream.
+func (lc *laneCall[T]) sendGRPC(st ringpb.Ring_StreamClient, v []T) error {
+	l := lc.l
+	switch v := any(v).(type) {
+	case []float32:
+		l.pout.f32, l.pout.f64 = v, nil
+	case []float64:
+		l.pout.f32, l.pout.f64 = nil, v
+	}
+	err := st.SendMsg(&l.pout)
+	l.pout.f32, l.pout.f64 = nil, nil
+	return err
+}
+
+// receiveGRPC reads messages of the lane's gRPC stream until the call's
+// next piece has been admitted and applied; pieces of another ring or an
+// earlier call are refused and dropped.
+func (lc *laneCall[T]) receiveGRPC(in ringpb.Ring_StreamServer) error {
+	r, l := lc.r, lc.l
+	for {
+		lc.admitted, lc.verdict = false, nil
+		if err := l.sink.recv(in); err != nil {
+			return r.peerErr("receiving from", r.prev, err)
+		}
+		if !l.sink.isPiece {
+			lc.verdict = fmt.Errorf("%w: rank %d sent a frame that is not a piece", ErrProtocol, r.prev)
+		}
+		if lc.verdict != nil {
+			r.svc.refused.Add(1)
+			return lc.verdict
+		}
+		if lc.admitted {
+			return nil
+		}
+		r.svc.refused.Add(1) // another ring's or an earlier call's: dropped
+	}
 }
 
 // sendBulk writes one piece, header and data, to the lane's bulk stream in

@@ -6,12 +6,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dsae/dsae/allreduce/ringpb"
+	"google.golang.org/grpc"
 )
 
 // cluster is n workers, each with its own gRPC server and Service, on one
@@ -250,3 +254,20 @@ func allReduceAll[T elem](ctx context.Context, rings []*Ring, step uint64, phase
 }
 
 func isErr(err, target error) bool { return err != nil && errors.Is(err, target) }
+
+// openStream opens a ring stream on client as a hand-played sender, sends
+// the hello h and returns the stream with the receiver's first reply.
+func openStream(ctx context.Context, client ringpb.RingClient, h *ringpb.Hello) (ringpb.Ring_StreamClient, *ringpb.Reply, error) {
+	st, err := client.Stream(ctx, grpc.WaitForReady(true))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := st.Send(&ringpb.Frame{Kind: &ringpb.Frame_Hello{Hello: h}}); err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, err
+	}
+	rep, err := st.Recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, rep, nil
+}

@@ -2,8 +2,6 @@ package allreduce
 
 import (
 	"context"
-	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -99,14 +97,7 @@ func TestWrongTagsRefusedNeverAdded(t *testing.T) {
 	defer cancel()
 
 	hello := func(h *ringpb.Hello) (ringpb.Ring_StreamClient, error) {
-		st, err := client.Stream(ctx, grpc.WaitForReady(true))
-		if err != nil {
-			return nil, err
-		}
-		if err := st.Send(&ringpb.Frame{Kind: &ringpb.Frame_Hello{Hello: h}}); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		rep, err := st.Recv()
+		st, rep, err := openStream(ctx, client, h)
 		if err != nil {
 			return nil, err
 		}
