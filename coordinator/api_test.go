@@ -243,7 +243,7 @@ func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
 	cl := c.Client()
 	ctx := ctxT(t)
 	spec := testSpec()
-	spec.WorkersWanted = 2
+	spec.MaxWorkers = 2
 	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ func runningJob(t *testing.T, c *cluster, cl pb.ControlClient, workers ...string
 	t.Helper()
 	ctx := ctxT(t)
 	spec := testSpec()
-	spec.WorkersWanted = int32(len(workers))
+	spec.MaxWorkers = int32(len(workers))
 	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		t.Fatalf("submit: %v", err)
@@ -43,7 +43,7 @@ func runningJob(t *testing.T, c *cluster, cl pb.ControlClient, workers ...string
 	}
 	rank0 := gen.Members[0].WorkerId
 	if _, err := cl.ReportCheckpoint(ctx, &pb.ReportCheckpointRequest{JobId: id, Generation: gen.Id, WorkerId: rank0,
-		Checkpoint: &pb.Checkpoint{Key: "checkpoints/" + id + "/10", Step: 10, Checksum: "c10"}}); err != nil {
+		Checkpoint: &pb.Checkpoint{Key: "checkpoints/" + id + "/10", Step: 10, Checksum: 10}}); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	if _, err := cl.ReportProgress(ctx, &pb.ReportProgressRequest{JobId: id, Generation: gen.Id, WorkerId: rank0,

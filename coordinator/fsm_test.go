@@ -210,7 +210,7 @@ func TestReadyFixesStartAndDonor(t *testing.T) {
 
 func TestCheckpointIsDonorWhenAheadOfMembers(t *testing.T) {
 	f, id := startedJob(t)
-	mustApply(t, f, &pb.CheckpointCmd{JobId: id, Generation: 1, WorkerId: "w1", Checkpoint: &pb.Checkpoint{Key: "ck/50", Step: 50, Checksum: "abc"}})
+	mustApply(t, f, &pb.CheckpointCmd{JobId: id, Generation: 1, WorkerId: "w1", Checkpoint: &pb.Checkpoint{Key: "ck/50", Step: 50, Checksum: 0xabc}})
 	mustApply(t, f, &pb.WorkerDownCmd{WorkerId: "w1"})
 	mustApply(t, f, &pb.WorkerDownCmd{WorkerId: "w2"})
 	mustApply(t, f, &pb.NewGenerationCmd{JobId: id})
@@ -240,7 +240,7 @@ func TestProgress(t *testing.T) {
 func TestCheckpoint(t *testing.T) {
 	f, id := startedJob(t)
 	ck := func(step int64, key string) *pb.CheckpointCmd {
-		return &pb.CheckpointCmd{JobId: id, Generation: 1, WorkerId: "w1", Checkpoint: &pb.Checkpoint{Key: key, Step: step, Checksum: "s"}}
+		return &pb.CheckpointCmd{JobId: id, Generation: 1, WorkerId: "w1", Checkpoint: &pb.Checkpoint{Key: key, Step: step, Checksum: 5}}
 	}
 	mustApply(t, f, ck(10, "k10"))
 	mustApply(t, f, ck(10, "k10")) // retried: no duplicate

@@ -102,7 +102,7 @@ func (n *Node) lead(ctx context.Context) {
 // reconcile proposes the raft entries that bring the FSM in line with the
 // gossip view: coordinator addresses, worker liveness, and for each
 // unfinished job (in submission order) a generation made of its alive
-// members plus free workers up to workers_wanted. It is idempotent.
+// members plus free workers up to max_workers. It is idempotent.
 func (n *Node) reconcile() error {
 	n.reconcileMu.Lock() // the leader loop and peer-failure reports both act on generations
 	defer n.reconcileMu.Unlock()
@@ -166,7 +166,7 @@ func (n *Node) reconcileLocked() error {
 				want = append(want, m.WorkerId)
 			}
 		}
-		limit := int(j.Spec.GetWorkersWanted())
+		limit := int(j.Spec.GetMaxWorkers())
 		for len(free) > 0 && (limit == 0 || len(want) < limit) {
 			want, free = append(want, free[0]), free[1:]
 		}

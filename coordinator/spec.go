@@ -101,7 +101,7 @@ func (f *SpecFile) Proto() *controlpb.JobSpec {
 	m, o := f.Model, f.Optimizer
 	return &controlpb.JobSpec{
 		Name: f.Name, Dataset: f.Dataset, BatchSize: f.BatchSize, Steps: f.Steps, Epochs: f.Epochs,
-		WorkersWanted: f.Workers, CheckpointEvery: f.CheckpointEvery,
+		MaxWorkers: f.Workers, CheckpointEvery: f.CheckpointEvery,
 		Model: &controlpb.ModelConfig{
 			D: m.D, H: m.H, Activation: m.Activation, K: m.K, Output: m.Output, Sparsity: m.Sparsity,
 			Rho: m.Rho, Beta: m.Beta, L1: m.L1, WeightDecay: m.WeightDecay, Tied: m.Tied, Seed: m.Seed,
@@ -193,11 +193,11 @@ func ValidateSpec(s *controlpb.JobSpec) error {
 	if s.Steps == 0 && s.Epochs == 0 {
 		return fieldErr("steps", "steps and epochs are both 0; set one of them")
 	}
-	if s.WorkersWanted < 0 || s.WorkersWanted > MaxWorkers {
-		return fieldErr("workers_wanted", "%d out of range [0, %d]", s.WorkersWanted, MaxWorkers)
+	if s.MaxWorkers < 0 || s.MaxWorkers > MaxWorkers {
+		return fieldErr("max_workers", "%d out of range [0, %d]", s.MaxWorkers, MaxWorkers)
 	}
-	if s.WorkersWanted > s.BatchSize {
-		return fieldErr("workers_wanted", "%d exceeds batch_size %d: every worker needs at least one row", s.WorkersWanted, s.BatchSize)
+	if s.MaxWorkers > s.BatchSize {
+		return fieldErr("max_workers", "%d exceeds batch_size %d: every worker needs at least one row", s.MaxWorkers, s.BatchSize)
 	}
 	if s.CheckpointEvery < 0 {
 		return fieldErr("checkpoint_every", "%d is negative", s.CheckpointEvery)

@@ -43,7 +43,7 @@ func TestParseSpec(t *testing.T) {
 	if err := ValidateSpec(s); err != nil {
 		t.Fatal(err)
 	}
-	want := &pb.JobSpec{Name: "mnist-kl", Dataset: "mnist", BatchSize: 256, Steps: 2000, WorkersWanted: 3, CheckpointEvery: 100,
+	want := &pb.JobSpec{Name: "mnist-kl", Dataset: "mnist", BatchSize: 256, Steps: 2000, MaxWorkers: 3, CheckpointEvery: 100,
 		Model:     &pb.ModelConfig{D: 784, H: 196, Activation: "sigmoid", Output: "sigmoid", Sparsity: "kl", Rho: 0.1, Beta: 3, WeightDecay: 0.0001, Seed: 42},
 		Optimizer: &pb.OptimizerConfig{Kind: "adam", Lr: 0.001, Schedule: "cosine", WarmupSteps: 10, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}}
 	if !proto.Equal(s, want) {
@@ -92,7 +92,7 @@ func TestValidateSpecNamesField(t *testing.T) {
 		{"optimizer.schedule", func(s *pb.JobSpec) { s.Optimizer.Schedule = "step" }},
 		{"batch_size", func(s *pb.JobSpec) { s.BatchSize = -3 }},
 		{"steps", func(s *pb.JobSpec) { s.Steps, s.Epochs = 0, 0 }},
-		{"workers_wanted", func(s *pb.JobSpec) { s.WorkersWanted = MaxWorkers + 1 }},
+		{"max_workers", func(s *pb.JobSpec) { s.MaxWorkers = MaxWorkers + 1 }},
 		{"checkpoint_every", func(s *pb.JobSpec) { s.CheckpointEvery = -1 }},
 	} {
 		s := testSpec()

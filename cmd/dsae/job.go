@@ -229,7 +229,7 @@ func overrideSpec(dst, flags *pb.JobSpec, fs *pflag.FlagSet) {
 	set("batch-size", func() { dst.BatchSize = flags.BatchSize })
 	set("steps", func() { dst.Steps = flags.Steps })
 	set("epochs", func() { dst.Epochs = flags.Epochs })
-	set("workers", func() { dst.WorkersWanted = flags.WorkersWanted })
+	set("workers", func() { dst.MaxWorkers = flags.MaxWorkers })
 	set("checkpoint-every", func() { dst.CheckpointEvery = flags.CheckpointEvery })
 }
 

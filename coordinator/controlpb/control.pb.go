@@ -390,10 +390,15 @@ type JobSpec struct {
 	Steps           int64                  `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`                          // total steps; 0 means derive from epochs
 	Epochs          int32                  `protobuf:"varint,6,opt,name=epochs,proto3" json:"epochs,omitempty"`
 	Dataset         string                 `protobuf:"bytes,7,opt,name=dataset,proto3" json:"dataset,omitempty"`                                         // dataset name in the store
-	WorkersWanted   int32                  `protobuf:"varint,8,opt,name=workers_wanted,json=workersWanted,proto3" json:"workers_wanted,omitempty"`       // 0 means every free worker
 	CheckpointEvery int64                  `protobuf:"varint,9,opt,name=checkpoint_every,json=checkpointEvery,proto3" json:"checkpoint_every,omitempty"` // steps between checkpoints; 0 disables
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Elastic bounds, as torchrun's --nnodes=MIN:MAX: the job runs on as many
+	// free workers as it may take, up to max_workers (0 = no limit), and waits
+	// in the queue while fewer than min_workers (0 or 1 = one) are available.
+	MinWorkers    int32  `protobuf:"varint,10,opt,name=min_workers,json=minWorkers,proto3" json:"min_workers,omitempty"`
+	MaxWorkers    int32  `protobuf:"varint,11,opt,name=max_workers,json=maxWorkers,proto3" json:"max_workers,omitempty"`
+	TestDataset   string `protobuf:"bytes,12,opt,name=test_dataset,json=testDataset,proto3" json:"test_dataset,omitempty"` // optional dataset for the final test metrics
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -475,18 +480,32 @@ func (x *JobSpec) GetDataset() string {
 	return ""
 }
 
-func (x *JobSpec) GetWorkersWanted() int32 {
-	if x != nil {
-		return x.WorkersWanted
-	}
-	return 0
-}
-
 func (x *JobSpec) GetCheckpointEvery() int64 {
 	if x != nil {
 		return x.CheckpointEvery
 	}
 	return 0
+}
+
+func (x *JobSpec) GetMinWorkers() int32 {
+	if x != nil {
+		return x.MinWorkers
+	}
+	return 0
+}
+
+func (x *JobSpec) GetMaxWorkers() int32 {
+	if x != nil {
+		return x.MaxWorkers
+	}
+	return 0
+}
+
+func (x *JobSpec) GetTestDataset() string {
+	if x != nil {
+		return x.TestDataset
+	}
+	return ""
 }
 
 // Member is one worker of a generation. Ranks are 0..N-1 in ring order.
@@ -724,7 +743,7 @@ type Checkpoint struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Key              string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Step             int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
-	Checksum         string                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Checksum         uint64                 `protobuf:"varint,3,opt,name=checksum,proto3" json:"checksum,omitempty"` // the Trainer checksum of the state at step (as in ReadyReport)
 	RecordedUnixNano int64                  `protobuf:"varint,4,opt,name=recorded_unix_nano,json=recordedUnixNano,proto3" json:"recorded_unix_nano,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -774,11 +793,11 @@ func (x *Checkpoint) GetStep() int64 {
 	return 0
 }
 
-func (x *Checkpoint) GetChecksum() string {
+func (x *Checkpoint) GetChecksum() uint64 {
 	if x != nil {
 		return x.Checksum
 	}
-	return ""
+	return 0
 }
 
 func (x *Checkpoint) GetRecordedUnixNano() int64 {
@@ -856,7 +875,8 @@ type Job struct {
 	ModelKey          string                 `protobuf:"bytes,11,opt,name=model_key,json=modelKey,proto3" json:"model_key,omitempty"` // where the finished model was written
 	SubmittedUnixNano int64                  `protobuf:"varint,12,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
 	FinishedUnixNano  int64                  `protobuf:"varint,13,opt,name=finished_unix_nano,json=finishedUnixNano,proto3" json:"finished_unix_nano,omitempty"`
-	Seq               uint64                 `protobuf:"varint,14,opt,name=seq,proto3" json:"seq,omitempty"` // submission order
+	Seq               uint64                 `protobuf:"varint,14,opt,name=seq,proto3" json:"seq,omitempty"`                             // submission order
+	RequestId         string                 `protobuf:"bytes,15,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // the SubmitJobRequest.request_id that created it
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -989,6 +1009,13 @@ func (x *Job) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Job) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type Worker struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1001,8 +1028,11 @@ type Worker struct {
 	// (no ready report in time, or a ring peer broken twice in a row) while
 	// still gossiping. Gossip alone does not bring it back; a Register call
 	// from the worker does.
-	Quarantined   bool   `protobuf:"varint,7,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
-	DownReason    string `protobuf:"bytes,8,opt,name=down_reason,json=downReason,proto3" json:"down_reason,omitempty"`
+	Quarantined bool   `protobuf:"varint,7,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
+	DownReason  string `protobuf:"bytes,8,opt,name=down_reason,json=downReason,proto3" json:"down_reason,omitempty"`
+	// last_request_id is the request id of the worker's last applied report;
+	// a retried report carrying it again is answered without being applied twice.
+	LastRequestId string `protobuf:"bytes,9,opt,name=last_request_id,json=lastRequestId,proto3" json:"last_request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1089,6 +1119,13 @@ func (x *Worker) GetQuarantined() bool {
 func (x *Worker) GetDownReason() string {
 	if x != nil {
 		return x.DownReason
+	}
+	return ""
+}
+
+func (x *Worker) GetLastRequestId() string {
+	if x != nil {
+		return x.LastRequestId
 	}
 	return ""
 }
@@ -1477,6 +1514,7 @@ func (*Command_RemoveCoordinator) isCommand_Op() {}
 type SubmitJobCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1516,6 +1554,13 @@ func (x *SubmitJobCmd) GetSpec() *JobSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *SubmitJobCmd) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type CancelJobCmd struct {
@@ -1758,6 +1803,7 @@ type ReadyCmd struct {
 	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Report        *ReadyReport           `protobuf:"bytes,4,opt,name=report,proto3" json:"report,omitempty"`
+	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1820,12 +1866,20 @@ func (x *ReadyCmd) GetReport() *ReadyReport {
 	return nil
 }
 
+func (x *ReadyCmd) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ProgressCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Metrics       *Metrics               `protobuf:"bytes,4,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1888,12 +1942,20 @@ func (x *ProgressCmd) GetMetrics() *Metrics {
 	return nil
 }
 
+func (x *ProgressCmd) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type CheckpointCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Checkpoint    *Checkpoint            `protobuf:"bytes,4,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1956,6 +2018,13 @@ func (x *CheckpointCmd) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+func (x *CheckpointCmd) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ResultCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1965,6 +2034,7 @@ type ResultCmd struct {
 	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	FinalMetrics  *Metrics               `protobuf:"bytes,6,opt,name=final_metrics,json=finalMetrics,proto3" json:"final_metrics,omitempty"`
 	ModelKey      string                 `protobuf:"bytes,7,opt,name=model_key,json=modelKey,proto3" json:"model_key,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2044,6 +2114,13 @@ func (x *ResultCmd) GetFinalMetrics() *Metrics {
 func (x *ResultCmd) GetModelKey() string {
 	if x != nil {
 		return x.ModelKey
+	}
+	return ""
+}
+
+func (x *ResultCmd) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2136,9 +2213,12 @@ func (x *RemoveCoordinatorCmd) GetId() string {
 	return ""
 }
 
+// request_id, when set, makes the submission idempotent: a retried request
+// with the same id returns the job the first one created.
 type SubmitJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2178,6 +2258,13 @@ func (x *SubmitJobRequest) GetSpec() *JobSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *SubmitJobRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type SubmitJobResponse struct {
@@ -2780,6 +2867,7 @@ type ReportReadyRequest struct {
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	LastStep      int64                  `protobuf:"varint,4,opt,name=last_step,json=lastStep,proto3" json:"last_step,omitempty"`
 	Checksum      uint64                 `protobuf:"varint,5,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	RequestId     string                 `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2849,6 +2937,13 @@ func (x *ReportReadyRequest) GetChecksum() uint64 {
 	return 0
 }
 
+func (x *ReportReadyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ReportReadyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Generation    *Generation            `protobuf:"bytes,1,opt,name=generation,proto3" json:"generation,omitempty"`
@@ -2899,6 +2994,7 @@ type ReportProgressRequest struct {
 	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Metrics       *Metrics               `protobuf:"bytes,4,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2961,6 +3057,13 @@ func (x *ReportProgressRequest) GetMetrics() *Metrics {
 	return nil
 }
 
+func (x *ReportProgressRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ReportProgressResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3003,6 +3106,7 @@ type ReportCheckpointRequest struct {
 	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	Checkpoint    *Checkpoint            `protobuf:"bytes,4,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	RequestId     string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3065,6 +3169,13 @@ func (x *ReportCheckpointRequest) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+func (x *ReportCheckpointRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ReportCheckpointResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3108,6 +3219,7 @@ type ReportPeerFailureRequest struct {
 	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	PeerId        string                 `protobuf:"bytes,4,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
 	Detail        string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	RequestId     string                 `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3177,6 +3289,13 @@ func (x *ReportPeerFailureRequest) GetDetail() string {
 	return ""
 }
 
+func (x *ReportPeerFailureRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type ReportPeerFailureResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3222,6 +3341,7 @@ type ReportResultRequest struct {
 	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	FinalMetrics  *Metrics               `protobuf:"bytes,6,opt,name=final_metrics,json=finalMetrics,proto3" json:"final_metrics,omitempty"`
 	ModelKey      string                 `protobuf:"bytes,7,opt,name=model_key,json=modelKey,proto3" json:"model_key,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3301,6 +3421,13 @@ func (x *ReportResultRequest) GetFinalMetrics() *Metrics {
 func (x *ReportResultRequest) GetModelKey() string {
 	if x != nil {
 		return x.ModelKey
+	}
+	return ""
+}
+
+func (x *ReportResultRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -3643,7 +3770,7 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x05beta1\x18\x06 \x01(\x01R\x05beta1\x12\x14\n" +
 	"\x05beta2\x18\a \x01(\x01R\x05beta2\x12\x10\n" +
 	"\x03eps\x18\b \x01(\x01R\x03eps\x12\x1b\n" +
-	"\tgrad_clip\x18\t \x01(\x01R\bgradClip\"\xca\x02\n" +
+	"\tgrad_clip\x18\t \x01(\x01R\bgradClip\"\x8e\x03\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\x05model\x18\x02 \x01(\v2\x1c.dsae.control.v1.ModelConfigR\x05model\x12>\n" +
@@ -3652,9 +3779,14 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"batch_size\x18\x04 \x01(\x05R\tbatchSize\x12\x14\n" +
 	"\x05steps\x18\x05 \x01(\x03R\x05steps\x12\x16\n" +
 	"\x06epochs\x18\x06 \x01(\x05R\x06epochs\x12\x18\n" +
-	"\adataset\x18\a \x01(\tR\adataset\x12%\n" +
-	"\x0eworkers_wanted\x18\b \x01(\x05R\rworkersWanted\x12)\n" +
-	"\x10checkpoint_every\x18\t \x01(\x03R\x0fcheckpointEvery\"s\n" +
+	"\adataset\x18\a \x01(\tR\adataset\x12)\n" +
+	"\x10checkpoint_every\x18\t \x01(\x03R\x0fcheckpointEvery\x12\x1f\n" +
+	"\vmin_workers\x18\n" +
+	" \x01(\x05R\n" +
+	"minWorkers\x12\x1f\n" +
+	"\vmax_workers\x18\v \x01(\x05R\n" +
+	"maxWorkers\x12!\n" +
+	"\ftest_dataset\x18\f \x01(\tR\vtestDatasetJ\x04\b\b\x10\t\"s\n" +
 	"\x06Member\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x12\n" +
 	"\x04rank\x18\x02 \x01(\x05R\x04rank\x12\x1b\n" +
@@ -3682,14 +3814,14 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"Checkpoint\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x1a\n" +
-	"\bchecksum\x18\x03 \x01(\tR\bchecksum\x12,\n" +
+	"\bchecksum\x18\x03 \x01(\x04R\bchecksum\x12,\n" +
 	"\x12recorded_unix_nano\x18\x04 \x01(\x03R\x10recordedUnixNano\"\x96\x01\n" +
 	"\aMetrics\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\x03R\x04step\x12<\n" +
 	"\x06values\x18\x02 \x03(\v2$.dsae.control.v1.Metrics.ValuesEntryR\x06values\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe0\x04\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xff\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
 	"\x04spec\x18\x02 \x01(\v2\x18.dsae.control.v1.JobSpecR\x04spec\x12/\n" +
@@ -3707,7 +3839,9 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\tmodel_key\x18\v \x01(\tR\bmodelKey\x12.\n" +
 	"\x13submitted_unix_nano\x18\f \x01(\x03R\x11submittedUnixNano\x12,\n" +
 	"\x12finished_unix_nano\x18\r \x01(\x03R\x10finishedUnixNano\x12\x10\n" +
-	"\x03seq\x18\x0e \x01(\x04R\x03seq\"\xee\x01\n" +
+	"\x03seq\x18\x0e \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x0f \x01(\tR\trequestId\"\x96\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
@@ -3717,7 +3851,8 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x11updated_unix_nano\x18\x06 \x01(\x03R\x0fupdatedUnixNano\x12 \n" +
 	"\vquarantined\x18\a \x01(\bR\vquarantined\x12\x1f\n" +
 	"\vdown_reason\x18\b \x01(\tR\n" +
-	"downReason\"x\n" +
+	"downReason\x12&\n" +
+	"\x0flast_request_id\x18\t \x01(\tR\rlastRequestId\"x\n" +
 	"\vCoordinator\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -3759,9 +3894,11 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x06result\x18\x12 \x01(\v2\x1a.dsae.control.v1.ResultCmdH\x00R\x06result\x12M\n" +
 	"\x0fset_coordinator\x18\x13 \x01(\v2\".dsae.control.v1.SetCoordinatorCmdH\x00R\x0esetCoordinator\x12V\n" +
 	"\x12remove_coordinator\x18\x14 \x01(\v2%.dsae.control.v1.RemoveCoordinatorCmdH\x00R\x11removeCoordinatorB\x04\n" +
-	"\x02op\"<\n" +
+	"\x02op\"[\n" +
 	"\fSubmitJobCmd\x12,\n" +
-	"\x04spec\x18\x01 \x01(\v2\x18.dsae.control.v1.JobSpecR\x04spec\"=\n" +
+	"\x04spec\x18\x01 \x01(\v2\x18.dsae.control.v1.JobSpecR\x04spec\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"=\n" +
 	"\fCancelJobCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"j\n" +
@@ -3779,21 +3916,25 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
 	"worker_ids\x18\x02 \x03(\tR\tworkerIds\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x94\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xb3\x01\n" +
 	"\bReadyCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x124\n" +
-	"\x06report\x18\x04 \x01(\v2\x1c.dsae.control.v1.ReadyReportR\x06report\"\x95\x01\n" +
+	"\x06report\x18\x04 \x01(\v2\x1c.dsae.control.v1.ReadyReportR\x06report\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"\xb4\x01\n" +
 	"\vProgressCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x122\n" +
-	"\ametrics\x18\x04 \x01(\v2\x18.dsae.control.v1.MetricsR\ametrics\"\xa0\x01\n" +
+	"\ametrics\x18\x04 \x01(\v2\x18.dsae.control.v1.MetricsR\ametrics\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"\xbf\x01\n" +
 	"\rCheckpointCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -3802,7 +3943,9 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12;\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\v2\x1b.dsae.control.v1.CheckpointR\n" +
-	"checkpoint\"\x84\x02\n" +
+	"checkpoint\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"\xa3\x02\n" +
 	"\tResultCmd\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -3812,13 +3955,17 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x19.dsae.control.v1.JobStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12=\n" +
 	"\rfinal_metrics\x18\x06 \x01(\v2\x18.dsae.control.v1.MetricsR\ffinalMetrics\x12\x1b\n" +
-	"\tmodel_key\x18\a \x01(\tR\bmodelKey\"S\n" +
+	"\tmodel_key\x18\a \x01(\tR\bmodelKey\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\"S\n" +
 	"\x11SetCoordinatorCmd\x12>\n" +
 	"\vcoordinator\x18\x01 \x01(\v2\x1c.dsae.control.v1.CoordinatorR\vcoordinator\"&\n" +
 	"\x14RemoveCoordinatorCmd\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"@\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
 	"\x10SubmitJobRequest\x12,\n" +
-	"\x04spec\x18\x01 \x01(\v2\x18.dsae.control.v1.JobSpecR\x04spec\";\n" +
+	"\x04spec\x18\x01 \x01(\v2\x18.dsae.control.v1.JobSpecR\x04spec\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\";\n" +
 	"\x11SubmitJobResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.dsae.control.v1.JobR\x03job\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
@@ -3846,7 +3993,7 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x16WatchGenerationRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"A\n" +
 	"\x17WatchGenerationResponse\x12&\n" +
-	"\x03job\x18\x01 \x01(\v2\x14.dsae.control.v1.JobR\x03job\"\xa1\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x14.dsae.control.v1.JobR\x03job\"\xc0\x01\n" +
 	"\x12ReportReadyRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -3854,19 +4001,23 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"generation\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12\x1b\n" +
 	"\tlast_step\x18\x04 \x01(\x03R\blastStep\x12\x1a\n" +
-	"\bchecksum\x18\x05 \x01(\x04R\bchecksum\"R\n" +
+	"\bchecksum\x18\x05 \x01(\x04R\bchecksum\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\"R\n" +
 	"\x13ReportReadyResponse\x12;\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\v2\x1b.dsae.control.v1.GenerationR\n" +
-	"generation\"\x9f\x01\n" +
+	"generation\"\xbe\x01\n" +
 	"\x15ReportProgressRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x122\n" +
-	"\ametrics\x18\x04 \x01(\v2\x18.dsae.control.v1.MetricsR\ametrics\"\x18\n" +
-	"\x16ReportProgressResponse\"\xaa\x01\n" +
+	"\ametrics\x18\x04 \x01(\v2\x18.dsae.control.v1.MetricsR\ametrics\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"\x18\n" +
+	"\x16ReportProgressResponse\"\xc9\x01\n" +
 	"\x17ReportCheckpointRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -3875,8 +4026,10 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12;\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\v2\x1b.dsae.control.v1.CheckpointR\n" +
-	"checkpoint\"\x1a\n" +
-	"\x18ReportCheckpointResponse\"\x9f\x01\n" +
+	"checkpoint\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"\x1a\n" +
+	"\x18ReportCheckpointResponse\"\xbe\x01\n" +
 	"\x18ReportPeerFailureRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -3884,8 +4037,10 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"generation\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12\x17\n" +
 	"\apeer_id\x18\x04 \x01(\tR\x06peerId\x12\x16\n" +
-	"\x06detail\x18\x05 \x01(\tR\x06detail\"\x1b\n" +
-	"\x19ReportPeerFailureResponse\"\x8e\x02\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\"\x1b\n" +
+	"\x19ReportPeerFailureResponse\"\xad\x02\n" +
 	"\x13ReportResultRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1e\n" +
 	"\n" +
@@ -3895,7 +4050,9 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x19.dsae.control.v1.JobStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12=\n" +
 	"\rfinal_metrics\x18\x06 \x01(\v2\x18.dsae.control.v1.MetricsR\ffinalMetrics\x12\x1b\n" +
-	"\tmodel_key\x18\a \x01(\tR\bmodelKey\">\n" +
+	"\tmodel_key\x18\a \x01(\tR\bmodelKey\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\">\n" +
 	"\x14ReportResultResponse\x12&\n" +
 	"\x03job\x18\x01 \x01(\v2\x14.dsae.control.v1.JobR\x03job\"M\n" +
 	"\vJoinRequest\x12>\n" +
