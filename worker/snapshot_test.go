@@ -106,7 +106,9 @@ func TestChecksumCoversEveryPart(t *testing.T) {
 	}
 	mutations := map[string]func(*Snapshot){
 		"completed": func(s *Snapshot) { s.Completed++ },
-		"params":    func(s *Snapshot) { s.Params[len(s.Params)/2] = math.Float32frombits(math.Float32bits(s.Params[len(s.Params)/2]) ^ 1) },
+		"params": func(s *Snapshot) {
+			s.Params[len(s.Params)/2] = math.Float32frombits(math.Float32bits(s.Params[len(s.Params)/2]) ^ 1)
+		},
 		"optimizer": func(s *Snapshot) { s.Optimizer[len(s.Optimizer)/2] ^= 0x10 },
 		"tracker":   func(s *Snapshot) { s.Tracker[0]++ },
 	}
