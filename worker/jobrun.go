@@ -191,11 +191,11 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 	if a.cfg.Trace != nil {
 		d := js.model.Cfg.D
 		opts.AfterRead = func(completed int64, x []float32, n int) {
-			rows := make([]int64, n)
-			for i := range rows {
-				rows[i] = int64(x[i*d])
+			x0 := make([]float32, n)
+			for i := range x0 {
+				x0[i] = x[i*d]
 			}
-			a.trace(map[string]any{"ev": "read", "job": j.Id, "gen": g.Id, "rank": rank, "size": len(g.Members), "step": completed + 1, "rows": rows})
+			a.trace(map[string]any{"ev": "read", "job": j.Id, "gen": g.Id, "rank": rank, "size": len(g.Members), "step": completed + 1, "x0": x0})
 		}
 	}
 	tr, err := NewTrainer(opts)
@@ -234,7 +234,8 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 		js.record(res)
 		a.met.observe(res.Times)
 		if a.cfg.Trace != nil {
-			a.trace(map[string]any{"ev": "apply", "job": j.Id, "gen": g.Id, "rank": rank, "step": res.Step})
+			a.trace(map[string]any{"ev": "apply", "job": j.Id, "gen": g.Id, "rank": rank, "step": res.Step,
+				"sum": strconv.FormatUint(tr.paramsChecksum(), 16), "t": time.Now().UnixNano()})
 		}
 		if rank == 0 {
 			prog.add(res, el)
@@ -563,4 +564,3 @@ func (a *Agent) trace(v map[string]any) {
 	a.traceMu.Unlock()
 }
 
-var _ = strconv.Itoa
