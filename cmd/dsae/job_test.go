@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 const cliSecret = "cli-test-cluster-secret-123456"
@@ -148,4 +152,31 @@ func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `data: "absent" not found in the store`) {
 		t.Fatalf("submit on a missing dataset: %v", err)
 	}
+}
+
+// TestSubmitHelpExampleIsFullSpec: the YAML spec shown by `dsae job submit
+// --help` parses, is valid, and names every setting of the vocabulary.
+func TestSubmitHelpExampleIsFullSpec(t *testing.T) {
+	s := jobspec.Default()
+	if err := jobspec.ParseYAML(strings.NewReader(submitExample), &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, line := range strings.Split(submitExample, "\n") {
+		if k, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {
+			keys[jobspec.FlagName(k)] = true
+		}
+	}
+	fs := pflag.NewFlagSet("all", pflag.ContinueOnError)
+	jobspec.AddFlags(fs, &s)
+	jobspec.AddDataFlags(fs, &s, "", "")
+	jobspec.AddJobFlags(fs, &s)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !keys[f.Name] {
+			t.Errorf("the help's example spec lacks %s", f.Name)
+		}
+	})
 }
