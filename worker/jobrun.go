@@ -88,38 +88,29 @@ func (a *Agent) jobState(ctx context.Context, j *pb.Job) (*jobState, error) {
 		return js, nil
 	}
 	spec := j.Spec
-	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetDataset(), storage.ReaderOptions{})
+	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetData(), storage.ReaderOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("job %s: dataset %q: %w", j.Id, spec.GetDataset(), err)
+		return nil, fmt.Errorf("job %s: dataset %q: %w", j.Id, spec.GetData(), err)
 	}
 	man := r.Manifest()
-	mc, oc, batch, err := jobConfigs(spec, man.D)
+	s, err := jobSpec(spec, man.D, man.Rows)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("job %s: %w", j.Id, err)
 	}
-	if int64(batch) > man.Rows {
-		r.Close()
-		return nil, fmt.Errorf("job %s: %w: batch = %d exceeds the %d rows of dataset %s", j.Id, ErrOptions, batch, man.Rows, spec.GetDataset())
-	}
-	spe := (man.Rows + int64(batch) - 1) / int64(batch)
-	steps := spec.GetSteps()
-	if steps == 0 {
-		steps = max(1, int64(float64(spec.GetEpochs())*float64(spe)+0.5))
-	}
-	if oc.TotalSteps == 0 {
-		oc.TotalSteps = int(steps)
-	}
-	model, err := sae.New(mc)
+	model, err := sae.New(s.Model)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("job %s: %w", j.Id, err)
 	}
-	opt, err := sae.NewOptimizer(oc, model.NumParams())
+	opt, err := sae.NewOptimizer(s.OptimizerConfig(), model.NumParams())
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("job %s: %w", j.Id, err)
 	}
+	spe := (man.Rows + int64(s.Batch) - 1) / int64(s.Batch)
+	steps, batch := s.Steps, s.Batch
+	mc := s.Model
 	js := &jobState{id: j.Id, spec: spec, model: model, opt: opt, steps: steps, seed: mc.Seed, batch: batch,
 		reader: r, source: ReaderSource{R: r}, every: max(1, spe/20)}
 	a.jobs[j.Id] = js
@@ -493,7 +484,7 @@ func (a *Agent) evaluate(ctx context.Context, js *jobState) (*Report, error) {
 	if js.trainTime > 0 {
 		rep.SamplesPerSec = float64(js.samples) / js.trainTime.Seconds()
 	}
-	if t := js.spec.GetTestDataset(); t != "" {
+	if t := js.spec.GetTest(); t != "" {
 		ds, err := storage.LoadDataset(ctx, a.cfg.Store, t)
 		if err != nil {
 			return nil, fmt.Errorf("test dataset %s: %w", t, err)
