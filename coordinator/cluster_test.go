@@ -284,3 +284,60 @@ func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
 	c.WaitState(old, "the job committed by the majority", func(st *pb.State) bool { return st.Jobs[resp.Job.Id] != nil })
 	c.Leader()
 }
+
+// A client whose submission committed but whose reply was lost with the
+// leader retries with the same request id: first after the leader dies,
+// then through the majority while the next leader is cut off. Every
+// replica ends up with exactly one job.
+func TestClusterRetriedSubmitMakesOneJob(t *testing.T) {
+	c := MakeCluster(t, 3)
+	ctx := ctxT(t)
+	l := c.Leader()
+	req := &pb.SubmitJobRequest{Spec: testSpec(), RequestId: "submit-7f3a"}
+	first, err := c.Client(c.nodes[l].GRPCAddr()).SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := first.Job.Id
+	for i, n := range c.nodes {
+		if i != l && n != nil {
+			c.WaitState(i, "the submitted job", func(st *pb.State) bool { return st.Jobs[id] != nil })
+		}
+	}
+	c.Kill(l) // the reply is lost with the leader
+	retry, err := c.Client().SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatalf("retry after the leader died: %v", err)
+	}
+	if retry.Job.Id != id {
+		t.Fatalf("retry after the leader died made %s, want %s", retry.Job.Id, id)
+	}
+
+	c.Start(l)
+	c.WaitVoters(3)
+	nl := c.Leader()
+	c.Partition(nl, true)
+	var majority []string
+	for i, n := range c.nodes {
+		if i != nl {
+			majority = append(majority, n.GRPCAddr())
+		}
+	}
+	retry, err = c.Client(majority...).SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatalf("retry through the majority: %v", err)
+	}
+	if retry.Job.Id != id {
+		t.Fatalf("retry through the majority made %s, want %s", retry.Job.Id, id)
+	}
+	c.Partition(nl, false)
+	l = c.Leader()
+	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.nodes {
+		c.WaitState(i, "exactly one job, the first", func(st *pb.State) bool {
+			return len(st.Jobs) == 1 && st.Jobs[id].GetRequestId() == req.RequestId && st.NextJobSeq == 1
+		})
+	}
+}

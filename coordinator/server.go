@@ -150,8 +150,8 @@ func (s *server) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.S
 			return nil, toStatus(fieldErr("dataset", "%q not found in the store", spec.Dataset))
 		}
 	}
-	return onLeader(s, ctx, &pb.SubmitJobRequest{Spec: spec}, pb.ControlClient.SubmitJob, func() (*pb.SubmitJobResponse, error) {
-		r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec}}})
+	return onLeader(s, ctx, &pb.SubmitJobRequest{Spec: spec, RequestId: req.RequestId}, pb.ControlClient.SubmitJob, func() (*pb.SubmitJobResponse, error) {
+		r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec, RequestId: req.RequestId}}})
 		if err != nil {
 			return nil, err
 		}
@@ -288,7 +288,7 @@ func (s *server) ReportReady(ctx context.Context, req *pb.ReportReadyRequest) (*
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportReady, func() (*pb.ReportReadyResponse, error) {
 		r, err := s.write(&pb.Command{Op: &pb.Command_Ready{Ready: &pb.ReadyCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
 		if err != nil {
 			return nil, err
 		}
@@ -305,7 +305,7 @@ func (s *server) ReportProgress(ctx context.Context, req *pb.ReportProgressReque
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportProgress, func() (*pb.ReportProgressResponse, error) {
 		_, err := s.write(&pb.Command{Op: &pb.Command_Progress{Progress: &pb.ProgressCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, Metrics: req.Metrics}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, Metrics: req.Metrics}}})
 		if err != nil {
 			return nil, err
 		}
@@ -322,7 +322,7 @@ func (s *server) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointR
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportCheckpoint, func() (*pb.ReportCheckpointResponse, error) {
 		_, err := s.write(&pb.Command{Op: &pb.Command_Checkpoint{Checkpoint: &pb.CheckpointCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, Checkpoint: req.Checkpoint}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, Checkpoint: req.Checkpoint}}})
 		if err != nil {
 			return nil, err
 		}
@@ -348,7 +348,7 @@ func (s *server) ReportResult(ctx context.Context, req *pb.ReportResultRequest) 
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportResult, func() (*pb.ReportResultResponse, error) {
 		r, err := s.write(&pb.Command{Op: &pb.Command_Result{Result: &pb.ResultCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
 		if err != nil {
 			return nil, err
 		}
