@@ -102,7 +102,10 @@ func (n *Node) lead(ctx context.Context) {
 // reconcile proposes the raft entries that bring the FSM in line with the
 // gossip view: coordinator addresses, worker liveness, and for each
 // unfinished job (in submission order) a generation made of its alive
-// members plus free workers up to max_workers. It is idempotent.
+// members plus free workers up to max_workers (0 = no limit). A job that
+// would have fewer than max(1, min_workers) has no generation and waits in
+// the queue; the free workers it counted are not given to later jobs. It is
+// idempotent.
 func (n *Node) reconcile() error {
 	n.reconcileMu.Lock() // the leader loop and peer-failure reports both act on generations
 	defer n.reconcileMu.Unlock()
@@ -170,6 +173,23 @@ func (n *Node) reconcileLocked() error {
 		for len(free) > 0 && (limit == 0 || len(want) < limit) {
 			want, free = append(want, free[0]), free[1:]
 		}
+		if need := minWorkers(j.Spec); len(want) < need {
+			// Too few: the job waits without a generation, and the workers
+			// it counted stay free but out of reach of later jobs, so that
+			// jobs start in submission order.
+			reason := fmt.Sprintf("waiting for workers: %d available, min_workers %d", len(want), need)
+			if limit > 0 && limit < need {
+				reason = fmt.Sprintf("waiting forever: max_workers %d is below min_workers %d", limit, need)
+			}
+			if len(cur) == 0 && j.Reason == reason {
+				continue
+			}
+			n.log.Info("job waits for workers", "job", j.Id, "available", want, "min_workers", need, "previous", cur)
+			if _, err := n.apply(newGenCmd(j.Id, nil, reason)); err != nil {
+				return err
+			}
+			continue
+		}
 		if slices.Equal(cur, want) {
 			continue
 		}
@@ -180,6 +200,10 @@ func (n *Node) reconcileLocked() error {
 	}
 	return nil
 }
+
+// minWorkers is the number of workers a job needs before it gets a
+// generation: min_workers, and at least one.
+func minWorkers(s *pb.JobSpec) int { return max(1, int(s.GetMinWorkers())) }
 
 // expireAnnouncements quarantines the members of generations that have
 // been announced for longer than ReadyTimeout (as seen by this leader)
