@@ -266,12 +266,18 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // peerFailure acts, on the leader, on a worker's report that a ring peer
-// broke in generation gen: a peer that gossip no longer sees is declared
-// down (and the reconciler forms a generation without it); a peer that is
-// still alive gets a fresh generation with the same members, which restarts
-// the ring — unless it was also reported in the generation before, in
-// which case it is quarantined. A report about an older generation is
-// already answered.
+// broke in generation gen. On the first report for the current generation
+// it probes every other member's gRPC health at once (PeerProbeTimeout):
+// members that do not answer are marked down and quarantined (gossip may
+// still see a crashed process for seconds; their own Register lifts it),
+// and the reconciler forms the generation of the rest. When every probe
+// succeeds, a peer that gossip no longer sees is declared down; a peer
+// still alive gets a fresh generation with the same members, which
+// restarts the ring — unless it was also reported in the generation
+// before, in which case it is quarantined. Every outcome replaces the
+// generation, so a report about an older one (a retry, or another
+// member's report of the same break) is already answered and changes
+// nothing.
 func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 	n.reconcileMu.Lock()
 	defer n.reconcileMu.Unlock()
@@ -295,6 +301,7 @@ func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 		return fmt.Errorf("%w: peer_id %q, job %s generation %d", ErrNotMember, req.PeerId, j.Id, req.Generation)
 	}
 	n.log.Info("worker reports a broken ring peer", "job", j.Id, "generation", req.Generation, "worker", req.WorkerId, "peer", req.PeerId, "detail", req.Detail)
+	failed := n.probeMembers(j.Generation, req.WorkerId)
 	inPool := false
 	for _, m := range n.pool.Members() {
 		inPool = inPool || m.ID == req.PeerId
@@ -308,18 +315,61 @@ func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 		mem.strikes[key] = req.Generation
 		mem.mu.Unlock()
 	}
-	if !inPool || strike {
+	var downs []*pb.Command
+	for _, id := range ids {
+		if err, ok := failed[id]; ok {
+			reason := fmt.Sprintf("no answer to a health probe after %s reported peer %s broken in %s generation %d: %v",
+				req.WorkerId, req.PeerId, j.Id, req.Generation, err)
+			n.log.Warn("quarantining a worker that failed its health probe", "worker", id, "reason", reason)
+			downs = append(downs, downCmd(id, reason, true))
+		}
+	}
+	if _, ok := failed[req.PeerId]; !ok && (!inPool || strike) {
 		reason := "reported by " + req.WorkerId + ": " + req.Detail
 		if strike {
 			reason = "reported broken in two generations in a row, last by " + req.WorkerId + ": " + req.Detail
 		}
-		if _, err := n.apply(downCmd(req.PeerId, reason, inPool)); err != nil {
-			return err
+		downs = append(downs, downCmd(req.PeerId, reason, inPool))
+	}
+	if len(downs) > 0 {
+		for _, cmd := range downs {
+			if _, err := n.apply(cmd); err != nil {
+				return err
+			}
 		}
 		return n.reconcileLocked()
 	}
 	_, err := n.apply(newGenCmd(j.Id, ids, fmt.Sprintf("%s reported peer %s broken", req.WorkerId, req.PeerId)))
 	return err
+}
+
+// probeMembers probes, in parallel and within PeerProbeTimeout, the gRPC
+// health of every member of g except skip (the reporter, which has just
+// called), and returns the members whose probe failed with the error.
+func (n *Node) probeMembers(g *pb.Generation, skip string) map[string]error {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.PeerProbeTimeout)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed = map[string]error{}
+	)
+	for _, m := range g.Members {
+		if m.WorkerId == skip {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.dials.probe(ctx, m.GrpcAddr); err != nil {
+				mu.Lock()
+				failed[m.WorkerId] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
 }
 
 // joinLoop asks the cluster (through any of cfg.Join) to add this node as a
