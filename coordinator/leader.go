@@ -43,6 +43,7 @@ func (n *Node) leaderLoop() {
 				done = make(chan struct{})
 				go func() { defer close(done); n.lead(ctx) }()
 			} else if !lead && stop != nil {
+				n.ledUntil.Store(time.Now().UnixNano())
 				stop()
 				<-done
 				stop = nil
