@@ -113,7 +113,7 @@ func (c *cluster) indexDataset(name string, rows, d int) {
 // state) holds the same parameter bits as the others after every step.
 func TestClusterExactlyOnceThroughKillAndJoin(t *testing.T) {
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
-	const rows, d, batch, epochs = 32768, 16, 32, 2
+	const rows, d, batch, epochs = 65536, 32, 16, 2
 	const spe = rows / batch
 	c.indexDataset("idx", rows, d)
 	id := c.submit("--data", "idx", "--hidden", "8", "--sparsity", "kl", "--rho", "0.1", "--beta", "3", "--lr", "1e-3",
