@@ -73,8 +73,9 @@
 // with ReportResult. Reports naming an old generation are refused with
 // FailedPrecondition. It gives every report a fresh request id and repeats
 // the id when it retries, serves the gRPC health service on its gRPC
-// address (with the cluster token) for the leader's probes, and watches
-// again through another coordinator when a watch ends with Unavailable.
+// address (with the cluster token) from before it registers until it
+// exits, for the leader's probes, and watches again through another
+// coordinator when a watch ends with Unavailable.
 //
 // # API and security
 //
