@@ -291,7 +291,9 @@ func TestClusterLeaderLoss(t *testing.T) {
 	t.Logf("leader %s killed at step %d; training went on (%v later at step %d)", cl.LeaderId, before, time.Since(killedAt).Round(time.Millisecond), c.job(id).LastStep)
 	c.waitJob(id, 5*time.Minute, "completion", completed)
 	checkApplied(t, c.traces(id), steps, nil)
-	ls, err := c.ctl.ListJobs(ctx, &pb.ListJobsRequest{})
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer lcancel()
+	ls, err := c.ctl.ListJobs(lctx, &pb.ListJobsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
