@@ -554,4 +554,3 @@ func (a *Agent) trace(v map[string]any) {
 	a.cfg.Trace.Write(append(b, '\n'))
 	a.traceMu.Unlock()
 }
-
