@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/dsae/dsae/allreduce/ringpb"
-	"google.golang.org/grpc/status"
 )
 
 // call is one all-reduce in progress on a ring.
@@ -461,8 +460,5 @@ func (r *Ring) peerErr(what string, rank int, err error) error {
 	if r.ctx.Err() != nil {
 		return context.Cause(r.ctx)
 	}
-	if s, ok := status.FromError(err); ok {
-		return fmt.Errorf("%w: %s rank %d (%s): %s: %s", ErrPeer, what, rank, r.cfg.Members[rank], s.Code(), s.Message())
-	}
-	return fmt.Errorf("%w: %s rank %d (%s): %w", ErrPeer, what, rank, r.cfg.Members[rank], err)
+	return &PeerError{Op: what, Rank: rank, Addr: r.cfg.Members[rank], Err: err}
 }

@@ -1,6 +1,11 @@
 package allreduce
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/status"
+)
 
 // Sentinel errors of the package. Errors returned by this package wrap one
 // of them (test with errors.Is); the wrapping message names the detail.
@@ -31,3 +36,25 @@ var (
 	// its ring or failed).
 	ErrPeer = errors.New("allreduce: peer stream failed")
 )
+
+// PeerError is the concrete type of the errors that wrap ErrPeer: which
+// neighbour's stream failed, so that a worker can report that peer.
+// errors.Is(err, ErrPeer) holds for it, and so does errors.Is with the
+// underlying stream error.
+type PeerError struct {
+	Op   string // "receiving from", "sending to", "acknowledging to", ...
+	Rank int    // the neighbour's rank in Config.Members
+	Addr string // its address, Config.Members[Rank]
+	Err  error  // the stream error
+}
+
+func (e *PeerError) Error() string {
+	detail := e.Err.Error()
+	if s, ok := status.FromError(e.Err); ok {
+		detail = s.Code().String() + ": " + s.Message()
+	}
+	return fmt.Sprintf("%v: %s rank %d (%s): %s", ErrPeer, e.Op, e.Rank, e.Addr, detail)
+}
+
+// Unwrap returns ErrPeer and the stream error.
+func (e *PeerError) Unwrap() []error { return []error{ErrPeer, e.Err} }

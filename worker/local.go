@@ -124,14 +124,14 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 		if accN == every || tr.Done() {
 			k := float64(accN)
 			rep.History = append(rep.History, HistoryPoint{
-				Step: res.Step + 1, Epoch: res.Epoch,
+				Step: res.Step, Epoch: res.Epoch,
 				Loss: acc.Loss / k, MSE: acc.MSE / k, FVU: acc.FVU / float64(max(fvuN, 1)), L0: acc.L0 / k, LR: acc.LR / k,
 			})
 			acc, accN, fvuN = HistoryPoint{}, 0, 0
 		}
 		if r.Progress != nil {
 			el := time.Since(start)
-			done := res.Step + 1
+			done := res.Step
 			p := Progress{Done: done, Total: r.Steps, Elapsed: el}
 			if el > 0 {
 				p.SamplesPerSec = float64(samples) / el.Seconds()

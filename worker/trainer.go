@@ -2,9 +2,15 @@ package worker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
+	"time"
+	"unsafe"
+
+	"github.com/minio/crc64nvme"
 
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
@@ -13,10 +19,16 @@ import (
 // Errors returned by the Trainer.
 var (
 	// ErrDiverged: a step produced a non-finite loss or gradient. Nothing of
-	// that step was applied; the parameters are those of the last good step.
+	// that step was applied; the parameters, optimizer state and dead-latent
+	// tracker are those of the last good step.
 	ErrDiverged = errors.New("training diverged")
 	// ErrOptions: the Trainer was configured with inconsistent options.
 	ErrOptions = errors.New("invalid training options")
+	// ErrReplicaMismatch: the members of a group entered a step with
+	// different parameters (their checksums, summed in the step's last
+	// reduction, disagree). Nothing of that step was applied. It means a
+	// bug or corrupted memory, never bad input, and the job must stop.
+	ErrReplicaMismatch = errors.New("replicas disagree")
 )
 
 // Source gives a member its share of each global batch. storage.Reader
@@ -46,7 +58,8 @@ const (
 
 // Reducer sums a buffer element-wise across every member of the current
 // generation, in place. All members call it with the same step, phase and
-// length; every member ends with identical bits.
+// length; every member ends with identical bits. step is the number of
+// steps completed before the step being run (0 for the first).
 type Reducer interface {
 	Rank() int
 	Size() int
@@ -73,35 +86,73 @@ type Options struct {
 	Batch     int     // global batch size B (rows per step over all members)
 	Seed      uint64  // data-order seed
 	Steps     int64   // total number of steps of the run
-	StartStep int64   // first step to run (steps before it are complete)
+	// Completed is the number of steps already completed (0 = a fresh
+	// run): the Trainer runs steps Completed+1 … Steps. Model and Optimizer
+	// must hold the state after those steps.
+	Completed int64
+	// AfterRead, when set, is called from Step with this member's rows of
+	// the step about to run (n rows of d values, valid during the call
+	// only), before anything is computed. Debug traces use it.
+	AfterRead func(completed int64, x []float32, n int)
 }
 
 // Trainer runs the steps of one job on one member. It is not safe for
 // concurrent use.
+//
+// A Trainer belongs to one generation: its reducer (the ring of that
+// generation) and its buffers (sized for B/N rows) depend on the number of
+// members. When the generation changes, the worker takes a Snapshot (or
+// keeps the Model and Optimizer, which the Trainer updates in place) and
+// builds a new Trainer with the new Reducer and Completed.
 type Trainer struct {
 	opt   Options
 	red   Reducer
-	step  int64
+	done  int64 // completed steps
 	ws    *sae.Step
 	order *storage.EpochOrder
 	epoch int64
 
-	rows  int64 // dataset rows
-	spe   int64 // steps per epoch
-	x     []float32
-	stats []float64
-	grad  []float32
-	sums  []float64
+	rows    int64 // dataset rows
+	spe     int64 // steps per epoch
+	x       []float32
+	stats   []float64
+	grad    []float32
+	sumsAll []float64 // sums followed by verifySlots replica-check values
+	sums    []float64 // sumsAll[:SumsLen]
+	tracker []uint32  // scratch: the tracker before Finalize
+	hash    hash.Hash64
 }
 
 // StepResult is what one completed step reports.
 type StepResult struct {
-	Step     int64 // the step just completed (0-based)
-	Epoch    int64
+	// Step is the number of completed steps after this one (1 for the
+	// first step of a run): the same count the coordinator, ready reports
+	// and checkpoints use.
+	Step     int64
+	Epoch    int64 // epoch the step belongs to (0-based)
 	Metrics  sae.Metrics
 	LR       float64
 	GradNorm float64
+	Times    StepTimes
 }
+
+// StepTimes breaks one step's wall time down.
+type StepTimes struct {
+	Data        time.Duration // waiting for this member's rows
+	Compute     time.Duration // both phases' local math (forward, backward)
+	StatsReduce time.Duration // all-reduce of the KL statistics
+	GradReduce  time.Duration // all-reduce of the gradient and metric sums
+	Update      time.Duration // Finalize, checks and the optimizer update
+}
+
+// Total is the sum of the parts.
+func (t StepTimes) Total() time.Duration {
+	return t.Data + t.Compute + t.StatsReduce + t.GradReduce + t.Update
+}
+
+// verifySlots is the number of float64 values appended to the metric sums
+// of every step for the replica check (see checkReplicas).
+const verifySlots = 2 * checksumPieces
 
 // NewTrainer checks the options and allocates the step buffers.
 func NewTrainer(o Options) (*Trainer, error) {
@@ -126,24 +177,27 @@ func NewTrainer(o Options) (*Trainer, error) {
 	if o.Batch < 1 || int64(o.Batch) > rows {
 		return nil, fmt.Errorf("%w: batch = %d out of range [1, %d] (rows in the dataset)", ErrOptions, o.Batch, rows)
 	}
-	if o.Steps < 0 || o.StartStep < 0 || o.StartStep > o.Steps {
-		return nil, fmt.Errorf("%w: steps = %d, start step = %d", ErrOptions, o.Steps, o.StartStep)
+	if o.Steps < 0 || o.Completed < 0 || o.Completed > o.Steps {
+		return nil, fmt.Errorf("%w: steps = %d, completed steps = %d", ErrOptions, o.Steps, o.Completed)
 	}
 	maxLocal := (o.Batch + red.Size() - 1) / red.Size()
 	m := o.Model
 	t := &Trainer{
-		opt:   o,
-		red:   red,
-		step:  o.StartStep,
-		ws:    m.NewStep(maxLocal),
-		epoch: -1,
-		rows:  rows,
-		spe:   (rows + int64(o.Batch) - 1) / int64(o.Batch),
-		x:     make([]float32, maxLocal*m.Cfg.D),
-		stats: make([]float64, m.StatsLen()),
-		grad:  make([]float32, m.GradLen()),
-		sums:  make([]float64, m.SumsLen()),
+		opt:     o,
+		red:     red,
+		done:    o.Completed,
+		ws:      m.NewStep(maxLocal),
+		epoch:   -1,
+		rows:    rows,
+		spe:     (rows + int64(o.Batch) - 1) / int64(o.Batch),
+		x:       make([]float32, maxLocal*m.Cfg.D),
+		stats:   make([]float64, m.StatsLen()),
+		grad:    make([]float32, m.GradLen()),
+		sumsAll: make([]float64, m.SumsLen()+verifySlots),
+		tracker: make([]uint32, m.Cfg.H),
+		hash:    crc64nvme.New(),
 	}
+	t.sums = t.sumsAll[:m.SumsLen()]
 	return t, nil
 }
 
@@ -154,53 +208,218 @@ func (t *Trainer) Rows() int64 { return t.rows }
 // batch of an epoch holds the remaining rows and may be smaller than B.
 func (t *Trainer) StepsPerEpoch() int64 { return t.spe }
 
-// Next is the next step to run.
-func (t *Trainer) Next() int64 { return t.step }
+// Completed is the number of completed steps.
+func (t *Trainer) Completed() int64 { return t.done }
+
+// Epoch is the epoch of the next step to run.
+func (t *Trainer) Epoch() int64 { return t.done / t.spe }
 
 // Done reports whether every step of the run has completed.
-func (t *Trainer) Done() bool { return t.step >= t.opt.Steps }
+func (t *Trainer) Done() bool { return t.done >= t.opt.Steps }
 
 // Step runs the next step: read this member's share of the global batch,
 // both phases with their reductions, Finalize and the optimizer update. On
-// error nothing of the step is applied.
+// error nothing of the step is applied: parameters, optimizer state, dead-
+// latent tracker and the completed count are as before the call. A context
+// cancelled during a reduction makes the reduction, and so the step, fail.
 func (t *Trainer) Step(ctx context.Context) (StepResult, error) {
-	s := t.step
+	s := t.done
 	epoch := s / t.spe
 	if epoch != t.epoch {
 		t.order = storage.NewEpochOrder(t.opt.Source.Layout(), t.opt.Seed, epoch)
 		t.epoch = epoch
 	}
+	var tm StepTimes
+	t0 := time.Now()
 	n, err := t.opt.Source.ReadStep(ctx, t.order, t.opt.Batch, s%t.spe, t.red.Rank(), t.red.Size(), t.x)
 	if err != nil {
-		return StepResult{}, fmt.Errorf("step %d: read batch: %w", s, err)
+		return StepResult{}, fmt.Errorf("step %d: read batch: %w", s+1, err)
 	}
-	x := t.x[:n*t.opt.Model.Cfg.D]
-
 	m := t.opt.Model
+	x := t.x[:n*m.Cfg.D]
+	if t.opt.AfterRead != nil {
+		t.opt.AfterRead(s, x, n)
+	}
+	t1 := time.Now()
+	tm.Data = t1.Sub(t0)
+
 	// The stats phase also runs the encoder forward that the gradient phase
 	// reuses, so it runs even when the sparsity needs no global statistics.
 	t.ws.Stats(x, n, t.stats)
 	var stats []float64
 	if m.NeedsStats() {
+		t2 := time.Now()
+		tm.Compute += t2.Sub(t1)
 		if err := t.red.ReduceFloat64(ctx, s, PhaseStats, t.stats); err != nil {
-			return StepResult{}, fmt.Errorf("step %d: reduce stats: %w", s, err)
+			return StepResult{}, fmt.Errorf("step %d: reduce stats: %w", s+1, err)
 		}
+		t1 = time.Now()
+		tm.StatsReduce = t1.Sub(t2)
 		stats = t.stats
 	}
 	t.ws.Gradient(stats, t.grad, t.sums)
+	checked := t.red.Size() > 1
+	if checked {
+		t.putReplicaCheck(t.sumsAll[len(t.sums):])
+	}
+	t2 := time.Now()
+	tm.Compute += t2.Sub(t1)
 	if err := t.red.ReduceFloat32(ctx, s, PhaseGrad, t.grad); err != nil {
-		return StepResult{}, fmt.Errorf("step %d: reduce gradient: %w", s, err)
+		return StepResult{}, fmt.Errorf("step %d: reduce gradient: %w", s+1, err)
 	}
-	if err := t.red.ReduceFloat64(ctx, s, PhaseSums, t.sums); err != nil {
-		return StepResult{}, fmt.Errorf("step %d: reduce metric sums: %w", s, err)
+	if err := t.red.ReduceFloat64(ctx, s, PhaseSums, t.sumsAll); err != nil {
+		return StepResult{}, fmt.Errorf("step %d: reduce metric sums: %w", s+1, err)
 	}
+	t3 := time.Now()
+	tm.GradReduce = t3.Sub(t2)
+	if checked {
+		if err := checkReplicas(t.sumsAll[len(t.sums):], t.red.Size()); err != nil {
+			return StepResult{}, fmt.Errorf("%w at step %d (rank %d of %d): %v; nothing of the step was applied", ErrReplicaMismatch, s+1, t.red.Rank(), t.red.Size(), err)
+		}
+	}
+	// Finalize advances the dead-latent tracker; keep it to undo a refused step.
+	copy(t.tracker, m.TrainState())
 	met := m.Finalize(t.grad, t.sums)
 	if !finite(met.Loss) || !finite32(t.grad) {
-		return StepResult{}, fmt.Errorf("%w at step %d (epoch %d): loss = %v; parameters kept from step %d", ErrDiverged, s, epoch, met.Loss, s-1)
+		if err := m.SetTrainState(t.tracker); err != nil {
+			panic(err) // same length by construction
+		}
+		return StepResult{}, fmt.Errorf("%w at step %d (epoch %d): loss = %v; parameters kept from step %d", ErrDiverged, s+1, epoch, met.Loss, s)
 	}
 	lr, norm := t.opt.Optimizer.Update(m.Params, t.grad)
-	t.step++
-	return StepResult{Step: s, Epoch: epoch, Metrics: met, LR: lr, GradNorm: norm}, nil
+	t.done++
+	tm.Update = time.Since(t3)
+	return StepResult{Step: t.done, Epoch: epoch, Metrics: met, LR: lr, GradNorm: norm, Times: tm}, nil
+}
+
+// checksumPieces cuts a 64-bit checksum into pieces of at most 11 bits for
+// the replica check: with N ≤ 4096 members every sum of pieces and of their
+// squares stays an exact integer in float64 (N²·2²² < 2⁵³).
+const checksumPieces = 6
+
+// putReplicaCheck writes, for each piece p of the checksum of the
+// parameters, p and p² into dst, so that after the all-reduce dst holds
+// Σp and Σp² over the members.
+func (t *Trainer) putReplicaCheck(dst []float64) {
+	c := t.paramsChecksum()
+	for i := range checksumPieces {
+		p := float64(c >> (11 * i) & 0x7ff)
+		dst[2*i], dst[2*i+1] = p, p*p
+	}
+}
+
+// checkReplicas reports whether n members contributed the same pieces: for
+// integers, (Σp)² = n·Σp² holds exactly when all n values are equal
+// (equality case of Cauchy–Schwarz).
+func checkReplicas(sums []float64, n int) error {
+	for i := range checksumPieces {
+		s, sq := sums[2*i], sums[2*i+1]
+		if s*s != float64(n)*sq {
+			return fmt.Errorf("parameter checksums of the %d members differ (piece %d: sum %v, sum of squares %v)", n, i, s, sq)
+		}
+	}
+	return nil
+}
+
+// paramsChecksum is the CRC-64/NVME of the parameter bits.
+func (t *Trainer) paramsChecksum() uint64 {
+	t.hash.Reset()
+	t.hash.Write(float32Bytes(t.opt.Model.Params))
+	return t.hash.Sum64()
+}
+
+// Snapshot is a member's full training state at a step boundary: exactly
+// what a member that is behind needs to continue as if it had run every
+// step itself, and what a checkpoint stores.
+type Snapshot struct {
+	Completed int64     // completed steps
+	Params    []float32 // sae.Model.Params
+	Optimizer []byte    // sae.Optimizer.MarshalBinary
+	Tracker   []uint32  // sae.Model.TrainState (dead-latent tracker)
+}
+
+// Snapshot copies the state after the last completed step. The copy is the
+// caller's: it may be uploaded or sent while training goes on.
+func (t *Trainer) Snapshot() (*Snapshot, error) {
+	return TakeSnapshot(t.opt.Model, t.opt.Optimizer, t.done)
+}
+
+// TakeSnapshot copies the state of model and opt after completed steps.
+func TakeSnapshot(model *sae.Model, opt sae.Optimizer, completed int64) (*Snapshot, error) {
+	ob, err := opt.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{
+		Completed: completed,
+		Params:    append([]float32(nil), model.Params...),
+		Optimizer: ob,
+		Tracker:   model.TrainState(),
+	}, nil
+}
+
+// Restore replaces the state of model and opt with s. Sizes must match the
+// model (an error wrapping sae.ErrShape or sae.ErrOptimizerState
+// otherwise, with nothing changed).
+func (s *Snapshot) Restore(model *sae.Model, opt sae.Optimizer) error {
+	if len(s.Params) != len(model.Params) {
+		return fmt.Errorf("%w: snapshot has %d parameters, the model %d", sae.ErrShape, len(s.Params), len(model.Params))
+	}
+	if len(s.Tracker) != model.Cfg.H {
+		return fmt.Errorf("%w: snapshot tracker has %d values, want hidden = %d", sae.ErrShape, len(s.Tracker), model.Cfg.H)
+	}
+	if err := opt.UnmarshalBinary(s.Optimizer); err != nil {
+		return err
+	}
+	copy(model.Params, s.Params)
+	return model.SetTrainState(s.Tracker)
+}
+
+// Checksum is the one checksum of training state in dsae: ready reports,
+// generations, checkpoints and state transfers all carry it. It is the
+// CRC-64/NVME of exactly the bits that must agree across the members of a
+// group after the same step: the completed count, the parameters, the
+// optimizer state and the dead-latent tracker.
+type Checksum = uint64
+
+// Checksum returns the checksum of s.
+func (s *Snapshot) Checksum() Checksum {
+	h := crc64nvme.New()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(s.Completed))
+	h.Write(b[:])
+	h.Write(float32Bytes(s.Params))
+	binary.LittleEndian.PutUint64(b[:], uint64(len(s.Optimizer)))
+	h.Write(b[:])
+	h.Write(s.Optimizer)
+	h.Write(uint32Bytes(s.Tracker))
+	return h.Sum64()
+}
+
+// Checksum returns the checksum of the Trainer's current state (see
+// Snapshot.Checksum).
+func (t *Trainer) Checksum() (Checksum, error) {
+	s, err := t.Snapshot()
+	if err != nil {
+		return 0, err
+	}
+	return s.Checksum(), nil
+}
+
+// float32Bytes views v as its little-endian bytes (every platform dsae
+// builds for is little-endian; the checksum then matches across them).
+func float32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
+func uint32Bytes(v []uint32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -225,8 +227,9 @@ func TestEveryRowOncePerEpoch(t *testing.T) {
 	}
 }
 
-// A step whose loss is not finite is refused and leaves the parameters of
-// the last good step in place.
+// A step whose loss is not finite is refused and leaves the parameters,
+// the optimizer state and the dead-latent tracker of the last good step in
+// place, and the completed count unchanged.
 func TestDivergenceKeepsLastGoodStep(t *testing.T) {
 	ds := testData(20, 12, 3)
 	cfg := testConfig(sae.SparsityL1)
@@ -246,6 +249,14 @@ func TestDivergenceKeepsLastGoodStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := append([]float32(nil), m.Params...)
+	goodOpt, err := opt.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodTracker := m.TrainState()
+	if !slices.Contains(goodTracker, 0) {
+		t.Fatal("test needs a latent that fired in the first step")
+	}
 	for i := range ds.X { // corrupt the data under the trainer
 		ds.X[i] = float32(math.Inf(1))
 	}
@@ -258,8 +269,14 @@ func TestDivergenceKeepsLastGoodStep(t *testing.T) {
 			t.Fatalf("param %d changed by a refused step", i)
 		}
 	}
-	if tr.Next() != 1 {
-		t.Fatalf("next step = %d after a refused step, want 1", tr.Next())
+	if gotOpt, _ := opt.MarshalBinary(); !bytes.Equal(gotOpt, goodOpt) {
+		t.Fatal("optimizer state changed by a refused step")
+	}
+	if got := m.TrainState(); !slices.Equal(got, goodTracker) {
+		t.Fatalf("dead-latent tracker changed by a refused step: %v, want %v", got, goodTracker)
+	}
+	if tr.Completed() != 1 {
+		t.Fatalf("completed = %d after a refused step, want 1", tr.Completed())
 	}
 }
 
@@ -269,11 +286,12 @@ func TestNewTrainerRejectsBadOptions(t *testing.T) {
 	opt, _ := sae.NewOptimizer(sae.DefaultOptimizerConfig(), m.NumParams())
 	other := testData(20, 5, 4)
 	cases := map[string]Options{
-		"batch 0":        {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 0, Steps: 1},
-		"batch > rows":   {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 21, Steps: 1},
-		"d mismatch":     {Model: m, Optimizer: opt, Source: &MemorySource{DS: other}, Batch: 4, Steps: 1},
-		"start > steps":  {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 4, Steps: 1, StartStep: 2},
-		"missing source": {Model: m, Optimizer: opt, Batch: 4, Steps: 1},
+		"batch 0":            {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 0, Steps: 1},
+		"batch > rows":       {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 21, Steps: 1},
+		"d mismatch":         {Model: m, Optimizer: opt, Source: &MemorySource{DS: other}, Batch: 4, Steps: 1},
+		"completed > steps":  {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 4, Steps: 1, Completed: 2},
+		"negative completed": {Model: m, Optimizer: opt, Source: &MemorySource{DS: ds}, Batch: 4, Steps: 1, Completed: -1},
+		"missing source":     {Model: m, Optimizer: opt, Batch: 4, Steps: 1},
 	}
 	for name, o := range cases {
 		if _, err := NewTrainer(o); !errors.Is(err, ErrOptions) {
