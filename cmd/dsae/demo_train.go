@@ -155,6 +155,7 @@ func (d *demo) killAndReplace(j *pb.Job, now time.Time, p *progress, res *trainR
 		res.kill = k
 		p.event(fmt.Sprintf("killed worker %s (SIGKILL) at step %d; its replacement starts in %v", k.Worker, k.Step, demoReplaceDelay))
 		res.replaceTimer = time.AfterFunc(demoReplaceDelay, func() {
+			started := time.Now()
 			id, err := d.startWorker()
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -163,7 +164,7 @@ func (d *demo) killAndReplace(j *pb.Job, now time.Time, p *progress, res *trainR
 				p.event("starting the replacement worker: " + err.Error())
 				return
 			}
-			k.Replacement, k.replacedAt = id, time.Now()
+			k.Replacement, k.replacedAt = id, started
 			p.event("started replacement worker " + id)
 		})
 		return

@@ -27,16 +27,16 @@ func newJobWaitCmd() *cobra.Command {
 		Short: "Follow a job until it ends, with a live progress bar; fails unless it completed",
 		Long: `Follow JOB until it completes, fails or is canceled. On a terminal one status
 line is redrawn in place (step/total, epoch, loss, samples/s, ETA, members,
-generation); otherwise a plain line is printed every --every and whenever the
+generation); otherwise a plain line is printed every --progress and whenever the
 state or the generation changes. A summary follows at the end. Exits 0 only
 if the job completed.`,
 		Args: exactArgs(1),
 	}
 	cf := addControlFlags(cmd.Flags())
-	cmd.Flags().DurationVar(&every, "every", 5*time.Second, "interval between plain progress lines when the output is not a terminal")
+	cmd.Flags().DurationVar(&every, "progress", 5*time.Second, "interval between plain progress lines when the output is not a terminal")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if every <= 0 {
-			return invalid(fmt.Errorf("--every %v: want > 0", every))
+			return invalid(fmt.Errorf("--progress %v: want > 0", every))
 		}
 		cl, done, err := cf.client()
 		if err != nil {
@@ -193,7 +193,10 @@ func (p *progress) Update(j *pb.Job) {
 	}
 	line := p.line(j, now)
 	if p.tty {
-		p.draw(line)
+		if p.drawn == 0 || line != p.lastLine {
+			p.draw(line)
+			p.lastLine = line
+		}
 		return
 	}
 	if line != p.lastLine && (changed || now.Sub(p.lastPrint) >= p.every || jobEnded(j.State)) {

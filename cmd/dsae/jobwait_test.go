@@ -92,6 +92,7 @@ func TestProgressTerminalRedrawsOneLine(t *testing.T) {
 	p.Update(fakeJob(running, 5, 1, "w1", "w2"))
 	c.t = c.t.Add(time.Second)
 	p.Update(fakeJob(running, 6, 1, "w1", "w2"))
+	p.Update(fakeJob(running, 6, 1, "w1", "w2")) // the same line: not redrawn
 	c.t = c.t.Add(time.Second)
 	p.Update(fakeJob(running, 7, 2, "w1"))
 	p.Done()
