@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 func wantCode(t *testing.T, err error, code codes.Code, field string) {
@@ -25,22 +26,22 @@ func wantCode(t *testing.T, err error, code codes.Code, field string) {
 }
 
 func TestSubmitJobValidationOverGRPC(t *testing.T) {
-	c := MakeCluster(t, 1)
+	c := MakeCluster(t, 1) // no JobSpecs: job-level checks only
 	cl := c.Client()
 	ctx := ctxT(t)
 	_, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{})
 	wantCode(t, err, codes.InvalidArgument, "spec")
 	bad := testSpec()
-	bad.Model.Rho = 1.5
+	bad.Batch = 0
 	_, err = cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: bad})
-	wantCode(t, err, codes.InvalidArgument, "model.rho")
-	// Unset optional fields take their defaults.
-	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: &pb.JobSpec{Dataset: "mnist", Steps: 10, Model: &pb.ModelConfig{D: 4, H: 2}}})
+	wantCode(t, err, codes.InvalidArgument, "batch: 0 out of range")
+	// The model is not the coordinator's to check without JobSpecs.
+	resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: &pb.JobSpec{Data: "mnist", Steps: 10, Batch: 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := resp.Job.Spec.Optimizer; o.Kind != "adam" || resp.Job.Spec.BatchSize != 256 || resp.Job.Spec.Model.Activation != "sigmoid" {
-		t.Fatalf("defaults not applied: %v", resp.Job.Spec)
+	if m := resp.Job.Spec.Model; m.GetHidden() != 0 || m.GetD() != 0 || resp.Job.Spec.Steps != 10 {
+		t.Fatalf("spec changed: %v", resp.Job.Spec)
 	}
 	list, err := cl.ListJobs(ctx, &pb.ListJobsRequest{})
 	if err != nil || len(list.Jobs) != 1 {
@@ -48,10 +49,41 @@ func TestSubmitJobValidationOverGRPC(t *testing.T) {
 	}
 }
 
-type fakeDatasets map[string]bool
+// TestSubmitJobInjectedValidator: with JobSpecs set (as cmd/dsae does)
+// SubmitJob refuses the model and optimizer settings that dsae train
+// refuses, with sae's message naming the field.
+func TestSubmitJobInjectedValidator(t *testing.T) {
+	c := MakeClusterWith(t, 1, func(cfg *Config) { cfg.JobSpecs = jobspec.Rules{} })
+	cl := c.Client()
+	for _, tc := range []struct {
+		edit func(*pb.JobSpec)
+		msg  string
+	}{
+		{func(s *pb.JobSpec) { s.Model.Rho = 1.5 }, "sae: rho = 1.5 out of range (0, 1)"},
+		{func(s *pb.JobSpec) { s.Model.Beta = -1 }, "sae: beta = -1 out of range [0, +inf)"},
+		{func(s *pb.JobSpec) { s.Model.Activation = "relu" }, "sae: sparsity kl requires activation sigmoid (outputs in (0,1)), got relu"},
+		{func(s *pb.JobSpec) { s.Model.Output = "identity" }, `sae: output "identity" unknown (want sigmoid or linear)`},
+		{func(s *pb.JobSpec) { s.Model.AuxK = 4 }, "sae: aux_k = 4 requires sparsity topk, got kl"},
+		{func(s *pb.JobSpec) { s.Optimizer.Optimizer = "momentum" }, `sae: invalid optimizer config: optimizer = "momentum", must be "sgd" or "adam"`},
+		{func(s *pb.JobSpec) { s.Optimizer.Schedule = "linear" }, `sae: invalid optimizer config: schedule = "linear", must be "constant" or "cosine"`},
+	} {
+		bad := testSpec()
+		tc.edit(bad)
+		_, err := cl.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: bad})
+		if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != tc.msg {
+			t.Errorf("SubmitJob = %v, want InvalidArgument %q", err, tc.msg)
+		}
+	}
+	if _, err := cl.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()}); err != nil {
+		t.Fatal(err)
+	}
+}
 
-func (f fakeDatasets) DatasetExists(_ context.Context, name string) (bool, error) {
-	return f[name], nil
+type fakeDatasets map[string]DatasetInfo
+
+func (f fakeDatasets) LookupDataset(_ context.Context, name string) (DatasetInfo, bool, error) {
+	info, ok := f[name]
+	return info, ok, nil
 }
 
 func TestMalformedRPCs(t *testing.T) {
@@ -108,14 +140,34 @@ func TestMalformedRPCs(t *testing.T) {
 }
 
 func TestSubmitChecksDataset(t *testing.T) {
-	cl := MakeClusterWith(t, 1, func(cfg *Config) { cfg.Datasets = fakeDatasets{"mnist": true} })
+	datasets := fakeDatasets{"mnist": {Rows: 60000, D: 784}, "acts": {Rows: 1000, D: 4}, "acts-test": {Rows: 10, D: 4}}
+	cl := MakeClusterWith(t, 1, func(cfg *Config) { cfg.Datasets, cfg.JobSpecs = datasets, jobspec.Rules{} })
 	client := cl.Client()
+	for _, tc := range []struct {
+		edit func(*pb.JobSpec)
+		msg  string
+	}{
+		{func(s *pb.JobSpec) { s.Data = "cifar" }, `data: "cifar" not found`},
+		{func(s *pb.JobSpec) { s.Test = "cifar-test" }, `test: "cifar-test" not found`},
+		{func(s *pb.JobSpec) { s.Test = "acts-test" }, `test: "acts-test" has d = 4 but data "mnist" has d = 784`},
+		{func(s *pb.JobSpec) { s.Model.D = 5 }, `d: 5 disagrees with data "mnist" (d = 784)`},
+		{func(s *pb.JobSpec) { s.Data, s.Model.D, s.Batch = "acts", 0, 1001 }, `batch: 1001 exceeds the 1000 rows of data "acts"`},
+	} {
+		s := testSpec()
+		tc.edit(s)
+		_, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+		wantCode(t, err, codes.InvalidArgument, tc.msg)
+	}
+	// d and steps come from the manifest: 1000 rows in batches of 100, 2.5
+	// epochs, on a model submitted without d.
 	s := testSpec()
-	s.Dataset = "cifar"
-	_, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
-	wantCode(t, err, codes.InvalidArgument, `dataset: "cifar" not found`)
-	if _, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: testSpec()}); err != nil {
+	s.Data, s.Test, s.Model.D, s.Steps, s.Epochs, s.Batch = "acts", "acts-test", 0, 0, 2.5, 100
+	resp, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if got := resp.Job.Spec; got.Model.D != 4 || got.Steps != 25 {
+		t.Errorf("stored d = %d, steps = %d; want 4, 25", got.Model.D, got.Steps)
 	}
 }
 

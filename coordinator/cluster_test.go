@@ -180,7 +180,7 @@ func TestClusterForwardsWritesAndRemovesVoter(t *testing.T) {
 		if err != nil && status.Code(err) != codes.NotFound {
 			t.Fatal(err)
 		}
-		return err == nil && got.Job.Spec.GetDataset() == "mnist"
+		return err == nil && got.Job.Spec.GetData() == "mnist"
 	})
 
 	victim := c.Follower()

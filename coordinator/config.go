@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/controlpb"
 )
 
 // Config configures one coordinator. Start it with Start.
@@ -29,9 +30,16 @@ type Config struct {
 	Raft   RaftTimings
 	Gossip GossipTimings
 
-	// Datasets, when set, lets SubmitJob refuse jobs whose dataset is not
-	// in the store.
+	// Datasets, when set, lets SubmitJob refuse jobs whose data or test
+	// dataset is not in the store, and fill the spec's model d and steps
+	// from the data's manifest, so that `dsae job status` shows the total.
 	Datasets DatasetChecker
+	// JobSpecs, when set, validates the model and optimizer of every
+	// submitted spec and turns epochs into steps. The coordinator does not
+	// know model math: cmd/dsae sets it to jobspec.Rules, whose errors are
+	// the ones `dsae train` gives for the same settings. Without it SubmitJob
+	// checks only the job-level fields (ValidateSpec).
+	JobSpecs SpecRules
 	// MetricsAddr, when set, serves Prometheus /metrics (the coordinator's
 	// gauges plus Go runtime and process metrics) on this host:port.
 	MetricsAddr string
@@ -41,9 +49,31 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// DatasetChecker answers whether a dataset exists in the store.
+// DatasetChecker looks datasets up in the store. SubmitJob calls it from
+// gRPC handler goroutines, concurrently.
 type DatasetChecker interface {
-	DatasetExists(ctx context.Context, name string) (bool, error)
+	// LookupDataset returns the row count and width of the named dataset
+	// (from its manifest); found is false, with a nil error, when the store
+	// has no such dataset. An error means the store did not answer.
+	LookupDataset(ctx context.Context, name string) (info DatasetInfo, found bool, err error)
+}
+
+// DatasetInfo is what SubmitJob learns of a dataset.
+type DatasetInfo struct {
+	Rows int64 // rows in the dataset
+	D    int   // values per row
+}
+
+// SpecRules is the model's view of a job spec, injected by the binary so
+// that the coordinator does not import the model package. Its methods are
+// called concurrently and must be deterministic.
+type SpecRules interface {
+	// Steps returns the steps spec trains for on a dataset of rows rows:
+	// spec.steps when set, else steps from spec.epochs.
+	Steps(spec *controlpb.JobSpec, rows int64) int64
+	// Validate returns nil or an error naming the first model or optimizer
+	// setting of spec outside its range.
+	Validate(spec *controlpb.JobSpec) error
 }
 
 // RaftTimings are the raft timeouts. DefaultRaftTimings suits a LAN.

@@ -10,10 +10,12 @@ import (
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 // A one-node cluster: start a coordinator, then submit a job through the
-// client that workers and the CLI use.
+// client that workers and the CLI use. JobSpecs gives the coordinator the
+// model's validation, as cmd/dsae does.
 func Example() {
 	dir, err := os.MkdirTemp("", "dsae-coordinator-example")
 	if err != nil {
@@ -24,7 +26,8 @@ func Example() {
 	n, err := coordinator.Start(context.Background(), coordinator.Config{
 		ID: "c1", DataDir: dir, Auth: sec,
 		RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.DiscardHandler),
+		Logger:   slog.New(slog.DiscardHandler),
+		JobSpecs: jobspec.Rules{},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -37,10 +40,9 @@ func Example() {
 	}
 	defer conn.Close()
 	cl := pb.NewControlClient(conn)
-	resp, err := cl.SubmitJob(context.Background(), &pb.SubmitJobRequest{Spec: &pb.JobSpec{
-		Dataset: "mnist", Steps: 1000,
-		Model: &pb.ModelConfig{D: 784, H: 196, Sparsity: "kl", Rho: 0.05, Beta: 3},
-	}})
+	spec := jobspec.Default() // the vocabulary of dsae train: 784→196 KL, Adam
+	spec.Data, spec.Steps, spec.Model.Rho = "mnist", 1000, 0.05
+	resp, err := cl.SubmitJob(context.Background(), &pb.SubmitJobRequest{Spec: spec.Proto()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func genOp(t *rapid.T, st *pb.State) any {
 	case 0, 1:
 		s := testSpec()
 		if rapid.IntRange(0, 5).Draw(t, "badspec") == 0 {
-			s.BatchSize = 0
+			s.Batch = 0
 		}
 		return &pb.SubmitJobCmd{Spec: s}
 	case 2:

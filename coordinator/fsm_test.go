@@ -10,15 +10,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
+// testSpec is a valid job: the defaults of dsae job submit on mnist.
 func testSpec() *pb.JobSpec {
-	s := &pb.JobSpec{
-		Name: "mnist-kl", Dataset: "mnist", Steps: 100, CheckpointEvery: 10,
-		Model: &pb.ModelConfig{D: 784, H: 196, Sparsity: "kl", Rho: 0.1, Beta: 3, WeightDecay: 1e-4, Seed: 7},
-	}
-	ApplyDefaults(s)
-	return s
+	s := jobspec.Default()
+	s.Name, s.Data, s.Steps, s.CheckpointEvery = "mnist-kl", "mnist", 100, 10
+	s.Model.D, s.Model.WeightDecay, s.Model.Seed = 784, 1e-4, 7
+	return s.Proto()
 }
 
 func cmdOf(op any) *pb.Command {
@@ -106,7 +106,7 @@ func TestSubmitJob(t *testing.T) {
 		t.Fatalf("second job %s seq %d", j2.Id, j2.Seq)
 	}
 	bad := testSpec()
-	bad.Model.Rho = 2
+	bad.Batch = 0 // the FSM checks job-level fields only
 	mustFail(t, f, &pb.SubmitJobCmd{Spec: bad}, ErrInvalidSpec)
 }
 

@@ -137,25 +137,19 @@ func (s *server) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.S
 	if spec == nil {
 		return nil, toStatus(fieldErr("spec", "missing"))
 	}
-	ApplyDefaults(spec)
 	if err := ValidateSpec(spec); err != nil {
 		return nil, toStatus(err)
 	}
-	if d := s.n.cfg.Datasets; d != nil {
-		ok, err := d.DatasetExists(ctx, spec.Dataset)
-		if err != nil {
-			return nil, status.Errorf(codes.Unavailable, "checking dataset %q: %v", spec.Dataset, err)
-		}
-		if !ok {
-			return nil, toStatus(fieldErr("dataset", "%q not found in the store", spec.Dataset))
-		}
+	if err := completeSpec(ctx, &s.n.cfg, spec); err != nil {
+		return nil, err
 	}
-	return onLeader(s, ctx, &pb.SubmitJobRequest{Spec: spec}, pb.ControlClient.SubmitJob, func() (*pb.SubmitJobResponse, error) {
-		r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec}}})
+	fwd := &pb.SubmitJobRequest{Spec: spec, RequestId: req.GetRequestId()}
+	return onLeader(s, ctx, fwd, pb.ControlClient.SubmitJob, func() (*pb.SubmitJobResponse, error) {
+		r, err := s.write(&pb.Command{Op: &pb.Command_SubmitJob{SubmitJob: &pb.SubmitJobCmd{Spec: spec, RequestId: req.GetRequestId()}}})
 		if err != nil {
 			return nil, err
 		}
-		s.n.log.Info("job submitted", "job", r.(*pb.Job).Id, "name", spec.Name, "dataset", spec.Dataset)
+		s.n.log.Info("job submitted", "job", r.(*pb.Job).Id, "name", spec.Name, "data", spec.Data, "steps", spec.Steps)
 		return &pb.SubmitJobResponse{Job: r.(*pb.Job)}, nil
 	})
 }

@@ -272,7 +272,7 @@ func TestInvalidInputsExit2(t *testing.T) {
 		{"negative l1", []string{"--sparsity", "l1", "--activation", "relu", "--l1", "-0.1"}, []string{"l1"}},
 		{"negative weight decay", []string{"--weight-decay", "-1"}, []string{"weight_decay"}},
 		{"kl with relu", []string{"--activation", "relu", "--sparsity", "kl"}, []string{"kl", "sigmoid"}},
-		{"k above hidden", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "9", "--hidden", "3"}, []string{"k = 9", "[1, h=3]"}},
+		{"k above hidden", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "9", "--hidden", "3"}, []string{"k = 9", "[1, hidden=3]"}},
 		{"k zero", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "0", "--hidden", "3"}, []string{"k"}},
 		{"hidden zero", []string{"--hidden", "0"}, []string{"h", "1"}},
 		{"unknown activation", []string{"--activation", "tanh"}, []string{"activation", "tanh"}},

@@ -45,9 +45,10 @@ const maxWeights = 1 << 30
 // DefaultConfig. JSON field names are snake_case (this struct is stored in
 // exported cfg.json files).
 type Config struct {
-	// D is the input size d >= 1, H the hidden size (number of latents) h >= 1.
+	// D is the input size d >= 1, H the hidden size (number of latents)
+	// h >= 1 (JSON and flag name "hidden").
 	D int `json:"d"`
-	H int `json:"h"`
+	H int `json:"hidden"`
 
 	// Activation f of the hidden layer: "sigmoid", "relu" or "topk" (ReLU,
 	// then keep the K largest per row).
@@ -147,10 +148,10 @@ func (c Config) Validate() error {
 		return cfgErr("d", "d = %d out of range [1, +inf)", c.D)
 	}
 	if c.H < 1 {
-		return cfgErr("h", "h = %d out of range [1, +inf)", c.H)
+		return cfgErr("hidden", "hidden = %d out of range [1, +inf)", c.H)
 	}
 	if c.D > maxWeights/c.H {
-		return cfgErr("h", "d*h = %d*%d too large (max %d weights)", c.D, c.H, maxWeights)
+		return cfgErr("hidden", "d*hidden = %d*%d too large (max %d weights)", c.D, c.H, maxWeights)
 	}
 	switch c.Activation {
 	case ActSigmoid, ActReLU, ActTopK:
@@ -169,7 +170,7 @@ func (c Config) Validate() error {
 	}
 	if c.Activation == ActTopK {
 		if c.K < 1 || c.K > c.H {
-			return cfgErr("k", "k = %d out of range [1, h=%d]", c.K, c.H)
+			return cfgErr("k", "k = %d out of range [1, hidden=%d]", c.K, c.H)
 		}
 		if c.Sparsity != SparsityTopK {
 			return cfgErr("sparsity", "activation topk requires sparsity topk, got %s", c.Sparsity)
@@ -202,7 +203,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.AuxK < 0 || c.AuxK > c.H {
-		return cfgErr("aux_k", "aux_k = %d out of range [0, h=%d]", c.AuxK, c.H)
+		return cfgErr("aux_k", "aux_k = %d out of range [0, hidden=%d]", c.AuxK, c.H)
 	}
 	if c.AuxK > 0 && c.Sparsity != SparsityTopK {
 		return cfgErr("aux_k", "aux_k = %d requires sparsity topk, got %s", c.AuxK, c.Sparsity)

@@ -86,7 +86,7 @@ func Load(dir string) (*Model, error) {
 	}
 	cfg := dc.DSAEConfig
 	if cfg.D != dc.DIn || cfg.H != dc.DSAE {
-		return nil, fmt.Errorf("%w: %s: d_in/d_sae = %d/%d disagree with the dsae section's d/h = %d/%d",
+		return nil, fmt.Errorf("%w: %s: d_in/d_sae = %d/%d disagree with the dsae section's d/hidden = %d/%d",
 			ErrModelDir, filepath.Join(dir, ConfigFile), dc.DIn, dc.DSAE, cfg.D, cfg.H)
 	}
 	if err := cfg.Validate(); err != nil {

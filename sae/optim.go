@@ -33,8 +33,9 @@ const (
 // schedule and gradient clipping. The zero value is not valid; start from
 // DefaultOptimizerConfig.
 type OptimizerConfig struct {
-	// Kind is OptimizerSGD or OptimizerAdam.
-	Kind string `json:"kind"`
+	// Kind is OptimizerSGD or OptimizerAdam (JSON and flag name
+	// "optimizer").
+	Kind string `json:"optimizer"`
 	// LR is the peak learning rate, > 0.
 	LR float64 `json:"lr"`
 	// Momentum is SGD's momentum μ in [0, 1); 0 is plain SGD, whose update is
@@ -101,7 +102,7 @@ func (c OptimizerConfig) Validate() error {
 			return fmt.Errorf("%w: eps = %g, must be finite and > 0", ErrInvalidOptimizer, c.Eps)
 		}
 	default:
-		return fmt.Errorf("%w: kind = %q, must be %q or %q", ErrInvalidOptimizer, c.Kind, OptimizerSGD, OptimizerAdam)
+		return fmt.Errorf("%w: optimizer = %q, must be %q or %q", ErrInvalidOptimizer, c.Kind, OptimizerSGD, OptimizerAdam)
 	}
 	if !(c.ClipNorm >= 0) || math.IsInf(c.ClipNorm, 0) {
 		return fmt.Errorf("%w: clip_norm = %g, must be finite and >= 0 (0 = off)", ErrInvalidOptimizer, c.ClipNorm)

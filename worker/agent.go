@@ -55,7 +55,8 @@ type AgentConfig struct {
 	WriteModelFiles func(dir string, m *sae.Model) error
 	// Trace, when set, receives one JSON line per step read and per step
 	// applied (debugging and the exactly-once tests): feature 0 of every
-	// row read, which tests set to the row's index.
+	// row read (tests encode the row's index in it), and after each applied
+	// step the checksum of the parameters and the time.
 	Trace io.Writer
 	// UnixSocketDir is where the ring's bulk Unix socket is created
 	// (default os.TempDir()).

@@ -4,32 +4,27 @@ import (
 	"fmt"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
-	"github.com/dsae/dsae/sae"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
-// jobConfigs turns a job spec into sae's model and optimizer configs for
-// data of dimension d, and the global batch.
-func jobConfigs(spec *pb.JobSpec, d int) (sae.Config, sae.OptimizerConfig, int, error) {
-	m, o := spec.GetModel(), spec.GetOptimizer()
-	c := sae.DefaultConfig()
-	c.D, c.H = d, int(m.GetH())
-	c.Activation, c.K, c.Output, c.Sparsity = m.GetActivation(), int(m.GetK()), m.GetOutput(), m.GetSparsity()
-	if c.Output == "identity" {
-		c.Output = sae.OutLinear
+// jobSpec returns the spec of a job for a dataset of rows rows of
+// dimension d: d is filled in when the coordinator did not know it, steps
+// from epochs, and the whole is validated by sae's own rules (the ones the
+// coordinator applied at submission).
+func jobSpec(p *pb.JobSpec, d int, rows int64) (jobspec.Spec, error) {
+	s := jobspec.FromProto(p)
+	if s.Model.D == 0 {
+		s.Model.D = d
 	}
-	c.Rho, c.Beta, c.L1, c.WeightDecay, c.Tied, c.Seed = m.GetRho(), m.GetBeta(), m.GetL1(), m.GetWeightDecay(), m.GetTied(), m.GetSeed()
-	if err := c.Validate(); err != nil {
-		return c, sae.OptimizerConfig{}, 0, err
+	if s.Model.D != d {
+		return s, fmt.Errorf("%w: the spec says d = %d but dataset %s has d = %d", ErrOptions, s.Model.D, s.Data, d)
 	}
-	oc := sae.DefaultOptimizerConfig()
-	oc.Kind, oc.LR, oc.Schedule, oc.WarmupSteps = o.GetKind(), o.GetLr(), o.GetSchedule(), int(o.GetWarmupSteps())
-	oc.Momentum, oc.Beta1, oc.Beta2, oc.Eps, oc.ClipNorm = o.GetMomentum(), o.GetBeta1(), o.GetBeta2(), o.GetEps(), o.GetGradClip()
-	if oc.Kind == "momentum" {
-		oc.Kind = sae.OptimizerSGD
+	if int64(s.Batch) > rows {
+		return s, fmt.Errorf("%w: batch = %d exceeds the %d rows of dataset %s", ErrOptions, s.Batch, rows, s.Data)
 	}
-	batch := int(spec.GetBatchSize())
-	if batch < 1 {
-		return c, oc, 0, fmt.Errorf("%w: batch = %d", ErrOptions, batch)
+	s.Steps = s.StepsFor(rows)
+	if err := s.Validate(); err != nil {
+		return s, err
 	}
-	return c, oc, batch, nil
+	return s, nil
 }

@@ -88,38 +88,29 @@ func (a *Agent) jobState(ctx context.Context, j *pb.Job) (*jobState, error) {
 		return js, nil
 	}
 	spec := j.Spec
-	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetDataset(), storage.ReaderOptions{})
+	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetData(), storage.ReaderOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("job %s: dataset %q: %w", j.Id, spec.GetDataset(), err)
+		return nil, fmt.Errorf("job %s: dataset %q: %w", j.Id, spec.GetData(), err)
 	}
 	man := r.Manifest()
-	mc, oc, batch, err := jobConfigs(spec, man.D)
+	s, err := jobSpec(spec, man.D, man.Rows)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("job %s: %w", j.Id, err)
 	}
-	if int64(batch) > man.Rows {
-		r.Close()
-		return nil, fmt.Errorf("job %s: %w: batch = %d exceeds the %d rows of dataset %s", j.Id, ErrOptions, batch, man.Rows, spec.GetDataset())
-	}
-	spe := (man.Rows + int64(batch) - 1) / int64(batch)
-	steps := spec.GetSteps()
-	if steps == 0 {
-		steps = max(1, int64(float64(spec.GetEpochs())*float64(spe)+0.5))
-	}
-	if oc.TotalSteps == 0 {
-		oc.TotalSteps = int(steps)
-	}
-	model, err := sae.New(mc)
+	model, err := sae.New(s.Model)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("job %s: %w", j.Id, err)
 	}
-	opt, err := sae.NewOptimizer(oc, model.NumParams())
+	opt, err := sae.NewOptimizer(s.OptimizerConfig(), model.NumParams())
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("job %s: %w", j.Id, err)
 	}
+	spe := (man.Rows + int64(s.Batch) - 1) / int64(s.Batch)
+	steps, batch := s.Steps, s.Batch
+	mc := s.Model
 	js := &jobState{id: j.Id, spec: spec, model: model, opt: opt, steps: steps, seed: mc.Seed, batch: batch,
 		reader: r, source: ReaderSource{R: r}, every: max(1, spe/20)}
 	a.jobs[j.Id] = js
@@ -191,11 +182,11 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 	if a.cfg.Trace != nil {
 		d := js.model.Cfg.D
 		opts.AfterRead = func(completed int64, x []float32, n int) {
-			rows := make([]int64, n)
-			for i := range rows {
-				rows[i] = int64(x[i*d])
+			x0 := make([]float32, n)
+			for i := range x0 {
+				x0[i] = x[i*d]
 			}
-			a.trace(map[string]any{"ev": "read", "job": j.Id, "gen": g.Id, "rank": rank, "size": len(g.Members), "step": completed + 1, "rows": rows})
+			a.trace(map[string]any{"ev": "read", "job": j.Id, "gen": g.Id, "rank": rank, "size": len(g.Members), "step": completed + 1, "x0": x0})
 		}
 	}
 	tr, err := NewTrainer(opts)
@@ -234,7 +225,8 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 		js.record(res)
 		a.met.observe(res.Times)
 		if a.cfg.Trace != nil {
-			a.trace(map[string]any{"ev": "apply", "job": j.Id, "gen": g.Id, "rank": rank, "step": res.Step})
+			a.trace(map[string]any{"ev": "apply", "job": j.Id, "gen": g.Id, "rank": rank, "step": res.Step,
+				"sum": strconv.FormatUint(tr.paramsChecksum(), 16), "t": time.Now().UnixNano()})
 		}
 		if rank == 0 {
 			prog.add(res, el)
@@ -492,7 +484,7 @@ func (a *Agent) evaluate(ctx context.Context, js *jobState) (*Report, error) {
 	if js.trainTime > 0 {
 		rep.SamplesPerSec = float64(js.samples) / js.trainTime.Seconds()
 	}
-	if t := js.spec.GetTestDataset(); t != "" {
+	if t := js.spec.GetTest(); t != "" {
 		ds, err := storage.LoadDataset(ctx, a.cfg.Store, t)
 		if err != nil {
 			return nil, fmt.Errorf("test dataset %s: %w", t, err)
@@ -563,4 +555,3 @@ func (a *Agent) trace(v map[string]any) {
 	a.traceMu.Unlock()
 }
 
-var _ = strconv.Itoa

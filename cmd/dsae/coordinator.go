@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 func init() {
@@ -86,7 +88,7 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7200", "host:port of membership gossip")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
 	f.StringSliceVar(&join, "join", nil, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
-	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose dataset is not published in the store (default: on when an S3 endpoint is configured)")
+	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose data or test dataset is not published in the store, and fill d and steps from its manifest (default: on when an S3 endpoint is configured)")
 	def := coordinator.DefaultGossipTimings()
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
@@ -114,6 +116,7 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 			}
 			cfg.Datasets = storeDatasets{client}
 		}
+		cfg.JobSpecs = jobspec.Rules{}
 		cfg.Logger = slog.Default()
 		if err := cfg.Validate(); err != nil {
 			return invalid(err)
@@ -132,10 +135,22 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 	return cmd
 }
 
-// storeDatasets answers whether a dataset is published in the store: its
-// manifest, written last, exists.
+// storeDatasets looks datasets up in the store through their manifests,
+// which are written last: a dataset without one is not published.
 type storeDatasets struct{ c *storage.Client }
 
-func (s storeDatasets) DatasetExists(ctx context.Context, name string) (bool, error) {
-	return s.c.Exists(ctx, storage.DatasetPrefix+name+"/manifest.json")
+var (
+	_ coordinator.DatasetChecker = storeDatasets{}
+	_ coordinator.SpecRules      = jobspec.Rules{}
+)
+
+func (s storeDatasets) LookupDataset(ctx context.Context, name string) (coordinator.DatasetInfo, bool, error) {
+	m, err := storage.LoadManifest(ctx, s.c, name)
+	if errors.Is(err, storage.ErrDatasetNotFound) {
+		return coordinator.DatasetInfo{}, false, nil
+	}
+	if err != nil {
+		return coordinator.DatasetInfo{}, false, err
+	}
+	return coordinator.DatasetInfo{Rows: m.Rows, D: m.D}, true, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/dsae/dsae/coordinator"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 func init() { subcommands = append(subcommands, newJobCmd) }
@@ -97,89 +100,80 @@ func newJobCmd() *cobra.Command {
 	return cmd
 }
 
+// submitExample is the YAML spec shown by `dsae job submit --help`: every
+// setting of the vocabulary with its default (jobspec.Default) or an
+// example value.
+const submitExample = `  name: mnist-kl             # job name (optional)
+  data: mnist                # dataset in the store (dsae dataset put); its manifest gives d
+  test: mnist-test           # optional test set for the final metrics
+  # model (sae.Config)
+  hidden: 196                # latents
+  activation: sigmoid        # sigmoid | relu | topk
+  output: sigmoid            # sigmoid (data in [0,1]) | linear
+  sparsity: kl               # kl (rho, beta) | l1 (l1, l1_decoder_norm) | topk (k, aux_k) | none
+  rho: 0.1
+  beta: 3
+  l1: 0
+  l1_decoder_norm: false
+  k: 32
+  aux_k: 0                   # dead latents of the auxiliary loss (topk; 0 = off)
+  aux_coef: 0.03125
+  dead_window: 1000
+  weight_decay: 0.003
+  tied: false
+  seed: 1
+  # optimizer (sae.OptimizerConfig)
+  optimizer: adam            # adam | sgd
+  lr: 0.003
+  beta1: 0.9                 # adam
+  beta2: 0.999               # adam
+  eps: 1e-8                  # adam
+  momentum: 0                # sgd
+  nesterov: false            # sgd, needs momentum > 0
+  schedule: constant         # constant | cosine (to min_lr at the last step)
+  warmup_steps: 0
+  min_lr: 0
+  clip_norm: 0               # 0 = off
+  # run
+  batch: 256                 # global batch, split over the workers
+  steps: 0                   # 0: from epochs and the dataset's rows
+  epochs: 20
+  min_workers: 1             # wait in the queue for this many free workers
+  max_workers: 0             # 0: every free worker
+  checkpoint_every: 500      # 0: none`
+
 func newJobSubmitCmd() *cobra.Command {
-	var spec coordinator.SpecFile
+	spec := jobspec.Default()
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "submit [SPEC.yaml]",
 		Short: "Submit a job described by a YAML spec and/or flags (flags override the file)",
 		Long: `Submit a training job. The spec is a YAML file, flags, or both (flags
-override the file); unset fields take their defaults. The coordinators check
-every field and name the first one out of range. Example spec:
+override the file); unset settings take the defaults of dsae train. The keys
+are the flag names, written with _ or - (the flags of dsae train and of this
+command are one vocabulary, sae's own names). The spec is checked here, with
+the same rules and messages as dsae train, before it is sent; the
+coordinators check it again and fill d and steps from the dataset. Example
+spec:
 
-  name: mnist-kl
-  dataset: mnist              # published in the store with dsae dataset put
-  model:
-    d: 784                    # input dimension
-    h: 196                    # latents
-    activation: sigmoid       # sigmoid | relu | topk (with k)
-    output: sigmoid           # identity | sigmoid
-    sparsity: kl              # none | kl (rho, beta) | l1 (l1) | topk
-    rho: 0.1
-    beta: 3
-    weight_decay: 0.0001
-    tied: false
-    seed: 1
-  optimizer:
-    kind: adam                # sgd | momentum | adam
-    lr: 0.001
-    schedule: cosine          # constant | cosine | linear
-    warmup_steps: 100
-  batch_size: 256             # global batch, split over the workers
-  steps: 20000                # or epochs: 20
-  workers: 4                  # 0: every free worker
-  checkpoint_every: 500`,
+` + submitExample,
 		Example: `  dsae job submit mnist.yaml --coordinator 127.0.0.1:7100
-  dsae job submit --dataset mnist --d 784 --h 196 --sparsity kl --rho 0.05 --beta 3 --steps 2000 --coordinator 127.0.0.1:7100`,
+  dsae job submit --data mnist --hidden 196 --sparsity kl --rho 0.05 --beta 3 --steps 2000 --coordinator 127.0.0.1:7100`,
 		Args: func(cmd *cobra.Command, args []string) error { return invalid(cobra.MaximumNArgs(1)(cmd, args)) },
 	}
 	f := cmd.Flags()
 	cf := addControlFlags(f)
-	f.StringVar(&spec.Name, "name", "", "job name")
-	f.StringVar(&spec.Dataset, "dataset", "", "dataset name in the store")
-	f.Int32Var(&spec.Model.D, "d", 0, "input dimension")
-	f.Int32Var(&spec.Model.H, "h", 0, "hidden (latent) dimension")
-	f.StringVar(&spec.Model.Activation, "activation", "", "sigmoid | relu | topk (default sigmoid)")
-	f.Int32Var(&spec.Model.K, "k", 0, "active latents per row (topk)")
-	f.StringVar(&spec.Model.Output, "output", "", "identity | sigmoid (default identity)")
-	f.StringVar(&spec.Model.Sparsity, "sparsity", "", "none | kl | l1 | topk")
-	f.Float64Var(&spec.Model.Rho, "rho", 0, "KL target activation, in (0,1)")
-	f.Float64Var(&spec.Model.Beta, "beta", 0, "KL weight")
-	f.Float64Var(&spec.Model.L1, "l1", 0, "L1 weight")
-	f.Float64Var(&spec.Model.WeightDecay, "weight-decay", 0, "weight decay (lambda)")
-	f.BoolVar(&spec.Model.Tied, "tied", false, "tie decoder to encoder weights")
-	f.Uint64Var(&spec.Model.Seed, "seed", 0, "initialisation and data-order seed")
-	f.StringVar(&spec.Optimizer.Kind, "optimizer", "", "sgd | momentum | adam (default adam)")
-	f.Float64Var(&spec.Optimizer.LR, "lr", 0, "learning rate (default 1e-3)")
-	f.StringVar(&spec.Optimizer.Schedule, "schedule", "", "constant | cosine | linear")
-	f.Int64Var(&spec.Optimizer.WarmupSteps, "warmup-steps", 0, "learning-rate warm-up steps")
-	f.Float64Var(&spec.Optimizer.Momentum, "momentum", 0, "momentum (momentum optimizer)")
-	f.Int32Var(&spec.BatchSize, "batch-size", 0, "global batch size (default 256)")
-	f.Int64Var(&spec.Steps, "steps", 0, "total training steps")
-	f.Int32Var(&spec.Epochs, "epochs", 0, "epochs (when --steps is 0)")
-	f.Int32Var(&spec.Workers, "workers", 0, "workers wanted (0: every free worker)")
-	f.Int64Var(&spec.CheckpointEvery, "checkpoint-every", 0, "steps between checkpoints (0: none)")
+	jobspec.AddFlags(f, &spec)
+	jobspec.AddDataFlags(f, &spec, "training dataset: a name in the store (dsae dataset ls)", "test dataset in the store (optional)")
+	jobspec.AddJobFlags(f, &spec)
 	f.BoolVar(&asJSON, "json", false, "print the accepted job as JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		req := &pb.JobSpec{Model: &pb.ModelConfig{}, Optimizer: &pb.OptimizerConfig{}}
-		if len(args) == 1 {
-			fh, err := os.Open(args[0])
-			if err != nil {
-				return invalid(err)
-			}
-			req, err = coordinator.ParseSpec(fh)
-			fh.Close()
-			if err != nil {
-				return invalid(fmt.Errorf("%s: %w", args[0], err))
-			}
-		}
-		overrideSpec(req, spec.Proto(), f)
-		coordinator.ApplyDefaults(req)
-		if err := coordinator.ValidateSpec(req); err != nil {
-			return invalid(err)
+		req, err := submitSpec(args, f)
+		if err != nil {
+			return err
 		}
 		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
-			resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: req})
+			resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: req, RequestId: newRequestID()})
 			if err != nil {
 				return rpcErr(err)
 			}
@@ -193,44 +187,45 @@ every field and name the first one out of range. Example spec:
 	return cmd
 }
 
-// overrideSpec copies into dst the fields of flags whose flag was set.
-func overrideSpec(dst, flags *pb.JobSpec, fs *pflag.FlagSet) {
-	set := func(name string, apply func()) {
-		if fs.Changed(name) {
-			apply()
+// submitSpec builds the spec of `dsae job submit`: the defaults, then the
+// YAML file of args (if any), then the flags set on fs. It validates it as
+// `dsae train` does (the same message), then the job-level fields as the
+// coordinators do, so a bad spec fails before any network call.
+func submitSpec(args []string, fs *pflag.FlagSet) (*pb.JobSpec, error) {
+	s := jobspec.Default()
+	if len(args) == 1 {
+		fh, err := os.Open(args[0])
+		if err != nil {
+			return nil, invalid(err)
+		}
+		err = jobspec.ParseYAML(fh, &s)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", args[0], err)
 		}
 	}
-	if dst.Model == nil {
-		dst.Model = &pb.ModelConfig{}
+	if err := jobspec.Override(&s, fs); err != nil {
+		return nil, invalid(err)
 	}
-	if dst.Optimizer == nil {
-		dst.Optimizer = &pb.OptimizerConfig{}
+	if err := s.Validate(); err != nil {
+		return nil, err
 	}
-	m, o, fm, fo := dst.Model, dst.Optimizer, flags.Model, flags.Optimizer
-	set("name", func() { dst.Name = flags.Name })
-	set("dataset", func() { dst.Dataset = flags.Dataset })
-	set("d", func() { m.D = fm.D })
-	set("h", func() { m.H = fm.H })
-	set("activation", func() { m.Activation = fm.Activation })
-	set("k", func() { m.K = fm.K })
-	set("output", func() { m.Output = fm.Output })
-	set("sparsity", func() { m.Sparsity = fm.Sparsity })
-	set("rho", func() { m.Rho = fm.Rho })
-	set("beta", func() { m.Beta = fm.Beta })
-	set("l1", func() { m.L1 = fm.L1 })
-	set("weight-decay", func() { m.WeightDecay = fm.WeightDecay })
-	set("tied", func() { m.Tied = fm.Tied })
-	set("seed", func() { m.Seed = fm.Seed })
-	set("optimizer", func() { o.Kind = fo.Kind })
-	set("lr", func() { o.Lr = fo.Lr })
-	set("schedule", func() { o.Schedule = fo.Schedule })
-	set("warmup-steps", func() { o.WarmupSteps = fo.WarmupSteps })
-	set("momentum", func() { o.Momentum = fo.Momentum })
-	set("batch-size", func() { dst.BatchSize = flags.BatchSize })
-	set("steps", func() { dst.Steps = flags.Steps })
-	set("epochs", func() { dst.Epochs = flags.Epochs })
-	set("workers", func() { dst.MaxWorkers = flags.MaxWorkers })
-	set("checkpoint-every", func() { dst.CheckpointEvery = flags.CheckpointEvery })
+	p := s.Proto()
+	if err := coordinator.ValidateSpec(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newRequestID returns a random id for one `dsae job submit` invocation:
+// its retries (to another coordinator, after a timeout) carry the same id,
+// so the job is created once.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
 }
 
 func printJSON(w io.Writer, j *pb.Job) error {
@@ -258,7 +253,7 @@ func newJobLsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDATASET\tGEN\tWORKERS\tSTEP\tREASON")
 			for _, j := range resp.Jobs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.Id, j.Spec.GetName(), stateName(j.State), j.Spec.GetDataset(),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.Id, j.Spec.GetName(), stateName(j.State), j.Spec.GetData(),
 					j.Generation.GetId(), len(j.Generation.GetMembers()), j.LastStep, j.Reason)
 			}
 			return tw.Flush()
@@ -279,9 +274,9 @@ func describe(w io.Writer, j *pb.Job) {
 	}
 	fmt.Fprintln(w)
 	s := j.Spec
-	fmt.Fprintf(w, "  dataset %s, model d=%d h=%d %s/%s sparsity %s, batch %d, steps %d, epochs %d\n", s.GetDataset(),
-		s.GetModel().GetD(), s.GetModel().GetH(), s.GetModel().GetActivation(), s.GetModel().GetOutput(), s.GetModel().GetSparsity(),
-		s.GetBatchSize(), s.GetSteps(), s.GetEpochs())
+	fmt.Fprintf(w, "  data %s, model d=%d hidden=%d %s/%s sparsity %s, batch %d, steps %d, epochs %g\n", s.GetData(),
+		s.GetModel().GetD(), s.GetModel().GetHidden(), s.GetModel().GetActivation(), s.GetModel().GetOutput(), s.GetModel().GetSparsity(),
+		s.GetBatch(), s.GetSteps(), s.GetEpochs())
 	fmt.Fprintf(w, "  last step %d\n", j.LastStep)
 	if g := j.Generation; g != nil {
 		var ms []string

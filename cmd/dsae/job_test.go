@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 const cliSecret = "cli-test-cluster-secret-123456"
@@ -55,20 +59,22 @@ func TestJobCommands(t *testing.T) {
 	spec := filepath.Join(t.TempDir(), "job.yaml")
 	os.WriteFile(spec, []byte(`
 name: cli
-dataset: mnist
-model: {d: 784, h: 64, sparsity: kl, rho: 0.05, beta: 3}
+data: mnist
+hidden: 64
+sparsity: kl
+rho: 0.05
 steps: 100
 `), 0o600)
 	run := func(args ...string) (string, error) {
 		return runCmd(ctx, append(args, "--coordinator", addr, "--log-level", "error")...)
 	}
-	out, err := run("job", "submit", spec, "--h", "128", "--workers", "2")
+	out, err := run("job", "submit", spec, "--hidden", "128", "--max-workers", "2")
 	if err != nil || !strings.Contains(out, "submitted job-000001 (queued)") {
 		t.Fatalf("submit: %v\n%s", err, out)
 	}
 	out, err = run("job", "status", "job-000001", "--json")
-	if err != nil || !regexp.MustCompile(`"h":\s*128`).MatchString(out) || !regexp.MustCompile(`"workersWanted":\s*2`).MatchString(out) ||
-		!regexp.MustCompile(`"d":\s*784`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`"hidden":\s*"128"`).MatchString(out) || !regexp.MustCompile(`"maxWorkers":\s*2`).MatchString(out) ||
+		!regexp.MustCompile(`"rho":\s*0.05`).MatchString(out) || !regexp.MustCompile(`"steps":\s*"100"`).MatchString(out) {
 		t.Fatalf("flags did not override the file: %v\n%s", err, out)
 	}
 	if out, err = run("job", "ls"); err != nil || !regexp.MustCompile(`job-000001\s+cli\s+queued\s+mnist`).MatchString(out) {
@@ -90,8 +96,9 @@ steps: 100
 		args []string
 		want string
 	}{
-		{[]string{"job", "submit", spec, "--rho", "2"}, "model.rho"},
-		{[]string{"job", "submit", "--dataset", "mnist", "--steps", "5"}, "model.d"},
+		{[]string{"job", "submit", spec, "--rho", "2"}, "sae: rho = 2 out of range (0, 1)"},
+		{[]string{"job", "submit", "--steps", "5"}, "data: empty"},
+		{[]string{"job", "submit", "--data", "mnist", "--h", "5"}, "unknown flag: --h"},
 		{[]string{"job", "status", "job-999999"}, "not found"},
 		{[]string{"job", "cancel", "job-000001"}, "finished"},
 		{[]string{"job", "submit", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
@@ -122,15 +129,54 @@ func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	if out, err := runCmd(ctx, "dataset", "put", "acts", npy, "--s3-endpoint", endpoint, "--log-level", "error"); err != nil {
 		t.Fatalf("dataset put: %v\n%s", err, out)
 	}
-	submit := func(dataset string) (string, error) {
-		return runCmd(ctx, "job", "submit", "--dataset", dataset, "--d", "4", "--h", "2", "--steps", "10",
-			"--coordinator", addr, "--log-level", "error")
+	submit := func(dataset string, args ...string) (string, error) {
+		return runCmd(ctx, append([]string{"job", "submit", "--data", dataset, "--hidden", "2", "--batch", "4", "--epochs", "2",
+			"--coordinator", addr, "--log-level", "error"}, args...)...)
 	}
 	if out, err := submit("acts"); err != nil || !strings.Contains(out, "submitted job-000001") {
 		t.Fatalf("submit on a published dataset: %v\n%s", err, out)
 	}
-	_, err := submit("absent")
-	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `dataset: "absent" not found in the store`) {
+	// The coordinator took d from the manifest and steps from 2 epochs of
+	// 20 rows in batches of 4.
+	out, err := runCmd(ctx, "job", "status", "job-000001", "--coordinator", addr, "--log-level", "error")
+	if err != nil || !strings.Contains(out, "data acts, model d=4 hidden=2") || !strings.Contains(out, "batch 4, steps 10, epochs 2") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	// What needs the data is checked by the coordinator, with sae's rules:
+	// locally the step count is unknown, there it is 10.
+	if _, err := submit("acts", "--schedule", "cosine", "--warmup-steps", "10"); err == nil || exitCode(err) != exitInvalid ||
+		!strings.Contains(err.Error(), "sae: invalid optimizer config: total_steps = 10, must be > warmup_steps = 10") {
+		t.Fatalf("submit with warmup past the end: %v", err)
+	}
+	_, err = submit("absent")
+	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `data: "absent" not found in the store`) {
 		t.Fatalf("submit on a missing dataset: %v", err)
 	}
+}
+
+// TestSubmitHelpExampleIsFullSpec: the YAML spec shown by `dsae job submit
+// --help` parses, is valid, and names every setting of the vocabulary.
+func TestSubmitHelpExampleIsFullSpec(t *testing.T) {
+	s := jobspec.Default()
+	if err := jobspec.ParseYAML(strings.NewReader(submitExample), &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, line := range strings.Split(submitExample, "\n") {
+		if k, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {
+			keys[jobspec.FlagName(k)] = true
+		}
+	}
+	fs := pflag.NewFlagSet("all", pflag.ContinueOnError)
+	jobspec.AddFlags(fs, &s)
+	jobspec.AddDataFlags(fs, &s, "", "")
+	jobspec.AddJobFlags(fs, &s)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !keys[f.Name] {
+			t.Errorf("the help's example spec lacks %s", f.Name)
+		}
+	})
 }

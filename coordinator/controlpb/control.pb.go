@@ -138,21 +138,26 @@ func (GenerationPhase) EnumDescriptor() ([]byte, []int) {
 	return file_coordinator_controlpb_control_proto_rawDescGZIP(), []int{1}
 }
 
-// ModelConfig mirrors the fields of the sae package's model configuration.
+// ModelConfig is sae.Config, field for field by JSON name (worker/jobspec
+// converts by name and a round-trip test keeps the two in step).
 type ModelConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	D             int32                  `protobuf:"varint,1,opt,name=d,proto3" json:"d,omitempty"`                                          // input dimension
-	H             int32                  `protobuf:"varint,2,opt,name=h,proto3" json:"h,omitempty"`                                          // hidden (latent) dimension
-	Activation    string                 `protobuf:"bytes,3,opt,name=activation,proto3" json:"activation,omitempty"`                         // sigmoid | relu | topk
-	K             int32                  `protobuf:"varint,4,opt,name=k,proto3" json:"k,omitempty"`                                          // active latents per row for topk
-	Output        string                 `protobuf:"bytes,5,opt,name=output,proto3" json:"output,omitempty"`                                 // identity | sigmoid
-	Sparsity      string                 `protobuf:"bytes,6,opt,name=sparsity,proto3" json:"sparsity,omitempty"`                             // none | kl | l1 | topk
-	Rho           float64                `protobuf:"fixed64,7,opt,name=rho,proto3" json:"rho,omitempty"`                                     // KL target proportion, in (0,1)
-	Beta          float64                `protobuf:"fixed64,8,opt,name=beta,proto3" json:"beta,omitempty"`                                   // KL weight
-	L1            float64                `protobuf:"fixed64,9,opt,name=l1,proto3" json:"l1,omitempty"`                                       // L1 weight
-	WeightDecay   float64                `protobuf:"fixed64,10,opt,name=weight_decay,json=weightDecay,proto3" json:"weight_decay,omitempty"` // lambda
-	Tied          bool                   `protobuf:"varint,11,opt,name=tied,proto3" json:"tied,omitempty"`                                   // W2 = W1^T
-	Seed          uint64                 `protobuf:"varint,12,opt,name=seed,proto3" json:"seed,omitempty"`                                   // parameter initialisation and data order
+	D             int64                  `protobuf:"varint,1,opt,name=d,proto3" json:"d,omitempty"`                  // input size; 0: the coordinator (or the worker) fills it from the dataset
+	Hidden        int64                  `protobuf:"varint,2,opt,name=hidden,proto3" json:"hidden,omitempty"`        // latents (was h)
+	Activation    string                 `protobuf:"bytes,3,opt,name=activation,proto3" json:"activation,omitempty"` // sigmoid | relu | topk
+	K             int64                  `protobuf:"varint,4,opt,name=k,proto3" json:"k,omitempty"`                  // latents kept per row by topk
+	Output        string                 `protobuf:"bytes,5,opt,name=output,proto3" json:"output,omitempty"`         // sigmoid | linear
+	Sparsity      string                 `protobuf:"bytes,6,opt,name=sparsity,proto3" json:"sparsity,omitempty"`     // kl | l1 | topk | none
+	Rho           float64                `protobuf:"fixed64,7,opt,name=rho,proto3" json:"rho,omitempty"`             // kl target mean activation, in (0,1)
+	Beta          float64                `protobuf:"fixed64,8,opt,name=beta,proto3" json:"beta,omitempty"`           // kl weight
+	L1            float64                `protobuf:"fixed64,9,opt,name=l1,proto3" json:"l1,omitempty"`               // l1 weight
+	WeightDecay   float64                `protobuf:"fixed64,10,opt,name=weight_decay,json=weightDecay,proto3" json:"weight_decay,omitempty"`
+	Tied          bool                   `protobuf:"varint,11,opt,name=tied,proto3" json:"tied,omitempty"`                                          // decoder = encoder transposed
+	Seed          uint64                 `protobuf:"varint,12,opt,name=seed,proto3" json:"seed,omitempty"`                                          // initialisation and data order
+	L1DecoderNorm bool                   `protobuf:"varint,13,opt,name=l1_decoder_norm,json=l1DecoderNorm,proto3" json:"l1_decoder_norm,omitempty"` // l1: weigh |a_j| by the norm of decoder column j
+	AuxK          int64                  `protobuf:"varint,14,opt,name=aux_k,json=auxK,proto3" json:"aux_k,omitempty"`                              // topk: dead latents of the auxiliary loss (0 = off)
+	AuxCoef       float64                `protobuf:"fixed64,15,opt,name=aux_coef,json=auxCoef,proto3" json:"aux_coef,omitempty"`                    // topk: weight of the auxiliary loss
+	DeadWindow    int64                  `protobuf:"varint,16,opt,name=dead_window,json=deadWindow,proto3" json:"dead_window,omitempty"`            // steps without activation after which a latent is dead
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,16 +192,16 @@ func (*ModelConfig) Descriptor() ([]byte, []int) {
 	return file_coordinator_controlpb_control_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *ModelConfig) GetD() int32 {
+func (x *ModelConfig) GetD() int64 {
 	if x != nil {
 		return x.D
 	}
 	return 0
 }
 
-func (x *ModelConfig) GetH() int32 {
+func (x *ModelConfig) GetHidden() int64 {
 	if x != nil {
-		return x.H
+		return x.Hidden
 	}
 	return 0
 }
@@ -208,7 +213,7 @@ func (x *ModelConfig) GetActivation() string {
 	return ""
 }
 
-func (x *ModelConfig) GetK() int32 {
+func (x *ModelConfig) GetK() int64 {
 	if x != nil {
 		return x.K
 	}
@@ -271,18 +276,49 @@ func (x *ModelConfig) GetSeed() uint64 {
 	return 0
 }
 
-// OptimizerConfig selects the update rule and its learning-rate schedule.
+func (x *ModelConfig) GetL1DecoderNorm() bool {
+	if x != nil {
+		return x.L1DecoderNorm
+	}
+	return false
+}
+
+func (x *ModelConfig) GetAuxK() int64 {
+	if x != nil {
+		return x.AuxK
+	}
+	return 0
+}
+
+func (x *ModelConfig) GetAuxCoef() float64 {
+	if x != nil {
+		return x.AuxCoef
+	}
+	return 0
+}
+
+func (x *ModelConfig) GetDeadWindow() int64 {
+	if x != nil {
+		return x.DeadWindow
+	}
+	return 0
+}
+
+// OptimizerConfig is sae.OptimizerConfig, field for field by JSON name,
+// except total_steps, which follows from JobSpec.steps.
 type OptimizerConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // sgd | momentum | adam
+	Optimizer     string                 `protobuf:"bytes,1,opt,name=optimizer,proto3" json:"optimizer,omitempty"` // sgd | adam (was kind)
 	Lr            float64                `protobuf:"fixed64,2,opt,name=lr,proto3" json:"lr,omitempty"`
-	Schedule      string                 `protobuf:"bytes,3,opt,name=schedule,proto3" json:"schedule,omitempty"` // constant | cosine | linear
+	Schedule      string                 `protobuf:"bytes,3,opt,name=schedule,proto3" json:"schedule,omitempty"` // constant | cosine
 	WarmupSteps   int64                  `protobuf:"varint,4,opt,name=warmup_steps,json=warmupSteps,proto3" json:"warmup_steps,omitempty"`
-	Momentum      float64                `protobuf:"fixed64,5,opt,name=momentum,proto3" json:"momentum,omitempty"`
-	Beta1         float64                `protobuf:"fixed64,6,opt,name=beta1,proto3" json:"beta1,omitempty"`
-	Beta2         float64                `protobuf:"fixed64,7,opt,name=beta2,proto3" json:"beta2,omitempty"`
-	Eps           float64                `protobuf:"fixed64,8,opt,name=eps,proto3" json:"eps,omitempty"`
-	GradClip      float64                `protobuf:"fixed64,9,opt,name=grad_clip,json=gradClip,proto3" json:"grad_clip,omitempty"` // 0 disables clipping
+	Momentum      float64                `protobuf:"fixed64,5,opt,name=momentum,proto3" json:"momentum,omitempty"`                 // sgd
+	Beta1         float64                `protobuf:"fixed64,6,opt,name=beta1,proto3" json:"beta1,omitempty"`                       // adam
+	Beta2         float64                `protobuf:"fixed64,7,opt,name=beta2,proto3" json:"beta2,omitempty"`                       // adam
+	Eps           float64                `protobuf:"fixed64,8,opt,name=eps,proto3" json:"eps,omitempty"`                           // adam
+	ClipNorm      float64                `protobuf:"fixed64,9,opt,name=clip_norm,json=clipNorm,proto3" json:"clip_norm,omitempty"` // 0 disables clipping (was grad_clip)
+	Nesterov      bool                   `protobuf:"varint,10,opt,name=nesterov,proto3" json:"nesterov,omitempty"`                 // sgd, needs momentum > 0
+	MinLr         float64                `protobuf:"fixed64,11,opt,name=min_lr,json=minLr,proto3" json:"min_lr,omitempty"`         // cosine: final learning rate
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,9 +353,9 @@ func (*OptimizerConfig) Descriptor() ([]byte, []int) {
 	return file_coordinator_controlpb_control_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *OptimizerConfig) GetKind() string {
+func (x *OptimizerConfig) GetOptimizer() string {
 	if x != nil {
-		return x.Kind
+		return x.Optimizer
 	}
 	return ""
 }
@@ -373,30 +409,46 @@ func (x *OptimizerConfig) GetEps() float64 {
 	return 0
 }
 
-func (x *OptimizerConfig) GetGradClip() float64 {
+func (x *OptimizerConfig) GetClipNorm() float64 {
 	if x != nil {
-		return x.GradClip
+		return x.ClipNorm
 	}
 	return 0
 }
 
-// JobSpec is what a user submits.
+func (x *OptimizerConfig) GetNesterov() bool {
+	if x != nil {
+		return x.Nesterov
+	}
+	return false
+}
+
+func (x *OptimizerConfig) GetMinLr() float64 {
+	if x != nil {
+		return x.MinLr
+	}
+	return 0
+}
+
+// JobSpec is what a user submits. Field names are the vocabulary of
+// worker/jobspec: the flags of dsae train and dsae job submit with '_' for
+// '-', and the keys of a YAML spec.
 type JobSpec struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Model           *ModelConfig           `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	Optimizer       *OptimizerConfig       `protobuf:"bytes,3,opt,name=optimizer,proto3" json:"optimizer,omitempty"`
-	BatchSize       int32                  `protobuf:"varint,4,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"` // global batch, split across the ring
-	Steps           int64                  `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`                          // total steps; 0 means derive from epochs
-	Epochs          int32                  `protobuf:"varint,6,opt,name=epochs,proto3" json:"epochs,omitempty"`
-	Dataset         string                 `protobuf:"bytes,7,opt,name=dataset,proto3" json:"dataset,omitempty"`                                         // dataset name in the store
+	Batch           int64                  `protobuf:"varint,4,opt,name=batch,proto3" json:"batch,omitempty"`                                            // global batch, split across the ring
+	Steps           int64                  `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`                                            // total steps; 0: derive from epochs and the dataset's rows
+	Data            string                 `protobuf:"bytes,7,opt,name=data,proto3" json:"data,omitempty"`                                               // dataset name in the store
 	CheckpointEvery int64                  `protobuf:"varint,9,opt,name=checkpoint_every,json=checkpointEvery,proto3" json:"checkpoint_every,omitempty"` // steps between checkpoints; 0 disables
 	// Elastic bounds, as torchrun's --nnodes=MIN:MAX: the job runs on as many
 	// free workers as it may take, up to max_workers (0 = no limit), and waits
 	// in the queue while fewer than min_workers (0 or 1 = one) are available.
-	MinWorkers    int32  `protobuf:"varint,10,opt,name=min_workers,json=minWorkers,proto3" json:"min_workers,omitempty"`
-	MaxWorkers    int32  `protobuf:"varint,11,opt,name=max_workers,json=maxWorkers,proto3" json:"max_workers,omitempty"`
-	TestDataset   string `protobuf:"bytes,12,opt,name=test_dataset,json=testDataset,proto3" json:"test_dataset,omitempty"` // optional dataset for the final test metrics
+	MinWorkers    int32   `protobuf:"varint,10,opt,name=min_workers,json=minWorkers,proto3" json:"min_workers,omitempty"`
+	MaxWorkers    int32   `protobuf:"varint,11,opt,name=max_workers,json=maxWorkers,proto3" json:"max_workers,omitempty"`
+	Test          string  `protobuf:"bytes,12,opt,name=test,proto3" json:"test,omitempty"`       // optional dataset for the final test metrics
+	Epochs        float64 `protobuf:"fixed64,13,opt,name=epochs,proto3" json:"epochs,omitempty"` // passes over data, used when steps is 0
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,9 +504,9 @@ func (x *JobSpec) GetOptimizer() *OptimizerConfig {
 	return nil
 }
 
-func (x *JobSpec) GetBatchSize() int32 {
+func (x *JobSpec) GetBatch() int64 {
 	if x != nil {
-		return x.BatchSize
+		return x.Batch
 	}
 	return 0
 }
@@ -466,16 +518,9 @@ func (x *JobSpec) GetSteps() int64 {
 	return 0
 }
 
-func (x *JobSpec) GetEpochs() int32 {
+func (x *JobSpec) GetData() string {
 	if x != nil {
-		return x.Epochs
-	}
-	return 0
-}
-
-func (x *JobSpec) GetDataset() string {
-	if x != nil {
-		return x.Dataset
+		return x.Data
 	}
 	return ""
 }
@@ -501,11 +546,18 @@ func (x *JobSpec) GetMaxWorkers() int32 {
 	return 0
 }
 
-func (x *JobSpec) GetTestDataset() string {
+func (x *JobSpec) GetTest() string {
 	if x != nil {
-		return x.TestDataset
+		return x.Test
 	}
 	return ""
+}
+
+func (x *JobSpec) GetEpochs() float64 {
+	if x != nil {
+		return x.Epochs
+	}
+	return 0
 }
 
 // Member is one worker of a generation. Ranks are 0..N-1 in ring order.
@@ -3744,14 +3796,14 @@ var File_coordinator_controlpb_control_proto protoreflect.FileDescriptor
 
 const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\n" +
-	"#coordinator/controlpb/control.proto\x12\x0fdsae.control.v1\"\x8c\x02\n" +
+	"#coordinator/controlpb/control.proto\x12\x0fdsae.control.v1\"\x8f\x03\n" +
 	"\vModelConfig\x12\f\n" +
-	"\x01d\x18\x01 \x01(\x05R\x01d\x12\f\n" +
-	"\x01h\x18\x02 \x01(\x05R\x01h\x12\x1e\n" +
+	"\x01d\x18\x01 \x01(\x03R\x01d\x12\x16\n" +
+	"\x06hidden\x18\x02 \x01(\x03R\x06hidden\x12\x1e\n" +
 	"\n" +
 	"activation\x18\x03 \x01(\tR\n" +
 	"activation\x12\f\n" +
-	"\x01k\x18\x04 \x01(\x05R\x01k\x12\x16\n" +
+	"\x01k\x18\x04 \x01(\x03R\x01k\x12\x16\n" +
 	"\x06output\x18\x05 \x01(\tR\x06output\x12\x1a\n" +
 	"\bsparsity\x18\x06 \x01(\tR\bsparsity\x12\x10\n" +
 	"\x03rho\x18\a \x01(\x01R\x03rho\x12\x12\n" +
@@ -3760,9 +3812,14 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\fweight_decay\x18\n" +
 	" \x01(\x01R\vweightDecay\x12\x12\n" +
 	"\x04tied\x18\v \x01(\bR\x04tied\x12\x12\n" +
-	"\x04seed\x18\f \x01(\x04R\x04seed\"\xeb\x01\n" +
-	"\x0fOptimizerConfig\x12\x12\n" +
-	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x04seed\x18\f \x01(\x04R\x04seed\x12&\n" +
+	"\x0fl1_decoder_norm\x18\r \x01(\bR\rl1DecoderNorm\x12\x13\n" +
+	"\x05aux_k\x18\x0e \x01(\x03R\x04auxK\x12\x19\n" +
+	"\baux_coef\x18\x0f \x01(\x01R\aauxCoef\x12\x1f\n" +
+	"\vdead_window\x18\x10 \x01(\x03R\n" +
+	"deadWindow\"\xa8\x02\n" +
+	"\x0fOptimizerConfig\x12\x1c\n" +
+	"\toptimizer\x18\x01 \x01(\tR\toptimizer\x12\x0e\n" +
 	"\x02lr\x18\x02 \x01(\x01R\x02lr\x12\x1a\n" +
 	"\bschedule\x18\x03 \x01(\tR\bschedule\x12!\n" +
 	"\fwarmup_steps\x18\x04 \x01(\x03R\vwarmupSteps\x12\x1a\n" +
@@ -3770,23 +3827,25 @@ const file_coordinator_controlpb_control_proto_rawDesc = "" +
 	"\x05beta1\x18\x06 \x01(\x01R\x05beta1\x12\x14\n" +
 	"\x05beta2\x18\a \x01(\x01R\x05beta2\x12\x10\n" +
 	"\x03eps\x18\b \x01(\x01R\x03eps\x12\x1b\n" +
-	"\tgrad_clip\x18\t \x01(\x01R\bgradClip\"\x8e\x03\n" +
+	"\tclip_norm\x18\t \x01(\x01R\bclipNorm\x12\x1a\n" +
+	"\bnesterov\x18\n" +
+	" \x01(\bR\bnesterov\x12\x15\n" +
+	"\x06min_lr\x18\v \x01(\x01R\x05minLr\"\xf6\x02\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\x05model\x18\x02 \x01(\v2\x1c.dsae.control.v1.ModelConfigR\x05model\x12>\n" +
-	"\toptimizer\x18\x03 \x01(\v2 .dsae.control.v1.OptimizerConfigR\toptimizer\x12\x1d\n" +
-	"\n" +
-	"batch_size\x18\x04 \x01(\x05R\tbatchSize\x12\x14\n" +
-	"\x05steps\x18\x05 \x01(\x03R\x05steps\x12\x16\n" +
-	"\x06epochs\x18\x06 \x01(\x05R\x06epochs\x12\x18\n" +
-	"\adataset\x18\a \x01(\tR\adataset\x12)\n" +
+	"\toptimizer\x18\x03 \x01(\v2 .dsae.control.v1.OptimizerConfigR\toptimizer\x12\x14\n" +
+	"\x05batch\x18\x04 \x01(\x03R\x05batch\x12\x14\n" +
+	"\x05steps\x18\x05 \x01(\x03R\x05steps\x12\x12\n" +
+	"\x04data\x18\a \x01(\tR\x04data\x12)\n" +
 	"\x10checkpoint_every\x18\t \x01(\x03R\x0fcheckpointEvery\x12\x1f\n" +
 	"\vmin_workers\x18\n" +
 	" \x01(\x05R\n" +
 	"minWorkers\x12\x1f\n" +
 	"\vmax_workers\x18\v \x01(\x05R\n" +
-	"maxWorkers\x12!\n" +
-	"\ftest_dataset\x18\f \x01(\tR\vtestDatasetJ\x04\b\b\x10\t\"s\n" +
+	"maxWorkers\x12\x12\n" +
+	"\x04test\x18\f \x01(\tR\x04test\x12\x16\n" +
+	"\x06epochs\x18\r \x01(\x01R\x06epochsJ\x04\b\x06\x10\aJ\x04\b\b\x10\t\"s\n" +
 	"\x06Member\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x12\n" +
 	"\x04rank\x18\x02 \x01(\x05R\x04rank\x12\x1b\n" +

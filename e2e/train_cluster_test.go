@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/sae"
+)
+
+// mnistJobFlags is the demo's KL job (784→196, ρ = 0.1) on mnist-train.
+func mnistJobFlags(steps int, extra ...string) []string {
+	return append([]string{"--data", "mnist-train", "--test", "mnist-test", "--hidden", "196", "--sparsity", "kl", "--rho", "0.1",
+		"--beta", "3", "--weight-decay", "3e-3", "--lr", "3e-3", "--batch", "256", "--seed", "1", "--steps", fmt.Sprint(steps)}, extra...)
+}
+
+func running(n int) func(*pb.Job) bool {
+	return func(j *pb.Job) bool {
+		return j.State == pb.JobState_JOB_STATE_RUNNING && len(j.Generation.GetMembers()) == n
+	}
+}
+
+func completed(j *pb.Job) bool { return j.State == pb.JobState_JOB_STATE_COMPLETED }
+
+// pullParams downloads a job's model and returns its parameters.
+func (c *cluster) pullParams(job string) *sae.Model {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "pulled-"+job)
+	c.mustDsae("model", "pull", job, dir)
+	m, err := sae.Load(dir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return m
+}
+
+// Done-when 1: the same job on 3 workers and on 1 worker (same global
+// batch) ends with the same parameters up to float32 summation order, and
+// every rank of the 3-worker run holds the same parameter bits after every
+// step.
+func TestClusterEquivalence(t *testing.T) {
+	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
+	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
+	const steps = 200
+	three := c.submit(mnistJobFlags(steps, "--max-workers", "3")...)
+	j3 := c.waitJob(three, 5*time.Minute, "the 3-worker job to complete", completed)
+	gens := checkApplied(t, c.traces(three), steps, nil)
+	for s, g := range gens {
+		if evs := appliers(c.traces(three), s, g); len(evs) != 3 {
+			t.Fatalf("step %d applied by %d ranks, want 3", s, len(evs))
+		}
+	}
+	one := c.submit(mnistJobFlags(steps, "--max-workers", "1")...)
+	j1 := c.waitJob(one, 5*time.Minute, "the 1-worker job to complete", completed)
+	if n := len(j1.Generation.GetMembers()); n != 1 {
+		t.Fatalf("the 1-worker job ran on %d workers", n)
+	}
+	a, b := c.pullParams(three).Params, c.pullParams(one).Params
+	var worst, scale, diff2, norm2 float64
+	for i := range a {
+		d := math.Abs(float64(a[i] - b[i]))
+		worst = max(worst, d)
+		scale = max(scale, math.Abs(float64(b[i])))
+		diff2 += d * d
+		norm2 += float64(b[i]) * float64(b[i])
+	}
+	rel := worst / scale
+	t.Logf("3 vs 1 worker after %d steps: max |Δ| = %.3g (%.3g of max |w|), ‖Δ‖/‖w‖ = %.3g; test fvu %.5f vs %.5f",
+		steps, worst, rel, math.Sqrt(diff2/norm2), j3.FinalMetrics.Values["test_fvu"], j1.FinalMetrics.Values["test_fvu"])
+	if rel > 1e-4 {
+		t.Fatalf("parameters of the 3-worker and 1-worker runs differ by %.3g relative (max |Δ| %.3g), want ≤ 1e-4", rel, worst)
+	}
+}
+
+// appliers returns the apply events of step s in generation g.
+func appliers(evs []traceEvent, s int64, g uint64) []traceEvent {
+	var out []traceEvent
+	for _, e := range evs {
+		if e.Ev == "apply" && e.Step == s && e.Gen == g {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// indexDataset writes a dataset whose feature 0 encodes the row index
+// (i/2^16, exact in float32) and puts it in the store.
+func (c *cluster) indexDataset(name string, rows, d int) {
+	c.t.Helper()
+	r := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, rows*d)
+	for i := range rows {
+		x[i*d] = float32(i) / 65536
+		for k := 1; k < d; k++ {
+			x[i*d+k] = r.Float32()
+		}
+	}
+	path := filepath.Join(c.dir, name+".npy")
+	writeNPY(c.t, path, []int{rows, d}, x)
+	c.mustDsae("dataset", "put", name, path, "--shard-rows", fmt.Sprint(rows/4), "--chunk-rows", "256")
+}
+
+// Done-when 2 and 4: with a worker SIGKILLed mid-epoch and another joining
+// later in the same epoch, every row is used exactly once per epoch, every
+// step is applied exactly once, and the newcomer (which took the donor's
+// state) holds the same parameter bits as the others after every step.
+func TestClusterExactlyOnceThroughKillAndJoin(t *testing.T) {
+	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
+	const rows, d, batch, epochs = 32768, 16, 32, 2
+	const spe = rows / batch
+	c.indexDataset("idx", rows, d)
+	id := c.submit("--data", "idx", "--hidden", "8", "--sparsity", "kl", "--rho", "0.1", "--beta", "3", "--lr", "1e-3",
+		"--batch", fmt.Sprint(batch), "--epochs", fmt.Sprint(epochs), "--seed", "7")
+	c.waitJob(id, 2*time.Minute, "step 100", func(j *pb.Job) bool { return j.LastStep >= 100 })
+	c.kill(c.workers["w2"])
+	c.waitJob(id, time.Minute, "a running generation of the 2 survivors", running(2))
+	joiner := c.addWorker()
+	j := c.waitJob(id, time.Minute, "the newcomer in a running generation", func(j *pb.Job) bool {
+		return running(3)(j) && slices.ContainsFunc(j.Generation.Members, func(m *pb.Member) bool { return m.WorkerId == joiner.name })
+	})
+	if j.Generation.StartStep >= spe {
+		t.Fatalf("the newcomer joined at step %d, after the first epoch (%d steps): the test wants kill and join in one epoch", j.Generation.StartStep, spe)
+	}
+	c.waitJob(id, 5*time.Minute, "completion", completed)
+	evs := c.traces(id)
+	gens := checkApplied(t, evs, spe*epochs, map[string]bool{"w2": true})
+	// The rows of step s are those read for it by the ranks of the
+	// generation that applied it.
+	seen := make([][]int, epochs)
+	for e := range seen {
+		seen[e] = make([]int, rows)
+	}
+	for _, e := range evs {
+		if e.Ev != "read" || gens[e.Step] != e.Gen {
+			continue
+		}
+		ep := (e.Step - 1) / spe
+		for _, v := range e.X0 {
+			seen[ep][int(v*65536)]++
+		}
+	}
+	for ep := range seen {
+		for i, n := range seen[ep] {
+			if n != 1 {
+				t.Fatalf("epoch %d: row %d used %d times", ep, i, n)
+			}
+		}
+	}
+	joinerApplied := 0
+	for _, e := range evs {
+		if e.Ev == "apply" && e.who == joiner.name {
+			joinerApplied++
+		}
+	}
+	if joinerApplied == 0 {
+		t.Fatal("the newcomer applied no step")
+	}
+	t.Logf("%d steps applied exactly once over %d generations; %d rows × %d epochs each used once; newcomer applied %d steps",
+		len(gens), distinct(gens), rows, epochs, joinerApplied)
+}
+
+func distinct(m map[int64]uint64) int {
+	s := map[uint64]bool{}
+	for _, g := range m {
+		s[g] = true
+	}
+	return len(s)
+}
+
+// recovery returns the time from kill to the first step completed after it
+// (a step beyond every step completed before the kill).
+func recovery(evs []traceEvent, kill time.Time) time.Duration {
+	var before int64
+	for _, e := range evs {
+		if e.Ev == "apply" && e.T < kill.UnixNano() {
+			before = max(before, e.Step)
+		}
+	}
+	first := int64(math.MaxInt64)
+	for _, e := range evs {
+		if e.Ev == "apply" && e.Step > before && e.T >= kill.UnixNano() {
+			first = min(first, e.T)
+		}
+	}
+	if first == math.MaxInt64 {
+		return -1
+	}
+	return time.Duration(first - kill.UnixNano())
+}
+
+// Done-when 3: training continues after SIGKILL of a worker; over 5 kills
+// the median time from the kill to the next completed step is at most 2 s,
+// and the final test FVU is within 2% of an undisturbed run.
+func TestClusterWorkerLoss(t *testing.T) {
+	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
+	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
+	const steps = 1000
+	id := c.submit(mnistJobFlags(steps)...)
+	var times []time.Duration
+	at := int64(60)
+	for k := range 5 {
+		c.waitJob(id, 3*time.Minute, fmt.Sprintf("step %d", at), func(j *pb.Job) bool { return j.LastStep >= at && running(3)(j) })
+		j := c.job(id)
+		victim := c.workers[j.Generation.Members[1+k%2].WorkerId]
+		kill := c.kill(victim)
+		c.waitJob(id, time.Minute, "a running generation without the victim", running(2))
+		c.waitFor(30*time.Second, "a step after the kill", func() bool { return recovery(c.traces(id), kill) > 0 })
+		times = append(times, recovery(c.traces(id), kill))
+		c.addWorker()
+		at = c.job(id).LastStep + 60
+	}
+	done := c.waitJob(id, 5*time.Minute, "completion", completed)
+	checkApplied(t, c.traces(id), steps, c.killedSet())
+	sorted := slices.Clone(times)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+	med := sorted[len(sorted)/2]
+	t.Logf("recovery times (kill → next completed step): %v; median %v, max %v", times, med, sorted[len(sorted)-1])
+	if med > 2*time.Second {
+		t.Errorf("median recovery %v, want ≤ 2s", med)
+	}
+	ref := c.submit(mnistJobFlags(steps)...)
+	undisturbed := c.waitJob(ref, 5*time.Minute, "the undisturbed run", completed)
+	a, b := done.FinalMetrics.Values["test_fvu"], undisturbed.FinalMetrics.Values["test_fvu"]
+	t.Logf("test fvu with 5 kills %.5f, undisturbed %.5f", a, b)
+	if !(b > 0) || math.Abs(a-b)/b > 0.02 {
+		t.Fatalf("test fvu %.5f with kills vs %.5f undisturbed: more than 2%% apart", a, b)
+	}
+}
+
+func (c *cluster) killedSet() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for id, p := range c.workers {
+		p.mu.Lock()
+		if p.dead {
+			out[id] = true
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// Done-when 5: with 3 coordinators, SIGKILL of the raft leader mid-job
+// does not stop training; no step is lost or applied twice, and a submit
+// retried with the same request id across the leader change creates one job.
+func TestClusterLeaderLoss(t *testing.T) {
+	c := startCluster(t, clusterOpts{coordinators: 3, workers: 3})
+	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
+	const steps = 400
+	id := c.submit(mnistJobFlags(steps)...)
+	c.waitJob(id, 3*time.Minute, "step 60", func(j *pb.Job) bool { return j.LastStep >= 60 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := c.ctl.GetCluster(ctx, &pb.GetClusterRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := c.job(id).Spec
+	req := &pb.SubmitJobRequest{Spec: spec, RequestId: "e2e-retry-1"}
+	first, err := c.ctl.SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader *proc
+	for _, p := range c.coords {
+		if p.name == cl.LeaderId {
+			leader = p
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q not among the coordinators", cl.LeaderId)
+	}
+	killedAt := c.kill(leader)
+	before := c.job(id).GetLastStep()
+	again, err := c.ctl.SubmitJob(ctx, req) // the client retries after the leader is gone
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Job.Id != first.Job.Id {
+		t.Fatalf("a retried submit created %s besides %s", again.Job.Id, first.Job.Id)
+	}
+	c.waitJob(id, time.Minute, "progress after the leader's death", func(j *pb.Job) bool { return j.LastStep > before+20 })
+	t.Logf("leader %s killed at step %d; training went on (%v later at step %d)", cl.LeaderId, before, time.Since(killedAt).Round(time.Millisecond), c.job(id).LastStep)
+	c.waitJob(id, 5*time.Minute, "completion", completed)
+	checkApplied(t, c.traces(id), steps, nil)
+	ls, err := c.ctl.ListJobs(ctx, &pb.ListJobsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls.Jobs) != 2 {
+		t.Fatalf("%d jobs after the retried submit, want 2", len(ls.Jobs))
+	}
+}
