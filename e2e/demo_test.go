@@ -245,7 +245,7 @@ func TestDemoBadFlagsExit2(t *testing.T) {
 		{[]string{"--workers", "0"}, "--workers"},
 		{[]string{"--workers", "1", "--kill-worker-at", "5"}, "--kill-worker-at"},
 		{[]string{"--steps", "10", "--kill-worker-at", "10"}, "--kill-worker-at"},
-		{[]string{"--hidden", "0"}, "model.h"},
+		{[]string{"--hidden", "0"}, "hidden"},
 	} {
 		out := filepath.Join(dir, "never")
 		r := run(t, dir, append([]string{"demo", "--out", out}, c.args...)...)

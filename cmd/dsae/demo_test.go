@@ -221,16 +221,17 @@ func TestDemoSpecIsValidAndDerivedFromFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := s.Model
-	if m.H != 64 || m.Seed != 7 || m.Rho != 0.1 || m.Sparsity != "kl" || s.BatchSize != 128 || s.Epochs != 2 || s.Steps != 0 ||
-		s.MaxWorkers != 4 || s.Dataset != "mnist-train" || s.TestDataset != "mnist-test" || s.CheckpointEvery != 50 {
+	if m.D != 784 || m.Hidden != 64 || m.Seed != 7 || m.Rho != 0.1 || m.Beta != 3 || m.Sparsity != "kl" || m.Output != "sigmoid" ||
+		s.Batch != 128 || s.Epochs != 2 || s.Steps != 0 || s.MinWorkers != 1 || s.MaxWorkers != 4 ||
+		s.Data != "mnist-train" || s.Test != "mnist-test" || s.CheckpointEvery != 50 {
 		t.Errorf("spec %v does not follow the flags", s)
 	}
 	f.steps = 30
 	if s, _ = demoSpec(f); s.Steps != 30 || s.Epochs != 0 {
-		t.Errorf("--steps 30: steps %d, epochs %d", s.Steps, s.Epochs)
+		t.Errorf("--steps 30: steps %d, epochs %g", s.Steps, s.Epochs)
 	}
 	f.hidden = 0
-	if _, err := demoSpec(f); err == nil || !strings.Contains(err.Error(), "model.h") {
-		t.Errorf("hidden 0: %v, want the coordinator's model.h error", err)
+	if _, err := demoSpec(f); err == nil || !strings.Contains(err.Error(), "hidden") || exitCode(invalid(err)) != exitInvalid {
+		t.Errorf("hidden 0: %v, want sae's error naming hidden", err)
 	}
 }

@@ -85,12 +85,14 @@ func (d *demo) train(ctx context.Context, spec *pb.JobSpec) (*trainResult, error
 		return nil, fmt.Errorf("submitting the demo job: %w", rpcErr(err))
 	}
 	id := resp.Job.Id
-	length := fmt.Sprintf("%d steps", spec.Steps)
-	if spec.Steps == 0 {
-		length = fmt.Sprintf("%d epochs", spec.Epochs)
+	js := resp.Job.Spec
+	length := fmt.Sprintf("%d steps", js.GetSteps())
+	if js.GetSteps() == 0 {
+		length = fmt.Sprintf("%g epochs", js.GetEpochs())
 	}
-	fmt.Fprintf(d.w, "submitted job %s: %d→%d KL sparse autoencoder (ρ = %g, β = %g), batch %d, %s, seed %d\n", id,
-		spec.Model.D, spec.Model.H, spec.Model.Rho, spec.Model.Beta, spec.BatchSize, length, spec.Model.Seed)
+	m := js.GetModel()
+	fmt.Fprintf(d.w, "submitted job %s: %d→%d %s sparse autoencoder (ρ = %g, β = %g), batch %d, %s, seed %d\n", id,
+		m.GetD(), m.GetHidden(), m.GetSparsity(), m.GetRho(), m.GetBeta(), js.GetBatch(), length, m.GetSeed())
 
 	wctx, cancelWatch := context.WithCancelCause(ctx)
 	defer cancelWatch(nil)
@@ -201,8 +203,8 @@ type demoSummary struct {
 	Workers      int     `json:"workers"`
 	Coordinators int     `json:"coordinators"`
 	Steps        int64   `json:"steps"`
-	BatchSize    int32   `json:"batch_size"`
-	Hidden       int32   `json:"hidden"`
+	BatchSize    int64   `json:"batch"`
+	Hidden       int64   `json:"hidden"`
 	Rho          float64 `json:"rho"`
 	// SamplesPerSec is the last rate the workers reported;
 	// WallSamplesPerSec is the rate seen from outside, from the first to the
@@ -228,7 +230,7 @@ type demoSummary struct {
 func (d *demo) summarize(r *trainResult, total time.Duration) demoSummary {
 	j := r.job
 	s := demoSummary{JobID: j.Id, State: stateName(j.State), Reason: j.Reason, Workers: d.f.workers, Coordinators: d.f.coordinators,
-		Steps: j.LastStep, BatchSize: j.Spec.GetBatchSize(), Hidden: j.Spec.GetModel().GetH(), Rho: j.Spec.GetModel().GetRho(),
+		Steps: j.LastStep, BatchSize: j.Spec.GetBatch(), Hidden: j.Spec.GetModel().GetHidden(), Rho: j.Spec.GetModel().GetRho(),
 		SamplesPerSec: r.lastSPS, RecoverySeconds: []float64{}, TimeBreakdown: r.times, Generations: r.gens,
 		TotalSeconds: total.Seconds(), Logs: d.procs.logDir}
 	if dt := r.lastT.Sub(r.firstT).Seconds(); dt > 0 {

@@ -284,7 +284,7 @@ func (p *progress) eta(j *pb.Job, total int64, now time.Time) (time.Duration, bo
 		rate := float64(j.LastStep-p.step0) / dt
 		return time.Duration(float64(left) / rate * float64(time.Second)), true
 	}
-	sps, bs := j.LatestMetrics.GetValues()["samples_per_sec"], j.Spec.GetBatchSize()
+	sps, bs := j.LatestMetrics.GetValues()["samples_per_sec"], j.Spec.GetBatch()
 	if sps > 0 && bs > 0 {
 		return time.Duration(float64(left) * float64(bs) / sps * float64(time.Second)), true
 	}

@@ -23,7 +23,7 @@ func fakeJob(state pb.JobState, step int64, gen uint64, members ...string) *pb.J
 		g.Members = append(g.Members, &pb.Member{WorkerId: m, Rank: int32(i)})
 	}
 	return &pb.Job{Id: "job-000001", State: state, LastStep: step, Generation: g,
-		Spec: &pb.JobSpec{Steps: 100, BatchSize: 100},
+		Spec: &pb.JobSpec{Steps: 100, Batch: 100},
 		LatestMetrics: &pb.Metrics{Step: step, Values: map[string]float64{
 			"loss": 0.5, "epoch": 1, "samples_per_sec": 1000,
 			"time_data": 0.001, "time_stats_reduce": 0.002, "time_compute": 0.004, "time_grad_reduce": 0.002, "time_update": 0.001, "time_step": 0.010,
