@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
 // TestDemoHelperProcess is not a test: procGroup tests run the test binary
@@ -233,5 +235,40 @@ func TestDemoSpecIsValidAndDerivedFromFlags(t *testing.T) {
 	f.hidden = 0
 	if _, err := demoSpec(f); err == nil || !strings.Contains(err.Error(), "hidden") || exitCode(invalid(err)) != exitInvalid {
 		t.Errorf("hidden 0: %v, want sae's error naming hidden", err)
+	}
+}
+
+func TestTrainResultSummary(t *testing.T) {
+	r := &trainResult{}
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	j1 := fakeJob(running, 10, 1, "w1", "w2") // step times: 10 ms, 4 ms of them reducing
+	r.observe(j1, t0)
+	r.observe(j1, t0.Add(time.Second)) // the same report again: not counted twice
+	j2 := fakeJob(running, 30, 1, "w1", "w2")
+	j2.LatestMetrics.Values["time_step"], j2.LatestMetrics.Values["time_compute"] = 0.020, 0.014
+	r.observe(j2, t0.Add(2*time.Second))
+	done := fakeJob(completed, 30, 1, "w1", "w2")
+	done.FinalMetrics = &pb.Metrics{Step: 30, Values: map[string]float64{"test_fvu": 0.3, "test_mean_activation": 0.11, "samples_per_sec": 1234}}
+	r.observe(done, t0.Add(3*time.Second))
+	if len(r.history) != 2 || r.history[0].Step != 10 || r.history[1].Step != 30 {
+		t.Errorf("history %+v, want the reports of steps 10 and 30", r.history)
+	}
+	mt := r.meanTimes()
+	if mt == nil || mt.Step < 0.0149 || mt.Step > 0.0151 || mt.Compute < 0.0089 || mt.Compute > 0.0091 || mt.CommFraction < 0.266 || mt.CommFraction > 0.267 {
+		t.Errorf("mean times %+v, want step 15 ms, compute 9 ms, communication 4/15", mt)
+	}
+	d := &demo{f: demoFlags{workers: 2, coordinators: 1}, procs: &procGroup{logDir: "/x/logs"}}
+	s := d.summarize(r, time.Minute)
+	// 20 steps of batch 100 between the first (t0) and last (t0+2s) step seen.
+	if s.WallSamplesPerSec != 1000 || s.SamplesPerSec != 1234 || s.Steps != 30 || *s.TestFVU != 0.3 || *s.TestMeanActivation != 0.11 {
+		t.Errorf("summary %+v", s)
+	}
+	if s.RecoverySeconds == nil || len(s.RecoverySeconds) != 0 {
+		t.Errorf("recovery_seconds %v, want an empty list", s.RecoverySeconds)
+	}
+	rec := 2.5
+	r.kill = &killRecord{Worker: "w2", Step: 12, RecoverySeconds: &rec}
+	if s := d.summarize(r, time.Minute); len(s.RecoverySeconds) != 1 || s.RecoverySeconds[0] != 2.5 || len(s.Kills) != 1 {
+		t.Errorf("with a kill: %v %v", s.RecoverySeconds, s.Kills)
 	}
 }

@@ -42,14 +42,30 @@ type trainResult struct {
 	job     *pb.Job // the last state seen
 	gens    []genSeen
 	history []worker.HistoryPoint // the progress reports seen
-	times   *stepTimes            // the last step-time breakdown reported
-	lastSPS float64               // the last samples/s reported
+	// timeSum is the sum of the step-time breakdowns of the timeN progress
+	// reports seen, each the mean over its reporting window.
+	timeSum stepTimes
+	timeN   int
+	lastSPS float64 // the last samples/s reported
 	// first and last observation of a completed step, for the wall-clock
 	// throughput
 	firstT, lastT       time.Time
 	firstStep, lastStep int64
+	reportStep          int64 // step of the last progress report recorded
 	kill                *killRecord
 	replaceTimer        *time.Timer
+}
+
+// meanTimes is the mean step-time breakdown over the reports seen, nil
+// when there was none.
+func (r *trainResult) meanTimes() *stepTimes {
+	if r.timeN == 0 {
+		return nil
+	}
+	n, s := float64(r.timeN), r.timeSum
+	t := stepTimes{Data: s.Data / n, StatsReduce: s.StatsReduce / n, Compute: s.Compute / n, GradReduce: s.GradReduce / n,
+		Update: s.Update / n, Step: s.Step / n, CommFraction: (s.StatsReduce + s.GradReduce) / s.Step}
+	return &t
 }
 
 // observe records j, seen at now.
@@ -63,12 +79,23 @@ func (r *trainResult) observe(j *pb.Job, now time.Time) {
 	}
 	m := j.LatestMetrics
 	v := m.GetValues()
-	if loss, ok := v["loss"]; ok && m.Step > 0 && (len(r.history) == 0 || r.history[len(r.history)-1].Step < m.Step) {
+	if m.Step <= r.reportStep {
+		return // a report already seen
+	}
+	r.reportStep = m.Step
+	if loss, ok := v["loss"]; ok {
 		r.history = append(r.history, worker.HistoryPoint{Step: m.Step, Epoch: int64(v["epoch"]), Loss: loss,
 			MSE: v["mse"], FVU: v["fvu"], L0: v["l0"]})
 	}
 	if t, ok := stepTimesOf(m); ok {
-		r.times = &t
+		ts := &r.timeSum
+		ts.Data += t.Data
+		ts.StatsReduce += t.StatsReduce
+		ts.Compute += t.Compute
+		ts.GradReduce += t.GradReduce
+		ts.Update += t.Update
+		ts.Step += t.Step
+		r.timeN++
 	}
 	if s := v["samples_per_sec"]; s > 0 {
 		r.lastSPS = s
@@ -206,9 +233,10 @@ type demoSummary struct {
 	BatchSize    int64   `json:"batch"`
 	Hidden       int64   `json:"hidden"`
 	Rho          float64 `json:"rho"`
-	// SamplesPerSec is the last rate the workers reported;
-	// WallSamplesPerSec is the rate seen from outside, from the first to the
-	// last completed step observed (recoveries included).
+	// SamplesPerSec is the training rate the workers measured (their final
+	// report, else their last progress report); WallSamplesPerSec is the
+	// rate seen from outside, from the first to the last completed step
+	// observed (recoveries included).
 	SamplesPerSec      float64  `json:"samples_per_sec"`
 	WallSamplesPerSec  float64  `json:"wall_samples_per_sec"`
 	TestFVU            *float64 `json:"test_fvu"`
@@ -217,26 +245,30 @@ type demoSummary struct {
 	// RecoverySeconds has one entry per kill that training recovered from.
 	RecoverySeconds []float64     `json:"recovery_seconds"`
 	Kills           []*killRecord `json:"kills,omitempty"`
-	TimeBreakdown   *stepTimes    `json:"time_breakdown"`
-	Generations     []genSeen     `json:"generations"`
-	JobSeconds      float64       `json:"job_seconds"`   // submission to end, by the coordinators' clock
-	TotalSeconds    float64       `json:"total_seconds"` // the whole demo up to the end of the job
-	Model           string        `json:"model,omitempty"`
-	Features        string        `json:"features,omitempty"`
-	Loss            string        `json:"loss_curve,omitempty"`
-	Logs            string        `json:"logs"`
+	// TimeBreakdown is the mean of the progress reports' step times.
+	TimeBreakdown *stepTimes `json:"time_breakdown"`
+	Generations   []genSeen  `json:"generations"`
+	JobSeconds    float64    `json:"job_seconds"`   // submission to end, by the coordinators' clock
+	TotalSeconds  float64    `json:"total_seconds"` // the whole demo up to the end of the job
+	Model         string     `json:"model,omitempty"`
+	Features      string     `json:"features,omitempty"`
+	Loss          string     `json:"loss_curve,omitempty"`
+	Logs          string     `json:"logs"`
 }
 
 func (d *demo) summarize(r *trainResult, total time.Duration) demoSummary {
 	j := r.job
 	s := demoSummary{JobID: j.Id, State: stateName(j.State), Reason: j.Reason, Workers: d.f.workers, Coordinators: d.f.coordinators,
 		Steps: j.LastStep, BatchSize: j.Spec.GetBatch(), Hidden: j.Spec.GetModel().GetHidden(), Rho: j.Spec.GetModel().GetRho(),
-		SamplesPerSec: r.lastSPS, RecoverySeconds: []float64{}, TimeBreakdown: r.times, Generations: r.gens,
+		SamplesPerSec: r.lastSPS, RecoverySeconds: []float64{}, TimeBreakdown: r.meanTimes(), Generations: r.gens,
 		TotalSeconds: total.Seconds(), Logs: d.procs.logDir}
 	if dt := r.lastT.Sub(r.firstT).Seconds(); dt > 0 {
 		s.WallSamplesPerSec = float64(r.lastStep-r.firstStep) * float64(s.BatchSize) / dt
 	}
 	fv := j.FinalMetrics.GetValues()
+	if sps, ok := fv["samples_per_sec"]; ok {
+		s.SamplesPerSec = sps
+	}
 	get := func(k string) *float64 {
 		if v, ok := fv[k]; ok {
 			return &v
@@ -320,9 +352,9 @@ func printDemoSummary(w io.Writer, s demoSummary) {
 	if a := s.TestMeanActivation; a != nil && s.Rho > 0 {
 		fmt.Fprintf(w, "  test mean activation %.4f vs ρ = %g (%+.1f%%)\n", *a, s.Rho, 100*(*a-s.Rho)/s.Rho)
 	}
-	fmt.Fprintf(w, "  throughput %.0f samples/s (last worker report), %.0f samples/s wall clock\n", s.SamplesPerSec, s.WallSamplesPerSec)
+	fmt.Fprintf(w, "  throughput %.0f samples/s (workers' measure), %.0f samples/s wall clock\n", s.SamplesPerSec, s.WallSamplesPerSec)
 	if t := s.TimeBreakdown; t != nil {
-		fmt.Fprintf(w, "  time per step: %s\n", t)
+		fmt.Fprintf(w, "  mean time per step: %s\n", t)
 	}
 	for _, k := range s.Kills {
 		fmt.Fprintf(w, "  killed %s at step %d (generation %d): ", k.Worker, k.Step, k.Generation)
