@@ -241,7 +241,8 @@ func TestDemoSpecIsValidAndDerivedFromFlags(t *testing.T) {
 func TestTrainResultSummary(t *testing.T) {
 	r := &trainResult{}
 	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
-	j1 := fakeJob(running, 10, 1, "w1", "w2") // step times: 10 ms, 4 ms of them reducing
+	r.observe(&pb.Job{Id: "job-000001", State: pb.JobState_JOB_STATE_QUEUED}, t0) // no generation or metrics yet
+	j1 := fakeJob(running, 10, 1, "w1", "w2")                                     // step times: 10 ms, 4 ms of them reducing
 	r.observe(j1, t0)
 	r.observe(j1, t0.Add(time.Second)) // the same report again: not counted twice
 	j2 := fakeJob(running, 30, 1, "w1", "w2")

@@ -79,12 +79,12 @@ func (r *trainResult) observe(j *pb.Job, now time.Time) {
 	}
 	m := j.LatestMetrics
 	v := m.GetValues()
-	if m.Step <= r.reportStep {
-		return // a report already seen
+	if m.GetStep() <= r.reportStep {
+		return // no report yet, or one already seen
 	}
-	r.reportStep = m.Step
+	r.reportStep = m.GetStep()
 	if loss, ok := v["loss"]; ok {
-		r.history = append(r.history, worker.HistoryPoint{Step: m.Step, Epoch: int64(v["epoch"]), Loss: loss,
+		r.history = append(r.history, worker.HistoryPoint{Step: m.GetStep(), Epoch: int64(v["epoch"]), Loss: loss,
 			MSE: v["mse"], FVU: v["fvu"], L0: v["l0"]})
 	}
 	if t, ok := stepTimesOf(m); ok {
