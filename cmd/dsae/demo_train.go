@@ -206,7 +206,7 @@ func (d *demo) killAndReplace(j *pb.Job, now time.Time, p *progress, res *trainR
 	if k.Replacement != "" && k.ReplacementJoinedSeconds == nil && slices.Contains(memberIDs(j.Generation), k.Replacement) {
 		s := now.Sub(k.replacedAt).Seconds()
 		k.ReplacementJoinedSeconds = &s
-		p.event(fmt.Sprintf("replacement %s joined generation %d, %.1f s after it started", k.Replacement, j.Generation.GetId(), s))
+		p.event(fmt.Sprintf("replacement %s joined generation %d, %.2f s after it started", k.Replacement, j.Generation.GetId(), s))
 	}
 }
 
@@ -365,7 +365,7 @@ func printDemoSummary(w io.Writer, s demoSummary) {
 		}
 		switch {
 		case k.ReplacementJoinedSeconds != nil:
-			fmt.Fprintf(w, "; replacement %s joined %.1f s after it started", k.Replacement, *k.ReplacementJoinedSeconds)
+			fmt.Fprintf(w, "; replacement %s joined %.2f s after it started", k.Replacement, *k.ReplacementJoinedSeconds)
 		case k.Replacement != "":
 			fmt.Fprintf(w, "; replacement %s started but did not join before the end", k.Replacement)
 		case k.ReplacementError != "":
