@@ -253,6 +253,39 @@ func TestWatchGenerationFollowsProtocol(t *testing.T) {
 	}
 }
 
+func TestRetriedReportsOverGRPC(t *testing.T) {
+	c := MakeCluster(t, 1)
+	cl := c.Client()
+	ctx := ctxT(t)
+	id := runningJob(t, c, cl, "w1")
+	g := c.nodes[0].FSM().Job(id).Generation.Id
+	prog := &pb.ReportProgressRequest{JobId: id, Generation: g, WorkerId: "w1", RequestId: "w1-p-13", Metrics: &pb.Metrics{Step: 13}}
+	if _, err := cl.ReportProgress(ctx, prog); err != nil {
+		t.Fatal(err)
+	}
+	prog.Metrics = &pb.Metrics{Step: 99} // a retry carries the same id; this content is not applied
+	if _, err := cl.ReportProgress(ctx, prog); err != nil {
+		t.Fatal(err)
+	}
+	if j := c.nodes[0].FSM().Job(id); j.LastStep != 13 {
+		t.Fatalf("retried progress applied: last step %d", j.LastStep)
+	}
+	res := &pb.ReportResultRequest{JobId: id, Generation: g, WorkerId: "w1", RequestId: "w1-result",
+		State: pb.JobState_JOB_STATE_COMPLETED, ModelKey: "models/" + id, FinalMetrics: &pb.Metrics{Step: 100}}
+	for attempt := range 2 {
+		resp, err := cl.ReportResult(ctx, res)
+		if err != nil {
+			t.Fatalf("result attempt %d: %v", attempt, err)
+		}
+		if j := resp.Job; j.State != pb.JobState_JOB_STATE_COMPLETED || j.ModelKey != "models/"+id {
+			t.Fatalf("result attempt %d: %v", attempt, j)
+		}
+	}
+	res.RequestId = "w1-another"
+	_, err := cl.ReportResult(ctx, res)
+	wantCode(t, err, codes.FailedPrecondition, "finished")
+}
+
 func TestPeerFailureReport(t *testing.T) {
 	c := MakeCluster(t, 1)
 	cl := c.Client()

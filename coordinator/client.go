@@ -1,12 +1,15 @@
 package coordinator
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -62,7 +65,8 @@ func Dial(addrs []string, a auth.Config) (*grpc.ClientConn, error) {
 }
 
 // dialer caches one connection per peer coordinator, for forwarding writes
-// to the leader and for joining.
+// to the leader and for joining; worker health probes use its options on
+// fresh connections.
 type dialer struct {
 	opts []grpc.DialOption
 
@@ -90,6 +94,29 @@ func (d *dialer) client(addr string) (pb.ControlClient, error) {
 		d.conns[addr] = c
 	}
 	return pb.NewControlClient(c), nil
+}
+
+// probe asks the standard gRPC health service of the process at addr
+// (service "", the process as a whole) whether it serves, over a fresh
+// connection with the cluster's credentials; ctx bounds the whole probe.
+// It returns nil only for SERVING.
+func (d *dialer) probe(ctx context.Context, addr string) error {
+	if addr == "" {
+		return errors.New("no gRPC address")
+	}
+	conn, err := grpc.NewClient(addr, d.opts...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if resp.Status != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health status %s", resp.Status)
+	}
+	return nil
 }
 
 func (d *dialer) close() {

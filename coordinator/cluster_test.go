@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +104,16 @@ func TestClusterRestartAllFromDataDirs(t *testing.T) {
 		}
 	}
 	l := c.Leader()
+	// Let the leader settle the queue first (the waiting jobs' reasons), so
+	// that the state compared after the restart is one reconcile keeps.
+	c.WaitState(l, "the queued jobs' reasons reconciled", func(st *pb.State) bool {
+		for _, j := range st.Jobs {
+			if j.State == pb.JobState_JOB_STATE_QUEUED && j.Reason != "waiting for workers: 0 available, min_workers 1" {
+				return false
+			}
+		}
+		return true
+	})
 	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -283,4 +294,150 @@ func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
 	c.Partition(old, false)
 	c.WaitState(old, "the job committed by the majority", func(st *pb.State) bool { return st.Jobs[resp.Job.Id] != nil })
 	c.Leader()
+}
+
+// A client whose submission committed but whose reply was lost with the
+// leader retries with the same request id: first after the leader dies,
+// then through the majority while the next leader is cut off. Every
+// replica ends up with exactly one job.
+func TestClusterRetriedSubmitMakesOneJob(t *testing.T) {
+	c := MakeCluster(t, 3)
+	ctx := ctxT(t)
+	l := c.Leader()
+	req := &pb.SubmitJobRequest{Spec: testSpec(), RequestId: "submit-7f3a"}
+	first, err := c.Client(c.nodes[l].GRPCAddr()).SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := first.Job.Id
+	for i, n := range c.nodes {
+		if i != l && n != nil {
+			c.WaitState(i, "the submitted job", func(st *pb.State) bool { return st.Jobs[id] != nil })
+		}
+	}
+	c.Kill(l) // the reply is lost with the leader
+	retry, err := c.Client().SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatalf("retry after the leader died: %v", err)
+	}
+	if retry.Job.Id != id {
+		t.Fatalf("retry after the leader died made %s, want %s", retry.Job.Id, id)
+	}
+
+	c.Start(l)
+	c.WaitVoters(3)
+	nl := c.Leader()
+	c.Partition(nl, true)
+	var majority []string
+	for i, n := range c.nodes {
+		if i != nl {
+			majority = append(majority, n.GRPCAddr())
+		}
+	}
+	retry, err = c.Client(majority...).SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatalf("retry through the majority: %v", err)
+	}
+	if retry.Job.Id != id {
+		t.Fatalf("retry through the majority made %s, want %s", retry.Job.Id, id)
+	}
+	c.Partition(nl, false)
+	l = c.Leader()
+	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.nodes {
+		c.WaitState(i, "exactly one job, the first", func(st *pb.State) bool {
+			return len(st.Jobs) == 1 && st.Jobs[id].GetRequestId() == req.RequestId && st.NextJobSeq == 1
+		})
+	}
+}
+
+// A follower cut off from the leader ends its watches with Unavailable
+// within WatchStaleness (+ a tick), although its state does not change;
+// the watches on a connected follower go on.
+func TestClusterWatchesEndOnCutOffFollower(t *testing.T) {
+	const staleness = 1500 * time.Millisecond
+	c := MakeClusterWith(t, 3, func(cfg *Config) { cfg.WatchStaleness = staleness })
+	ctx := ctxT(t)
+	resp, err := c.Client().SubmitJob(ctx, &pb.SubmitJobRequest{Spec: testSpec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.Job.Id
+	c.JoinWorker("w1")
+	l := c.Leader()
+	var followers []int
+	for i := range c.nodes {
+		if i != l {
+			followers = append(followers, i)
+			c.WaitState(i, "w1 assigned", func(st *pb.State) bool { return st.Workers["w1"].GetJobId() == id })
+		}
+	}
+	type watch struct {
+		name string
+		recv func() (*pb.Job, error)
+	}
+	open := func(i int) []watch {
+		cl := c.Client(c.nodes[i].GRPCAddr())
+		js, err := cl.WatchJob(ctx, &pb.WatchJobRequest{JobId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs, err := cl.WatchGeneration(ctx, &pb.WatchGenerationRequest{WorkerId: "w1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := []watch{
+			{c.cfgs[i].ID + " WatchJob", func() (*pb.Job, error) { u, err := js.Recv(); return u.GetJob(), err }},
+			{c.cfgs[i].ID + " WatchGeneration", func() (*pb.Job, error) { u, err := gs.Recv(); return u.GetJob(), err }},
+		}
+		for _, w := range ws {
+			if j, err := w.recv(); err != nil || j.GetId() != id {
+				t.Fatalf("%s: first update %v, %v", w.name, j, err)
+			}
+		}
+		return ws
+	}
+	cut, kept := open(followers[0]), open(followers[1])
+	c.Partition(followers[0], true)
+	partitioned := time.Now()
+	type end struct {
+		name  string
+		after time.Duration
+		err   error
+	}
+	ends := make(chan end, len(cut))
+	for _, w := range cut {
+		go func() {
+			for {
+				if _, err := w.recv(); err != nil {
+					ends <- end{w.name, time.Since(partitioned), err}
+					return
+				}
+			}
+		}()
+	}
+	for range cut {
+		e := <-ends
+		t.Logf("%s on the cut-off follower ended %v after the partition: %v", e.name, e.after, e.err)
+		if status.Code(e.err) != codes.Unavailable || !strings.Contains(status.Convert(e.err).Message(), "no contact with a raft leader") {
+			t.Fatalf("%s: %v, want Unavailable naming the lost contact", e.name, e.err)
+		}
+		// The last contact was at most a heartbeat before the cut.
+		if e.after < staleness-testRaftTimings().Heartbeat || e.after > staleness+2*time.Second {
+			t.Fatalf("%s ended %v after the partition, want within [%v, %v]", e.name, e.after, staleness-testRaftTimings().Heartbeat, staleness+2*time.Second)
+		}
+	}
+	// The connected follower's watches still deliver the next change.
+	if _, err := c.Client().CancelJob(ctx, &pb.CancelJobRequest{JobId: id, Reason: "test over"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range kept {
+		j, err := w.recv()
+		if err != nil || j.GetState() != pb.JobState_JOB_STATE_CANCELED {
+			t.Fatalf("%s after the cancel: %v, %v", w.name, j, err)
+		}
+	}
+	c.Partition(followers[0], false)
 }

@@ -25,6 +25,16 @@ type Config struct {
 	// report ready; the leader quarantines those that stay silent and
 	// forms a generation without them. Default 30 s.
 	ReadyTimeout time.Duration
+	// PeerProbeTimeout bounds the gRPC health probe the leader sends to
+	// every member of a generation when a worker reports a broken ring
+	// peer; members that do not answer SERVING in time are quarantined.
+	// Default 500 ms.
+	PeerProbeTimeout time.Duration
+	// WatchStaleness is how long a follower may go without contact with a
+	// raft leader before it ends its WatchGeneration and WatchJob streams
+	// with codes.Unavailable, so that watchers move to a coordinator that
+	// is not cut off. Default 3 s.
+	WatchStaleness time.Duration
 
 	Auth   auth.Config
 	Raft   RaftTimings
@@ -116,6 +126,12 @@ func (c *Config) setDefaults() {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 30 * time.Second
 	}
+	if c.PeerProbeTimeout == 0 {
+		c.PeerProbeTimeout = 500 * time.Millisecond
+	}
+	if c.WatchStaleness == 0 {
+		c.WatchStaleness = 3 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -136,6 +152,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: raft leader lease %v exceeds heartbeat timeout %v", ErrBadConfig, c.Raft.LeaderLease, c.Raft.Heartbeat)
 	case c.Gossip.ProbeInterval <= 0 || c.Gossip.ProbeTimeout <= 0 || c.Gossip.SuspicionMult < 1:
 		return fmt.Errorf("%w: gossip timings must be positive", ErrBadConfig)
+	case c.ReadyTimeout < 0:
+		return fmt.Errorf("%w: ready timeout %v is negative", ErrBadConfig, c.ReadyTimeout)
+	case c.PeerProbeTimeout < 0:
+		return fmt.Errorf("%w: peer probe timeout %v is negative", ErrBadConfig, c.PeerProbeTimeout)
+	case c.WatchStaleness < 0:
+		return fmt.Errorf("%w: watch staleness %v is negative", ErrBadConfig, c.WatchStaleness)
 	}
 	return nil
 }

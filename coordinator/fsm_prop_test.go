@@ -96,13 +96,19 @@ func genOp(t *rapid.T, st *pb.State) any {
 		}
 	}
 	step := rapid.Int64Range(-1, 60).Draw(t, "step")
+	// Request ids come from a small pool, so that retries of earlier
+	// requests (and clashes of ids) occur.
+	req := rapid.SampledFrom([]string{"", "", "r1", "r2", "r3"}).Draw(t, "request")
 	switch rapid.IntRange(0, 12).Draw(t, "kind") {
 	case 0, 1:
 		s := testSpec()
 		if rapid.IntRange(0, 5).Draw(t, "badspec") == 0 {
 			s.Batch = 0
 		}
-		return &pb.SubmitJobCmd{Spec: s}
+		if rapid.IntRange(0, 3).Draw(t, "otherspec") == 0 {
+			s.Steps++
+		}
+		return &pb.SubmitJobCmd{Spec: s, RequestId: req}
 	case 2:
 		return &pb.CancelJobCmd{JobId: job}
 	case 3:
@@ -117,15 +123,20 @@ func genOp(t *rapid.T, st *pb.State) any {
 		ids := rapid.SliceOfNDistinct(rapid.SampledFrom(pool), 0, len(pool), rapid.ID[string]).Draw(t, "members")
 		return &pb.NewGenerationCmd{JobId: job, WorkerIds: ids}
 	case 6, 7, 8:
-		return &pb.ReadyCmd{JobId: job, Generation: gen, WorkerId: worker, Report: &pb.ReadyReport{LastStep: step, Checksum: uint64(step)}}
+		return &pb.ReadyCmd{JobId: job, Generation: gen, WorkerId: worker, RequestId: req, Report: &pb.ReadyReport{LastStep: step, Checksum: uint64(step)}}
 	case 9:
-		return &pb.ProgressCmd{JobId: job, Generation: gen, WorkerId: worker, Metrics: &pb.Metrics{Step: step}}
+		return &pb.ProgressCmd{JobId: job, Generation: gen, WorkerId: worker, RequestId: req, Metrics: &pb.Metrics{Step: step}}
 	case 10, 11:
-		return &pb.CheckpointCmd{JobId: job, Generation: gen, WorkerId: worker, Checkpoint: &pb.Checkpoint{Key: fmt.Sprint("ck/", step), Step: step}}
+		return &pb.CheckpointCmd{JobId: job, Generation: gen, WorkerId: worker, RequestId: req, Checkpoint: &pb.Checkpoint{Key: fmt.Sprint("ck/", step), Step: step, Checksum: uint64(step)}}
 	default:
 		st := rapid.SampledFrom([]pb.JobState{pb.JobState_JOB_STATE_COMPLETED, pb.JobState_JOB_STATE_FAILED, pb.JobState_JOB_STATE_RUNNING}).Draw(t, "result")
-		return &pb.ResultCmd{JobId: job, Generation: gen, WorkerId: worker, State: st, Reason: "r"}
+		return &pb.ResultCmd{JobId: job, Generation: gen, WorkerId: worker, RequestId: req, State: st, Reason: "r"}
 	}
+}
+
+func hasRequestID(op any) bool {
+	r, ok := op.(interface{ GetRequestId() string })
+	return ok && r.GetRequestId() != ""
 }
 
 func TestFSMProperties(t *testing.T) {
@@ -142,6 +153,17 @@ func TestFSMProperties(t *testing.T) {
 			}
 			if err := checkInvariants(after); err != nil {
 				t.Fatalf("after %T: %v", op, err)
+			}
+			// A command carrying a request id, delivered twice in a row (a
+			// retry), changes nothing the second time and gets the same answer.
+			if hasRequestID(op) && rapid.IntRange(0, 2).Draw(t, "retry") == 0 {
+				again := applyLog(f, op)
+				if !proto.Equal(after, f.State()) {
+					t.Fatalf("retried %T (request id) changed the state", op)
+				}
+				if (r.Err == nil) != (again.Err == nil) || !proto.Equal(r.Reply, again.Reply) {
+					t.Fatalf("retried %T: reply %v err %v, first reply %v err %v", op, again.Reply, again.Err, r.Reply, r.Err)
+				}
 			}
 			for id, jb := range before.Jobs {
 				ja := after.Jobs[id]

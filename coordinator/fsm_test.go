@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -110,6 +111,96 @@ func TestSubmitJob(t *testing.T) {
 	mustFail(t, f, &pb.SubmitJobCmd{Spec: bad}, ErrInvalidSpec)
 }
 
+func TestSubmitJobWithRequestIDIsIdempotent(t *testing.T) {
+	f := NewFSM()
+	j := mustApply(t, f, &pb.SubmitJobCmd{Spec: testSpec(), RequestId: "req-a"}).(*pb.Job)
+	if j.Id != "job-000001" || j.RequestId != "req-a" {
+		t.Fatalf("job %v", j)
+	}
+	mustApply(t, f, &pb.CancelJobCmd{JobId: j.Id}) // even a finished job answers its retried submission
+	again := mustApply(t, f, &pb.SubmitJobCmd{Spec: testSpec(), RequestId: "req-a"}).(*pb.Job)
+	if again.Id != j.Id || again.State != pb.JobState_JOB_STATE_CANCELED {
+		t.Fatalf("retried submit returned %v, want %s as it stands", again, j.Id)
+	}
+	if st := f.State(); len(st.Jobs) != 1 || st.NextJobSeq != 1 {
+		t.Fatalf("retried submit created a job: %d jobs, seq %d", len(st.Jobs), st.NextJobSeq)
+	}
+	other := testSpec()
+	other.Steps = 5
+	mustFail(t, f, &pb.SubmitJobCmd{Spec: other, RequestId: "req-a"}, ErrInvalidSpec)
+	if r := applyLog(f, &pb.SubmitJobCmd{Spec: other, RequestId: "req-a"}); !strings.Contains(r.Err.Error(), "request_id") {
+		t.Fatalf("reused request id with another spec: %v, want an error naming request_id", r.Err)
+	}
+	// Another id, or none, makes a new job each time.
+	if j2 := mustApply(t, f, &pb.SubmitJobCmd{Spec: testSpec(), RequestId: "req-b"}).(*pb.Job); j2.Id != "job-000002" {
+		t.Fatalf("second id made %s", j2.Id)
+	}
+	mustApply(t, f, &pb.SubmitJobCmd{Spec: testSpec()})
+	mustApply(t, f, &pb.SubmitJobCmd{Spec: testSpec()})
+	if n := len(f.State().Jobs); n != 4 {
+		t.Fatalf("%d jobs, want 4", n)
+	}
+}
+
+func TestRepeatedReportsAreAnsweredNotApplied(t *testing.T) {
+	f, id := startedJob(t)
+	mustApply(t, f, &pb.ProgressCmd{JobId: id, Generation: 1, WorkerId: "w1", RequestId: "p1", Metrics: &pb.Metrics{Step: 5, Values: map[string]float64{"mse": 0.5}}})
+	if w := f.Worker("w1"); w.LastRequestId != "p1" {
+		t.Fatalf("last request id %q", w.LastRequestId)
+	}
+	// A repeat (same id) is answered from the state; its content is not applied.
+	before := f.State()
+	j := mustApply(t, f, &pb.ProgressCmd{JobId: id, Generation: 1, WorkerId: "w1", RequestId: "p1", Metrics: &pb.Metrics{Step: 9}}).(*pb.Job)
+	if !proto.Equal(before, f.State()) || j.LastStep != 5 {
+		t.Fatalf("repeated progress applied: last step %d", j.LastStep)
+	}
+	// The same id from another worker is that worker's own first report.
+	mustApply(t, f, &pb.ProgressCmd{JobId: id, Generation: 1, WorkerId: "w2", RequestId: "p1", Metrics: &pb.Metrics{Step: 6}})
+	if j := f.Job(id); j.LastStep != 6 {
+		t.Fatalf("w2's report not applied: last step %d", j.LastStep)
+	}
+
+	ck := &pb.CheckpointCmd{JobId: id, Generation: 1, WorkerId: "w1", RequestId: "c1", Checkpoint: &pb.Checkpoint{Key: "ck/10", Step: 10, Checksum: 3}}
+	mustApply(t, f, ck)
+	ck.Checkpoint = &pb.Checkpoint{Key: "ck/10-other", Step: 10}
+	mustApply(t, f, ck)
+	if cks := f.Job(id).Checkpoints; len(cks) != 1 || cks[0].Key != "ck/10" {
+		t.Fatalf("repeated checkpoint applied: %v", cks)
+	}
+
+	res := &pb.ResultCmd{JobId: id, Generation: 1, WorkerId: "w1", RequestId: "r1", State: pb.JobState_JOB_STATE_COMPLETED, ModelKey: "models/m"}
+	mustApply(t, f, res)
+	// The job has finished: the retried result gets it, a new one ErrTerminal.
+	got := mustApply(t, f, res).(*pb.Job)
+	if got.State != pb.JobState_JOB_STATE_COMPLETED || got.ModelKey != "models/m" {
+		t.Fatalf("retried result: %v", got)
+	}
+	res.RequestId = "r2"
+	mustFail(t, f, res, ErrTerminal)
+	res.RequestId = ""
+	mustFail(t, f, res, ErrTerminal)
+}
+
+func TestRepeatedReadyReport(t *testing.T) {
+	f := NewFSM()
+	j := mustApply(t, f, &pb.SubmitJobCmd{Spec: testSpec()}).(*pb.Job)
+	for _, w := range []string{"w1", "w2"} {
+		mustApply(t, f, &pb.RegisterWorkerCmd{WorkerId: w})
+	}
+	mustApply(t, f, &pb.NewGenerationCmd{JobId: j.Id, WorkerIds: []string{"w1", "w2"}})
+	rd := &pb.ReadyCmd{JobId: j.Id, Generation: 1, WorkerId: "w1", RequestId: "a", Report: &pb.ReadyReport{LastStep: 4, Checksum: 4}}
+	mustApply(t, f, rd)
+	rd.Report = &pb.ReadyReport{LastStep: 40, Checksum: 40} // not applied: same id
+	g := mustApply(t, f, rd).(*pb.Generation)
+	if g.Id != 1 || g.Reports["w1"].GetLastStep() != 4 {
+		t.Fatalf("repeated ready: %v", g)
+	}
+	// Once the generation is gone, a repeat is told so, as a first report would be.
+	mustApply(t, f, &pb.NewGenerationCmd{JobId: j.Id, WorkerIds: []string{"w1"}})
+	mustFail(t, f, rd, ErrStaleGeneration)
+	mustFail(t, f, &pb.ReadyCmd{JobId: "job-999999", Generation: 1, WorkerId: "w1", RequestId: "a", Report: &pb.ReadyReport{}}, ErrNotFound)
+}
+
 func TestCancelJob(t *testing.T) {
 	f, id := startedJob(t)
 	j := mustApply(t, f, &pb.CancelJobCmd{JobId: id}).(*pb.Job)
@@ -178,9 +269,15 @@ func TestNewGeneration(t *testing.T) {
 	}
 	mustApply(t, f, &pb.NewGenerationCmd{JobId: j2.Id, WorkerIds: []string{"w1"}})
 	// No workers: the job goes back to the queue without a generation.
-	got = mustApply(t, f, &pb.NewGenerationCmd{JobId: j.Id}).(*pb.Job)
-	if got.Generation != nil || got.State != pb.JobState_JOB_STATE_QUEUED || got.LastGenerationId != 3 {
+	got = mustApply(t, f, &pb.NewGenerationCmd{JobId: j.Id, Reason: "waiting for workers: 0 available, min_workers 2"}).(*pb.Job)
+	if got.Generation != nil || got.State != pb.JobState_JOB_STATE_QUEUED || got.LastGenerationId != 3 ||
+		got.Reason != "waiting for workers: 0 available, min_workers 2" || f.Worker("w2").JobId != "" {
 		t.Fatalf("empty generation: %v", got)
+	}
+	// Without a generation, an empty one only changes the reason.
+	got = mustApply(t, f, &pb.NewGenerationCmd{JobId: j.Id, Reason: "waiting for workers: 1 available, min_workers 2"}).(*pb.Job)
+	if got.LastGenerationId != 3 || got.Reason != "waiting for workers: 1 available, min_workers 2" {
+		t.Fatalf("empty generation of a waiting job: %v", got)
 	}
 }
 
@@ -217,8 +314,8 @@ func TestCheckpointIsDonorWhenAheadOfMembers(t *testing.T) {
 	mustApply(t, f, &pb.RegisterWorkerCmd{WorkerId: "w3"})
 	mustApply(t, f, &pb.NewGenerationCmd{JobId: id, WorkerIds: []string{"w3"}})
 	g := mustApply(t, f, &pb.ReadyCmd{JobId: id, Generation: 3, WorkerId: "w3", Report: &pb.ReadyReport{}}).(*pb.Generation)
-	if g.StartStep != 50 || g.DonorCheckpoint != "ck/50" || g.Donor != "" {
-		t.Fatalf("start %d donor %q checkpoint %q", g.StartStep, g.Donor, g.DonorCheckpoint)
+	if g.StartStep != 50 || g.DonorCheckpoint != "ck/50" || g.Donor != "" || g.DonorChecksum != 0xabc {
+		t.Fatalf("start %d donor %q checkpoint %q checksum %#x", g.StartStep, g.Donor, g.DonorCheckpoint, g.DonorChecksum)
 	}
 }
 

@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dsae/dsae/coordinator/auth"
@@ -84,7 +87,7 @@ type cluster struct {
 	cfgs    []Config
 	nodes   []*Node
 	logs    *syncBuffer
-	workers map[string]*Pool // in-process worker members, by id
+	workers map[string]*fakeWorker // in-process workers, by id
 }
 
 // MakeCluster starts n coordinators: the first bootstraps, the others join
@@ -97,7 +100,7 @@ func MakeCluster(t testing.TB, n int) *cluster {
 // MakeClusterWith is MakeCluster with edit applied to every node's config.
 func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, logs: &syncBuffer{}, workers: map[string]*Pool{}}
+	c := &cluster{t: t, logs: &syncBuffer{}, workers: map[string]*fakeWorker{}}
 	for i := 0; i < n; i++ {
 		cfg := Config{
 			ID: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
@@ -271,21 +274,83 @@ func rawConn(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientCon
 	return conn
 }
 
-// JoinWorker adds an in-process worker member with the given id to the
-// gossip pool of c, as a worker process would.
-func (c *cluster) JoinWorker(id string) *Pool {
+// fakeWorker is an in-process worker without training: a gossip member
+// whose gRPC address serves the standard health service on loopback TCP,
+// with the cluster token, as a worker process does.
+type fakeWorker struct {
+	t    testing.TB
+	id   string
+	addr string // gRPC address, in the gossip metadata
+	pool *Pool
+
+	mu  sync.Mutex
+	srv *grpc.Server // nil while stopped
+}
+
+// JoinWorker starts a fakeWorker with the given id and adds it to the
+// gossip pool of c; the leader registers it from its gossip metadata.
+func (c *cluster) JoinWorker(id string) *fakeWorker {
 	c.t.Helper()
-	p, err := JoinPool(PoolConfig{Addr: "127.0.0.1:0", Meta: NodeMeta{Role: RoleWorker, ID: id, GRPC: id + ".grpc:1", Ring: id + ".ring:2"},
+	w := &fakeWorker{t: c.t, id: id}
+	w.serve("127.0.0.1:0")
+	p, err := JoinPool(PoolConfig{Addr: "127.0.0.1:0", Meta: NodeMeta{Role: RoleWorker, ID: id, GRPC: w.addr, Ring: id + ".ring:2"},
 		Secret: testSecret, Timings: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.t.Cleanup(func() { p.Close() })
+	w.pool = p
+	c.t.Cleanup(func() { w.Close() })
 	if err := p.Join(c.GossipAddrs()); err != nil {
 		c.t.Fatal(err)
 	}
-	c.workers[id] = p
-	return p
+	c.workers[id] = w
+	return w
+}
+
+// serve starts the health server on addr and records the address.
+func (w *fakeWorker) serve(addr string) {
+	w.t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		w.t.Fatalf("worker %s: %v", w.id, err)
+	}
+	opts, err := auth.Config{Secret: testSecret}.ServerOptions()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(ln)
+	w.mu.Lock()
+	w.srv, w.addr = srv, ln.Addr().String()
+	w.mu.Unlock()
+}
+
+// StopServer stops the worker's gRPC server at once, as a crash does, while
+// its gossip member lives on (memberlist takes seconds to notice a crash).
+func (w *fakeWorker) StopServer() {
+	w.mu.Lock()
+	srv := w.srv
+	w.srv = nil
+	w.mu.Unlock()
+	if srv != nil {
+		srv.Stop()
+	}
+}
+
+// RestartServer serves again on the same address.
+func (w *fakeWorker) RestartServer() { w.serve(w.addr) }
+
+// Close leaves the pool gracefully and stops the server.
+func (w *fakeWorker) Close() {
+	w.pool.Close()
+	w.StopServer()
+}
+
+// Kill stops gossiping without a leave message and stops the server.
+func (w *fakeWorker) Kill() {
+	w.pool.Kill()
+	w.StopServer()
 }
 
 func ctxT(t testing.TB) context.Context {

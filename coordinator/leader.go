@@ -43,6 +43,7 @@ func (n *Node) leaderLoop() {
 				done = make(chan struct{})
 				go func() { defer close(done); n.lead(ctx) }()
 			} else if !lead && stop != nil {
+				n.ledUntil.Store(time.Now().UnixNano())
 				stop()
 				<-done
 				stop = nil
@@ -102,7 +103,10 @@ func (n *Node) lead(ctx context.Context) {
 // reconcile proposes the raft entries that bring the FSM in line with the
 // gossip view: coordinator addresses, worker liveness, and for each
 // unfinished job (in submission order) a generation made of its alive
-// members plus free workers up to max_workers. It is idempotent.
+// members plus free workers up to max_workers (0 = no limit). A job that
+// would have fewer than max(1, min_workers) has no generation and waits in
+// the queue; the free workers it counted are not given to later jobs. It is
+// idempotent.
 func (n *Node) reconcile() error {
 	n.reconcileMu.Lock() // the leader loop and peer-failure reports both act on generations
 	defer n.reconcileMu.Unlock()
@@ -170,6 +174,23 @@ func (n *Node) reconcileLocked() error {
 		for len(free) > 0 && (limit == 0 || len(want) < limit) {
 			want, free = append(want, free[0]), free[1:]
 		}
+		if need := minWorkers(j.Spec); len(want) < need {
+			// Too few: the job waits without a generation, and the workers
+			// it counted stay free but out of reach of later jobs, so that
+			// jobs start in submission order.
+			reason := fmt.Sprintf("waiting for workers: %d available, min_workers %d", len(want), need)
+			if limit > 0 && limit < need {
+				reason = fmt.Sprintf("waiting forever: max_workers %d is below min_workers %d", limit, need)
+			}
+			if len(cur) == 0 && j.Reason == reason {
+				continue
+			}
+			n.log.Info("job waits for workers", "job", j.Id, "available", want, "min_workers", need, "previous", cur)
+			if _, err := n.apply(newGenCmd(j.Id, nil, reason)); err != nil {
+				return err
+			}
+			continue
+		}
 		if slices.Equal(cur, want) {
 			continue
 		}
@@ -180,6 +201,10 @@ func (n *Node) reconcileLocked() error {
 	}
 	return nil
 }
+
+// minWorkers is the number of workers a job needs before it gets a
+// generation: min_workers, and at least one.
+func minWorkers(s *pb.JobSpec) int { return max(1, int(s.GetMinWorkers())) }
 
 // expireAnnouncements quarantines the members of generations that have
 // been announced for longer than ReadyTimeout (as seen by this leader)
@@ -242,12 +267,18 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // peerFailure acts, on the leader, on a worker's report that a ring peer
-// broke in generation gen: a peer that gossip no longer sees is declared
-// down (and the reconciler forms a generation without it); a peer that is
-// still alive gets a fresh generation with the same members, which restarts
-// the ring — unless it was also reported in the generation before, in
-// which case it is quarantined. A report about an older generation is
-// already answered.
+// broke in generation gen. On the first report for the current generation
+// it probes every other member's gRPC health at once (PeerProbeTimeout):
+// members that do not answer are marked down and quarantined (gossip may
+// still see a crashed process for seconds; their own Register lifts it),
+// and the reconciler forms the generation of the rest. When every probe
+// succeeds, a peer that gossip no longer sees is declared down; a peer
+// still alive gets a fresh generation with the same members, which
+// restarts the ring — unless it was also reported in the generation
+// before, in which case it is quarantined. Every outcome replaces the
+// generation, so a report about an older one (a retry, or another
+// member's report of the same break) is already answered and changes
+// nothing.
 func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 	n.reconcileMu.Lock()
 	defer n.reconcileMu.Unlock()
@@ -271,6 +302,7 @@ func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 		return fmt.Errorf("%w: peer_id %q, job %s generation %d", ErrNotMember, req.PeerId, j.Id, req.Generation)
 	}
 	n.log.Info("worker reports a broken ring peer", "job", j.Id, "generation", req.Generation, "worker", req.WorkerId, "peer", req.PeerId, "detail", req.Detail)
+	failed := n.probeMembers(j.Generation, req.WorkerId)
 	inPool := false
 	for _, m := range n.pool.Members() {
 		inPool = inPool || m.ID == req.PeerId
@@ -284,18 +316,61 @@ func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 		mem.strikes[key] = req.Generation
 		mem.mu.Unlock()
 	}
-	if !inPool || strike {
+	var downs []*pb.Command
+	for _, id := range ids {
+		if err, ok := failed[id]; ok {
+			reason := fmt.Sprintf("no answer to a health probe after %s reported peer %s broken in %s generation %d: %v",
+				req.WorkerId, req.PeerId, j.Id, req.Generation, err)
+			n.log.Warn("quarantining a worker that failed its health probe", "worker", id, "reason", reason)
+			downs = append(downs, downCmd(id, reason, true))
+		}
+	}
+	if _, ok := failed[req.PeerId]; !ok && (!inPool || strike) {
 		reason := "reported by " + req.WorkerId + ": " + req.Detail
 		if strike {
 			reason = "reported broken in two generations in a row, last by " + req.WorkerId + ": " + req.Detail
 		}
-		if _, err := n.apply(downCmd(req.PeerId, reason, inPool)); err != nil {
-			return err
+		downs = append(downs, downCmd(req.PeerId, reason, inPool))
+	}
+	if len(downs) > 0 {
+		for _, cmd := range downs {
+			if _, err := n.apply(cmd); err != nil {
+				return err
+			}
 		}
 		return n.reconcileLocked()
 	}
 	_, err := n.apply(newGenCmd(j.Id, ids, fmt.Sprintf("%s reported peer %s broken", req.WorkerId, req.PeerId)))
 	return err
+}
+
+// probeMembers probes, in parallel and within PeerProbeTimeout, the gRPC
+// health of every member of g except skip (the reporter, which has just
+// called), and returns the members whose probe failed with the error.
+func (n *Node) probeMembers(g *pb.Generation, skip string) map[string]error {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.PeerProbeTimeout)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed = map[string]error{}
+	)
+	for _, m := range g.Members {
+		if m.WorkerId == skip {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.dials.probe(ctx, m.GrpcAddr); err != nil {
+				mu.Lock()
+				failed[m.WorkerId] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
 }
 
 // joinLoop asks the cluster (through any of cfg.Join) to add this node as a

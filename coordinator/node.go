@@ -46,6 +46,8 @@ type Node struct {
 	pool        *Pool
 	dials       *dialer
 	mem         atomic.Pointer[leaderMemory] // set while leading
+	ledUntil    atomic.Int64                 // unix nano when this node last stopped leading
+	started     time.Time
 	reconcileMu sync.Mutex
 	met         []*metrics
 	http        *http.Server
@@ -75,7 +77,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger.With("coordinator", cfg.ID), fsm: NewFSM()}
+	n = &Node{cfg: cfg, log: cfg.Logger.With("coordinator", cfg.ID), fsm: NewFSM(), started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -182,14 +183,52 @@ func (s *server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.C
 	})
 }
 
+// stale returns a codes.Unavailable error when this node is not the
+// leader and has had no contact with one (raft's LastContact, or its own
+// leadership) for longer than WatchStaleness: its replica may be
+// arbitrarily far behind, so a watcher should move to another
+// coordinator. It returns nil otherwise.
+func (n *Node) stale() error {
+	if n.IsLeader() {
+		n.ledUntil.Store(time.Now().UnixNano())
+		return nil
+	}
+	last := n.raft.LastContact()
+	if led := time.Unix(0, n.ledUntil.Load()); led.After(last) {
+		last = led
+	}
+	since := time.Since(last)
+	if since <= n.cfg.WatchStaleness {
+		return nil
+	}
+	heard := fmt.Sprintf("for %v", since.Round(time.Millisecond))
+	if last.Before(n.started) {
+		heard = "since it started"
+	}
+	return status.Errorf(codes.Unavailable, "coordinator %s has had no contact with a raft leader %s (watch staleness %v): its state may be stale; watch through another coordinator",
+		n.cfg.ID, heard, n.cfg.WatchStaleness)
+}
+
+// watchTick is how often a watch checks, without any change of the state,
+// that its coordinator is still in touch with a leader.
+func (n *Node) watchTick() time.Duration {
+	return min(max(n.cfg.WatchStaleness/4, 10*time.Millisecond), 500*time.Millisecond)
+}
+
 // WatchJob sends the job now and after every change, and ends after
-// sending a finished job.
+// sending a finished job, or with codes.Unavailable once this node is
+// stale (see stale).
 func (s *server) WatchJob(req *pb.WatchJobRequest, stream grpc.ServerStreamingServer[pb.WatchJobResponse]) error {
 	if err := need("job_id", req.JobId); err != nil {
 		return err
 	}
+	tick := time.NewTicker(s.n.watchTick())
+	defer tick.Stop()
 	var last *pb.Job
 	for {
+		if err := s.n.stale(); err != nil {
+			return err
+		}
 		changed := s.n.fsm.Changed()
 		j := s.n.fsm.Job(req.JobId)
 		if j == nil {
@@ -210,6 +249,7 @@ func (s *server) WatchJob(req *pb.WatchJobRequest, stream grpc.ServerStreamingSe
 		case <-s.n.ctx.Done():
 			return status.Error(codes.Unavailable, "coordinator shutting down")
 		case <-changed:
+		case <-tick.C:
 		}
 	}
 }
@@ -240,14 +280,21 @@ func assignment(j *pb.Job) *pb.Job {
 // generation whenever that is announced, started or ended. When the worker
 // leaves a job (dropped from the ring or the job finished) the stream first
 // sends that job as it now stands, then the new assignment (an empty job
-// while idle).
+// while idle). It ends with codes.Unavailable once this node is stale (see
+// stale), so that a worker does not wait on a coordinator cut off from the
+// leader.
 func (s *server) WatchGeneration(req *pb.WatchGenerationRequest, stream grpc.ServerStreamingServer[pb.WatchGenerationResponse]) error {
 	if err := need("worker_id", req.WorkerId); err != nil {
 		return err
 	}
+	tick := time.NewTicker(s.n.watchTick())
+	defer tick.Stop()
 	var last *pb.Job
 	first := true
 	for {
+		if err := s.n.stale(); err != nil {
+			return err
+		}
 		changed := s.n.fsm.Changed()
 		var cur *pb.Job
 		if w := s.n.fsm.Worker(req.WorkerId); w != nil && w.JobId != "" {
@@ -272,6 +319,7 @@ func (s *server) WatchGeneration(req *pb.WatchGenerationRequest, stream grpc.Ser
 		case <-s.n.ctx.Done():
 			return status.Error(codes.Unavailable, "coordinator shutting down")
 		case <-changed:
+		case <-tick.C:
 		}
 	}
 }
@@ -282,7 +330,7 @@ func (s *server) ReportReady(ctx context.Context, req *pb.ReportReadyRequest) (*
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportReady, func() (*pb.ReportReadyResponse, error) {
 		r, err := s.write(&pb.Command{Op: &pb.Command_Ready{Ready: &pb.ReadyCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, Report: &pb.ReadyReport{LastStep: req.LastStep, Checksum: req.Checksum}}}})
 		if err != nil {
 			return nil, err
 		}
@@ -299,7 +347,7 @@ func (s *server) ReportProgress(ctx context.Context, req *pb.ReportProgressReque
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportProgress, func() (*pb.ReportProgressResponse, error) {
 		_, err := s.write(&pb.Command{Op: &pb.Command_Progress{Progress: &pb.ProgressCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, Metrics: req.Metrics}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, Metrics: req.Metrics}}})
 		if err != nil {
 			return nil, err
 		}
@@ -316,7 +364,7 @@ func (s *server) ReportCheckpoint(ctx context.Context, req *pb.ReportCheckpointR
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportCheckpoint, func() (*pb.ReportCheckpointResponse, error) {
 		_, err := s.write(&pb.Command{Op: &pb.Command_Checkpoint{Checkpoint: &pb.CheckpointCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, Checkpoint: req.Checkpoint}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, Checkpoint: req.Checkpoint}}})
 		if err != nil {
 			return nil, err
 		}
@@ -342,7 +390,7 @@ func (s *server) ReportResult(ctx context.Context, req *pb.ReportResultRequest) 
 	}
 	return onLeader(s, ctx, req, pb.ControlClient.ReportResult, func() (*pb.ReportResultResponse, error) {
 		r, err := s.write(&pb.Command{Op: &pb.Command_Result{Result: &pb.ResultCmd{JobId: req.JobId, Generation: req.Generation,
-			WorkerId: req.WorkerId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
+			WorkerId: req.WorkerId, RequestId: req.RequestId, State: req.State, Reason: req.Reason, FinalMetrics: req.FinalMetrics, ModelKey: req.ModelKey}}})
 		if err != nil {
 			return nil, err
 		}

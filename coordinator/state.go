@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -35,6 +36,9 @@ func applyCommand(st *pb.State, cmd *pb.Command) (proto.Message, error) {
 		return nil, fmt.Errorf("%w: version %d (this node knows %d)", ErrUnknownCommand, cmd.GetVersion(), CommandVersion)
 	}
 	now := cmd.UnixNano
+	if reply, ok, err := repeatedReport(st, cmd); ok {
+		return reply, err
+	}
 	switch op := cmd.Op.(type) {
 	case *pb.Command_SubmitJob:
 		return submitJob(st, op.SubmitJob, now)
@@ -76,9 +80,23 @@ func applyCommand(st *pb.State, cmd *pb.Command) (proto.Message, error) {
 	}
 }
 
+// submitJob creates a job. A request id that already created a job
+// returns that job unchanged (a retried submission), or fails when the
+// retry carries another spec.
 func submitJob(st *pb.State, c *pb.SubmitJobCmd, now int64) (proto.Message, error) {
 	if err := ValidateSpec(c.GetSpec()); err != nil {
 		return nil, err
+	}
+	if c.RequestId != "" {
+		for _, j := range st.Jobs {
+			if j.RequestId != c.RequestId {
+				continue
+			}
+			if !proto.Equal(j.Spec, c.Spec) {
+				return nil, fieldErr("request_id", "%q already created %s with another spec", c.RequestId, j.Id)
+			}
+			return j, nil
+		}
 	}
 	st.NextJobSeq++
 	j := &pb.Job{
@@ -88,12 +106,78 @@ func submitJob(st *pb.State, c *pb.SubmitJobCmd, now int64) (proto.Message, erro
 		State:             pb.JobState_JOB_STATE_QUEUED,
 		Reason:            "waiting for workers",
 		SubmittedUnixNano: now,
+		RequestId:         c.RequestId,
 	}
 	if st.Jobs == nil {
 		st.Jobs = map[string]*pb.Job{}
 	}
 	st.Jobs[j.Id] = j
 	return j, nil
+}
+
+// report is what the worker reports (ReadyCmd, ProgressCmd, CheckpointCmd,
+// ResultCmd) have in common.
+type report interface {
+	GetJobId() string
+	GetGeneration() uint64
+	GetWorkerId() string
+	GetRequestId() string
+}
+
+var (
+	_ report = (*pb.ReadyCmd)(nil)
+	_ report = (*pb.ProgressCmd)(nil)
+	_ report = (*pb.CheckpointCmd)(nil)
+	_ report = (*pb.ResultCmd)(nil)
+)
+
+// reportOf returns the worker report cmd carries, or nil.
+func reportOf(cmd *pb.Command) report {
+	switch op := cmd.Op.(type) {
+	case *pb.Command_Ready:
+		return op.Ready
+	case *pb.Command_Progress:
+		return op.Progress
+	case *pb.Command_Checkpoint:
+		return op.Checkpoint
+	case *pb.Command_Result:
+		return op.Result
+	}
+	return nil
+}
+
+// repeatedReport answers (ok true) a worker report whose request id is the
+// last one applied for that worker, without applying it again: a ready
+// report gets the generation it named if that is still current, the
+// others get the job as it now stands, even when it has finished since (a
+// retried ReportResult). Every other command gives ok false.
+func repeatedReport(st *pb.State, cmd *pb.Command) (proto.Message, bool, error) {
+	r := reportOf(cmd)
+	if r == nil || r.GetRequestId() == "" {
+		return nil, false, nil
+	}
+	w, ok := st.Workers[r.GetWorkerId()]
+	if !ok || w.LastRequestId != r.GetRequestId() {
+		return nil, false, nil
+	}
+	j, ok := st.Jobs[r.GetJobId()]
+	if !ok {
+		return nil, true, fmt.Errorf("%w: job %q", ErrNotFound, r.GetJobId())
+	}
+	if _, isReady := r.(*pb.ReadyCmd); !isReady {
+		return j, true, nil
+	}
+	if g := j.Generation; g != nil && g.Id == r.GetGeneration() {
+		return g, true, nil
+	}
+	return nil, true, fmt.Errorf("%w: job %s generation %d is not current (current %d)", ErrStaleGeneration, j.Id, r.GetGeneration(), j.Generation.GetId())
+}
+
+// applied records r's request id as the last one applied for its worker.
+func applied(st *pb.State, r report) {
+	if w, ok := st.Workers[r.GetWorkerId()]; ok && r.GetRequestId() != "" {
+		w.LastRequestId = r.GetRequestId()
+	}
 }
 
 // liveJob returns the job id names if it exists and has not finished.
@@ -204,13 +288,19 @@ func newGeneration(st *pb.State, c *pb.NewGenerationCmd, now int64) (proto.Messa
 		}
 		seen[id] = true
 	}
-	release(st, j)
-	j.LastGenerationId++
 	if len(c.WorkerIds) == 0 {
-		j.Generation = nil
-		j.State, j.Reason = pb.JobState_JOB_STATE_QUEUED, "waiting for workers"
+		// A job without a generation keeps its generation counter: only
+		// the reason it waits for changes.
+		if j.Generation != nil {
+			release(st, j)
+			j.LastGenerationId++
+			j.Generation = nil
+		}
+		j.State, j.Reason = pb.JobState_JOB_STATE_QUEUED, cmp.Or(c.Reason, "waiting for workers")
 		return j, nil
 	}
+	release(st, j)
+	j.LastGenerationId++
 	g := &pb.Generation{Id: j.LastGenerationId, Phase: pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED, AnnouncedUnixNano: now}
 	for i, id := range c.WorkerIds {
 		w := st.Workers[id]
@@ -235,6 +325,7 @@ func ready(st *pb.State, c *pb.ReadyCmd) (proto.Message, error) {
 		return nil, fieldErr("last_step", "%d is negative", r.GetLastStep())
 	}
 	g := j.Generation
+	applied(st, c)
 	if g.Phase == pb.GenerationPhase_GENERATION_PHASE_STARTED {
 		return g, nil // the start is fixed; a repeated report changes nothing
 	}
@@ -264,7 +355,7 @@ func fixStart(j *pb.Job) {
 	g.DonorChecksum = g.Reports[donor.WorkerId].Checksum
 	if n := len(j.Checkpoints); n > 0 && j.Checkpoints[n-1].Step > start {
 		ck := j.Checkpoints[n-1]
-		g.Donor, g.DonorCheckpoint, g.StartStep, g.DonorChecksum = "", ck.Key, ck.Step, 0
+		g.Donor, g.DonorCheckpoint, g.StartStep, g.DonorChecksum = "", ck.Key, ck.Step, ck.Checksum
 	}
 	g.Phase = pb.GenerationPhase_GENERATION_PHASE_STARTED
 	j.State, j.Reason = pb.JobState_JOB_STATE_RUNNING, ""
@@ -298,6 +389,7 @@ func progress(st *pb.State, c *pb.ProgressCmd) (proto.Message, error) {
 		j.LatestMetrics = proto.Clone(m).(*pb.Metrics)
 	}
 	j.LastStep = max(j.LastStep, m.Step)
+	applied(st, c)
 	return j, nil
 }
 
@@ -322,7 +414,8 @@ func checkpoint(st *pb.State, c *pb.CheckpointCmd, now int64) (proto.Message, er
 			return nil, fmt.Errorf("%w: checkpoint.step %d is older than the latest checkpoint at step %d", ErrStepBackwards, ck.Step, last.Step)
 		}
 		if ck.Step == last.Step && ck.Key == last.Key {
-			return j, nil // a retried report
+			applied(st, c)
+			return j, nil // a retried report without a request id
 		}
 	}
 	j.Checkpoints = append(j.Checkpoints, &pb.Checkpoint{Key: ck.Key, Step: ck.Step, Checksum: ck.Checksum, RecordedUnixNano: now})
@@ -330,6 +423,7 @@ func checkpoint(st *pb.State, c *pb.CheckpointCmd, now int64) (proto.Message, er
 		j.Checkpoints = slices.Clone(j.Checkpoints[n-maxCheckpoints:])
 	}
 	j.LastStep = max(j.LastStep, ck.Step)
+	applied(st, c)
 	return j, nil
 }
 
@@ -356,6 +450,7 @@ func result(st *pb.State, c *pb.ResultCmd, now int64) (proto.Message, error) {
 	}
 	j.ModelKey = c.ModelKey
 	finish(st, j, c.State, c.Reason, now)
+	applied(st, c)
 	return j, nil
 }
 

@@ -58,10 +58,14 @@ func (l *streamLayer) acceptLoop() {
 				c.Close()
 				return
 			}
+			t, err := l.track(c)
+			if err != nil {
+				return
+			}
 			select {
-			case l.accepted <- l.track(c):
+			case l.accepted <- t:
 			case <-l.done:
-				c.Close()
+				t.Close()
 			}
 		}()
 	}
@@ -126,7 +130,7 @@ func (l *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 		}
 		c.SetDeadline(time.Time{})
 	}
-	return l.track(c), nil
+	return l.track(c)
 }
 
 // Addr is the advertised address of this node.
@@ -176,12 +180,20 @@ func (l *streamLayer) isBlocked() bool {
 	return l.blocked
 }
 
-func (l *streamLayer) track(c net.Conn) net.Conn {
+// track registers c so that SetBlocked and Close can close it. A
+// connection that finished its handshake after the layer was blocked is
+// closed instead: checking and registering under one lock leaves no window
+// in which a partition misses a connection.
+func (l *streamLayer) track(c net.Conn) (net.Conn, error) {
 	t := &trackedConn{Conn: c, l: l}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.blocked || l.closed {
+		c.Close()
+		return nil, errBlocked
+	}
 	l.conns[t] = struct{}{}
-	l.mu.Unlock()
-	return t
+	return t, nil
 }
 
 type trackedConn struct {

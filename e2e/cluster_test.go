@@ -39,13 +39,14 @@ type cluster struct {
 
 // proc is one child process.
 type proc struct {
-	name  string
-	cmd   *exec.Cmd
-	grpc  string
-	trace string
-	done  chan struct{}
-	mu    sync.Mutex
-	dead  bool
+	name    string
+	cmd     *exec.Cmd
+	grpc    string
+	trace   string
+	metrics string // host:port of a worker's Prometheus /metrics
+	done    chan struct{}
+	mu      sync.Mutex
+	dead    bool
 }
 
 // freePort returns a loopback address with a port that was free a moment ago.
@@ -149,11 +150,12 @@ func (c *cluster) addWorker() *proc {
 	c.seq++
 	id := fmt.Sprintf("w%d", c.seq)
 	c.mu.Unlock()
-	grpcAddr := freePort(c.t)
+	grpcAddr, metrics := freePort(c.t), freePort(c.t)
 	trace := filepath.Join(c.dir, id+".trace")
 	p := c.start(id, "worker", "--id", id, "--coordinators", strings.Join(c.coordAddrs(), ","), "--grpc-addr", grpcAddr,
-		"--gossip-addr", freePort(c.t), "--data-dir", filepath.Join(c.dir, id), "--secret-file", c.secret, "--trace-rows", trace)
-	p.grpc, p.trace = grpcAddr, trace
+		"--gossip-addr", freePort(c.t), "--data-dir", filepath.Join(c.dir, id), "--secret-file", c.secret, "--trace-rows", trace,
+		"--metrics-addr", metrics)
+	p.grpc, p.trace, p.metrics = grpcAddr, trace, metrics
 	c.mu.Lock()
 	c.workers[id] = p
 	c.mu.Unlock()
@@ -248,15 +250,15 @@ func (c *cluster) waitFor(timeout time.Duration, what string, cond func() bool) 
 
 // traceEvent is one line of a worker's --trace-rows file.
 type traceEvent struct {
-	Ev   string  `json:"ev"`
-	Job  string  `json:"job"`
-	Gen  uint64  `json:"gen"`
-	Rank int     `json:"rank"`
-	Size int     `json:"size"`
-	Step int64   `json:"step"`
+	Ev   string    `json:"ev"`
+	Job  string    `json:"job"`
+	Gen  uint64    `json:"gen"`
+	Rank int       `json:"rank"`
+	Size int       `json:"size"`
+	Step int64     `json:"step"`
 	X0   []float32 `json:"x0"`
-	Sum  string  `json:"sum"`
-	T    int64   `json:"t"`
+	Sum  string    `json:"sum"`
+	T    int64     `json:"t"`
 	who  string
 }
 

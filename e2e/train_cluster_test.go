@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +60,19 @@ func TestClusterEquivalence(t *testing.T) {
 			t.Fatalf("step %d applied by %d ranks, want 3", s, len(evs))
 		}
 	}
+	// Every worker's /metrics counts the steps it applied and the time of
+	// each part of them.
+	for _, id := range []string{"w1", "w2", "w3"} {
+		body := httpGet(t, "http://"+c.workers[id].metrics+"/metrics")
+		if !strings.Contains(body, fmt.Sprintf("dsae_worker_steps_total %d", steps)) {
+			t.Errorf("%s /metrics does not count %d steps:\n%s", id, steps, grepLines(body, "dsae_worker"))
+		}
+		for _, part := range []string{"data", "compute", "stats_reduce", "grad_reduce", "update"} {
+			if !strings.Contains(body, `dsae_worker_step_seconds_total{part="`+part+`"}`) {
+				t.Errorf("%s /metrics lacks the %s part of the step time", id, part)
+			}
+		}
+	}
 	one := c.submit(mnistJobFlags(steps, "--max-workers", "1")...)
 	j1 := c.waitJob(one, 5*time.Minute, "the 1-worker job to complete", completed)
 	if n := len(j1.Generation.GetMembers()); n != 1 {
@@ -77,6 +93,30 @@ func TestClusterEquivalence(t *testing.T) {
 	if rel > 1e-4 {
 		t.Fatalf("parameters of the 3-worker and 1-worker runs differ by %.3g relative (max |Δ| %.3g), want ≤ 1e-4", rel, worst)
 	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // appliers returns the apply events of step s in generation g.
@@ -113,7 +153,7 @@ func (c *cluster) indexDataset(name string, rows, d int) {
 // state) holds the same parameter bits as the others after every step.
 func TestClusterExactlyOnceThroughKillAndJoin(t *testing.T) {
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
-	const rows, d, batch, epochs = 32768, 16, 32, 2
+	const rows, d, batch, epochs = 65536, 32, 16, 2
 	const spe = rows / batch
 	c.indexDataset("idx", rows, d)
 	id := c.submit("--data", "idx", "--hidden", "8", "--sparsity", "kl", "--rho", "0.1", "--beta", "3", "--lr", "1e-3",
@@ -291,7 +331,9 @@ func TestClusterLeaderLoss(t *testing.T) {
 	t.Logf("leader %s killed at step %d; training went on (%v later at step %d)", cl.LeaderId, before, time.Since(killedAt).Round(time.Millisecond), c.job(id).LastStep)
 	c.waitJob(id, 5*time.Minute, "completion", completed)
 	checkApplied(t, c.traces(id), steps, nil)
-	ls, err := c.ctl.ListJobs(ctx, &pb.ListJobsRequest{})
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer lcancel()
+	ls, err := c.ctl.ListJobs(lctx, &pb.ListJobsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
