@@ -311,6 +311,7 @@ func describe(w io.Writer, j *pb.Job) {
 		}
 		fmt.Fprintf(w, "  %s at step %d: %s\n", m.label, m.m.Step, strings.Join(parts, " "))
 	}
+	describeStepTimes(w, j)
 	if j.ModelKey != "" {
 		fmt.Fprintf(w, "  model: %s\n", j.ModelKey)
 	}
@@ -333,53 +334,6 @@ func newJobStatusCmd() *cobra.Command {
 			describe(cmd.OutOrStdout(), resp.Job)
 			return nil
 		})
-	}
-	return cmd
-}
-
-// errJobUnsuccessful is returned by `job wait` when the job failed or was
-// canceled.
-var errJobUnsuccessful = errors.New("job did not complete")
-
-func newJobWaitCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "wait JOB", Short: "Follow a job until it ends; fails unless it completed", Args: exactArgs(1)}
-	cf := addControlFlags(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cl, done, err := cf.client()
-		if err != nil {
-			return err
-		}
-		defer done()
-		ws, err := cl.WatchJob(cmd.Context(), &pb.WatchJobRequest{JobId: args[0]})
-		if err != nil {
-			return rpcErr(err)
-		}
-		var last *pb.Job
-		lastStep := int64(-1)
-		for {
-			u, err := ws.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return rpcErr(err)
-			}
-			j := u.Job
-			if last == nil || j.State != last.State || j.Generation.GetId() != last.Generation.GetId() || j.LastStep != lastStep {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s gen %d step %d %s\n", time.Now().Format(time.TimeOnly), stateName(j.State),
-					j.Generation.GetId(), j.LastStep, j.Reason)
-				lastStep = j.LastStep
-			}
-			last = j
-		}
-		if last == nil {
-			return fmt.Errorf("job %s: watch ended without an update", args[0])
-		}
-		describe(cmd.OutOrStdout(), last)
-		if last.State != pb.JobState_JOB_STATE_COMPLETED {
-			return fmt.Errorf("%w: %s %s: %s", errJobUnsuccessful, last.Id, stateName(last.State), last.Reason)
-		}
-		return nil
 	}
 	return cmd
 }

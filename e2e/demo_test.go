@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// demoSummary is the part of the demo's summary.json the tests read.
+type demoSummary struct {
+	JobID              string     `json:"job_id"`
+	State              string     `json:"state"`
+	Workers            *int       `json:"workers"`
+	Coordinators       *int       `json:"coordinators"`
+	Steps              *int64     `json:"steps"`
+	SamplesPerSec      *float64   `json:"samples_per_sec"`
+	TestFVU            *float64   `json:"test_fvu"`
+	TestMeanActivation *float64   `json:"test_mean_activation"`
+	RecoverySeconds    *[]float64 `json:"recovery_seconds"`
+	TimeBreakdown      *struct {
+		Data, StatsReduce, Compute, GradReduce, Update, Step float64
+	} `json:"time_breakdown"`
+	Kills []struct {
+		Worker      string `json:"worker"`
+		Step        int64  `json:"step"`
+		Replacement string `json:"replacement"`
+	} `json:"kills"`
+	Generations []struct {
+		ID      uint64   `json:"id"`
+		Members []string `json:"members"`
+	} `json:"generations"`
+}
+
+func readDemoSummary(t *testing.T, dir string) demoSummary {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s demoSummary
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("summary.json: %v\n%s", err, raw)
+	}
+	if s.Workers == nil || s.Coordinators == nil || s.Steps == nil || s.SamplesPerSec == nil || s.TestFVU == nil ||
+		s.TestMeanActivation == nil || s.RecoverySeconds == nil || s.TimeBreakdown == nil || s.JobID == "" {
+		t.Fatalf("summary.json lacks a field:\n%s", raw)
+	}
+	return s
+}
+
+// demoProcesses are the pids of the children the demo listed in
+// processes.json.
+func demoProcesses(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "processes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []struct {
+		Name string `json:"name"`
+		PID  int    `json:"pid"`
+	}
+	if err := json.Unmarshal(raw, &recs); err != nil {
+		t.Fatalf("processes.json: %v", err)
+	}
+	out := map[string]int{}
+	for _, r := range recs {
+		out[r.Name] = r.PID
+	}
+	return out
+}
+
+// checkNoneLeft fails if any child of the demo is still running.
+func checkNoneLeft(t *testing.T, procs map[string]int) {
+	t.Helper()
+	for name, pid := range procs {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("demo child %s (pid %d) is still there after the demo exited (kill -0: %v)", name, pid, err)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// The README's first command, shortened: a real cluster of child processes
+// trains the demo job, writes the model, the pictures and summary.json, and
+// leaves no process behind.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "demo")
+	start := time.Now()
+	r := run(t, dir, "demo", "--workers", "3", "--steps", "60", "--out", out)
+	t.Logf("dsae demo (%v):\n%s\n%s", time.Since(start).Round(time.Second), r.stdout, r.stderr)
+	procs := demoProcesses(t, out)
+	checkNoneLeft(t, procs)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	for _, name := range []string{"s3", "ingest", "c1", "w1", "w2", "w3"} {
+		if _, ok := procs[name]; !ok {
+			t.Errorf("processes.json has no %s: %v", name, procs)
+		}
+	}
+	s := readDemoSummary(t, out)
+	if s.State != "completed" || *s.Workers != 3 || *s.Coordinators != 1 || *s.Steps != 60 {
+		t.Errorf("summary: state %s, %d workers, %d coordinators, %d steps; want completed, 3, 1, 60", s.State, *s.Workers, *s.Coordinators, *s.Steps)
+	}
+	if *s.SamplesPerSec <= 0 || *s.TestFVU <= 0 || *s.TestMeanActivation <= 0 || *s.TestMeanActivation >= 1 {
+		t.Errorf("summary: %.0f samples/s, test FVU %g, test mean activation %g", *s.SamplesPerSec, *s.TestFVU, *s.TestMeanActivation)
+	}
+	if len(*s.RecoverySeconds) != 0 || len(s.Kills) != 0 {
+		t.Errorf("recoveries without a kill: %v %v", *s.RecoverySeconds, s.Kills)
+	}
+	tb := s.TimeBreakdown
+	if parts := tb.Data + tb.StatsReduce + tb.Compute + tb.GradReduce + tb.Update; tb.Step <= 0 || tb.Compute <= 0 || parts > tb.Step*1.01 {
+		t.Errorf("time breakdown %+v: parts sum to %g", *tb, parts)
+	}
+	if len(s.Generations) == 0 || len(s.Generations[0].Members) == 0 {
+		t.Errorf("no generation in the summary: %+v", s.Generations)
+	}
+	if !strings.Contains(r.stdout, "step 60/60") || !strings.Contains(r.stdout, "test FVU") {
+		t.Errorf("no final progress line or summary on stdout")
+	}
+	f, err := os.Open(filepath.Join(out, "features.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 196 latents: a 14×14 grid of 28×28 tiles at scale 2 with one-pixel borders.
+	if b := img.Bounds(); b.Dx() != 14*57+1 || b.Dy() != 14*57+1 {
+		t.Errorf("features.png is %v, want %d×%d", b, 14*57+1, 14*57+1)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "loss.png")); err != nil || fi.Size() < 1000 {
+		t.Errorf("loss.png missing or empty: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "model", "cfg.json")); err != nil {
+		t.Errorf("no model pulled: %v", err)
+	}
+	// A second run into the same directory is refused without --overwrite.
+	if r := run(t, dir, "demo", "--steps", "10", "--out", out); r.code != 2 || !strings.Contains(r.stderr, "--overwrite") {
+		t.Errorf("demo into a used --out: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// --kill-worker-at: one worker is SIGKILLed mid-training, a replacement
+// starts, the job still completes and the summary reports the recovery.
+func TestDemoKillWorker(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "demo")
+	start := time.Now()
+	r := run(t, dir, "demo", "--workers", "3", "--steps", "200", "--kill-worker-at", "60", "--out", out)
+	t.Logf("dsae demo (%v):\n%s\n%s", time.Since(start).Round(time.Second), r.stdout, r.stderr)
+	checkNoneLeft(t, demoProcesses(t, out))
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	s := readDemoSummary(t, out)
+	if s.State != "completed" || *s.Steps != 200 {
+		t.Errorf("state %s at step %d, want completed at 200", s.State, *s.Steps)
+	}
+	if len(s.Kills) != 1 || s.Kills[0].Worker == "w1" || s.Kills[0].Step < 60 || s.Kills[0].Replacement == "" {
+		t.Fatalf("kills: %+v; want one, not w1, at step >= 60, with a replacement", s.Kills)
+	}
+	if rs := *s.RecoverySeconds; len(rs) != 1 || rs[0] <= 0 || rs[0] > 60 {
+		t.Errorf("recovery_seconds %v, want one value in (0, 60]", rs)
+	}
+	if len(s.Generations) < 2 {
+		t.Errorf("generations %+v: want a new one after the kill", s.Generations)
+	}
+	killed := s.Kills[0].Worker
+	last := s.Generations[len(s.Generations)-1]
+	for _, m := range last.Members {
+		if m == killed {
+			t.Errorf("last generation %d still lists the killed worker %s", last.ID, killed)
+		}
+	}
+}
+
+// An interrupted demo stops every child it started.
+func TestDemoInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "demo")
+	cmd := exec.Command(dsaeBin, "demo", "--workers", "2", "--steps", "100000", "--out", out)
+	var stdout, stderr syncBuf
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	// Interrupt it mid-training: once a progress line shows a loss.
+	for !strings.Contains(stdout.String(), " loss ") {
+		select {
+		case err := <-done:
+			t.Fatalf("demo exited before training: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("demo did not start training:\n%s\n%s", stdout.String(), stderr.String())
+		}
+	}
+	procs := demoProcesses(t, out)
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("interrupted demo: %v, want exit 1", err)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("demo did not stop within 30 s of SIGINT")
+	}
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if len(procs) < 5 {
+		t.Errorf("processes.json lists %v, want s3, ingest, c1, w1, w2", procs)
+	}
+	checkNoneLeft(t, procs)
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say the demo was interrupted: %s", stderr.String())
+	}
+}
+
+func TestDemoBadFlagsExit2(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--coordinators", "2"}, "--coordinators"},
+		{[]string{"--workers", "0"}, "--workers"},
+		{[]string{"--workers", "1", "--kill-worker-at", "5"}, "--kill-worker-at"},
+		{[]string{"--steps", "10", "--kill-worker-at", "10"}, "--kill-worker-at"},
+		{[]string{"--hidden", "0"}, "hidden"},
+	} {
+		out := filepath.Join(dir, "never")
+		r := run(t, dir, append([]string{"demo", "--out", out}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("demo %v: exit %d, stderr %q; want exit 2, one line naming %s", c.args, r.code, r.stderr, c.want)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("demo %v created --out before refusing", c.args)
+		}
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
