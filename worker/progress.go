@@ -35,7 +35,9 @@ type progressReporter struct {
 }
 
 func newProgressReporter(a *Agent, job string, gen uint64, members int, total int64) *progressReporter {
-	p := &progressReporter{a: a, job: job, gen: gen, members: members, total: total, last: time.Now(),
+	// The first step of a generation is reported at once, so that a watcher
+	// sees training resume without waiting a whole interval.
+	p := &progressReporter{a: a, job: job, gen: gen, members: members, total: total,
 		kick: make(chan struct{}, 1), stopped: make(chan struct{})}
 	p.wg.Add(1)
 	go p.loop()
