@@ -241,10 +241,10 @@ func recovery(evs []traceEvent, kill time.Time) time.Duration {
 func TestClusterWorkerLoss(t *testing.T) {
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
-	const steps = 1000
+	const steps = 700
 	id := c.submit(mnistJobFlags(steps)...)
 	var times []time.Duration
-	at := int64(60)
+	at := int64(40)
 	for k := range 5 {
 		c.waitJob(id, 3*time.Minute, fmt.Sprintf("step %d", at), func(j *pb.Job) bool { return j.LastStep >= at && running(3)(j) })
 		j := c.job(id)
@@ -254,7 +254,7 @@ func TestClusterWorkerLoss(t *testing.T) {
 		c.waitFor(30*time.Second, "a step after the kill", func() bool { return recovery(c.traces(id), kill) > 0 })
 		times = append(times, recovery(c.traces(id), kill))
 		c.addWorker()
-		at = c.job(id).LastStep + 60
+		at = c.job(id).LastStep + 40
 	}
 	done := c.waitJob(id, 5*time.Minute, "completion", completed)
 	checkApplied(t, c.traces(id), steps, c.killedSet())
@@ -294,7 +294,7 @@ func (c *cluster) killedSet() map[string]bool {
 func TestClusterLeaderLoss(t *testing.T) {
 	c := startCluster(t, clusterOpts{coordinators: 3, workers: 3})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
-	const steps = 400
+	const steps = 250
 	id := c.submit(mnistJobFlags(steps)...)
 	c.waitJob(id, 3*time.Minute, "step 60", func(j *pb.Job) bool { return j.LastStep >= 60 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -348,7 +348,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 func TestClusterAllWorkersLostResumesFromCheckpoint(t *testing.T) {
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 2})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
-	const steps = 300
+	const steps = 200
 	id := c.submit(mnistJobFlags(steps, "--checkpoint-every", "50")...)
 	j := c.waitJob(id, 3*time.Minute, "a checkpoint at step 100 or later", func(j *pb.Job) bool {
 		n := len(j.Checkpoints)
