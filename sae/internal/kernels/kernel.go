@@ -18,10 +18,36 @@ type kernel struct {
 	mr, nr     int
 	mc, kc, nc int
 	fn         microKernel
+	// packT and packN pack one micro-panel (see packFunc).
+	packT, packN packFunc
+}
+
+// packFunc packs k rows of w <= ds values into dst with row stride ds,
+// from src with stride ld: for the transposing packT, dst[p*ds+j] =
+// src[j*ld+p]; for packN, dst[p*ds+j] = src[p*ld+j]. Lanes w..ds-1 of dst
+// are not written.
+type packFunc func(dst, src []float32, ld, k, w, ds int)
+
+// packTGo is the portable transposing pack.
+func packTGo(dst, src []float32, ld, k, w, ds int) {
+	for j := range w {
+		s := src[j*ld : j*ld+k]
+		d := dst[j:]
+		for p, v := range s {
+			d[p*ds] = v
+		}
+	}
+}
+
+// packNGo is the portable row pack.
+func packNGo(dst, src []float32, ld, k, w, ds int) {
+	for p := range k {
+		copy(dst[p*ds:p*ds+w], src[p*ld:p*ld+w])
+	}
 }
 
 // goKernel is the portable micro-kernel, the reference for the assembly ones.
-var goKernel = kernel{name: "go", mr: 4, nr: 8, mc: 128, kc: 256, nc: 2048, fn: microGo}
+var goKernel = kernel{name: "go", mr: 4, nr: 8, mc: 128, kc: 256, nc: 2048, fn: microGo, packT: packTGo, packN: packNGo}
 
 // microGo is the portable 4×8 micro-kernel.
 func microGo(k int, a, b, c *float32, ldc int, alpha, beta float32) {

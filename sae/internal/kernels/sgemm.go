@@ -190,14 +190,14 @@ func block(kern *kernel, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []
 		nc := min(kern.nc, n1-jc)
 		for pc := 0; pc < k; pc += kern.kc {
 			kc := min(kern.kc, k-pc)
-			packB(bp, b, ldb, tB, pc, kc, jc, nc, nr)
+			packB(kern, bp, b, ldb, tB, pc, kc, jc, nc)
 			be := beta
 			if pc > 0 {
 				be = 1
 			}
 			for ic := m0; ic < m1; ic += kern.mc {
 				mc := min(kern.mc, m1-ic)
-				packA(ap, a, lda, tA, ic, mc, pc, kc, mr)
+				packA(kern, ap, a, lda, tA, ic, mc, pc, kc)
 				for jr := 0; jr < nc; jr += nr {
 					cols := min(nr, nc-jr)
 					bpan := &bp[jr*kc]
@@ -233,7 +233,8 @@ func roundUp(x, to int) int { return (x + to - 1) / to * to }
 // packA packs rows [i0,i0+mc) and columns [p0,p0+kc) of op(A) into dst as
 // micro-panels of mr rows: panel q holds, for each p, the mr values
 // op(A)[i0+q*mr+ii][p0+p] at dst[q*mr*kc + p*mr + ii], zero past row i0+mc.
-func packA(dst, a []float32, lda int, tA bool, i0, mc, p0, kc, mr int) {
+func packA(kern *kernel, dst, a []float32, lda int, tA bool, i0, mc, p0, kc int) {
+	mr := kern.mr
 	for ir := 0; ir < mc; ir += mr {
 		rows := min(mr, mc-ir)
 		d := dst[ir*kc : ir*kc+mr*kc]
@@ -241,20 +242,10 @@ func packA(dst, a []float32, lda int, tA bool, i0, mc, p0, kc, mr int) {
 			clear(d)
 		}
 		if tA {
-			// op(A)[i][p] = a[p*lda+i]: mr contiguous values per p
-			for p := range kc {
-				src := a[(p0+p)*lda+i0+ir:]
-				copy(d[p*mr:p*mr+rows], src[:rows])
-			}
-			continue
-		}
-		for ii := range rows {
-			src := a[(i0+ir+ii)*lda+p0:]
-			src = src[:kc]
-			dd := d[ii:]
-			for p, v := range src {
-				dd[p*mr] = v
-			}
+			// op(A)[i][p] = a[p*lda+i]
+			kern.packN(d, a[p0*lda+i0+ir:], lda, kc, rows, mr)
+		} else {
+			kern.packT(d, a[(i0+ir)*lda+p0:], lda, kc, rows, mr)
 		}
 	}
 }
@@ -262,28 +253,19 @@ func packA(dst, a []float32, lda int, tA bool, i0, mc, p0, kc, mr int) {
 // packB packs rows [p0,p0+kc) and columns [j0,j0+nc) of op(B) into dst as
 // micro-panels of nr columns: panel q holds, for each p, the nr values
 // op(B)[p0+p][j0+q*nr+jj] at dst[q*nr*kc + p*nr + jj], zero past column j0+nc.
-func packB(dst, b []float32, ldb int, tB bool, p0, kc, j0, nc, nr int) {
+func packB(kern *kernel, dst, b []float32, ldb int, tB bool, p0, kc, j0, nc int) {
+	nr := kern.nr
 	for jr := 0; jr < nc; jr += nr {
 		cols := min(nr, nc-jr)
 		d := dst[jr*kc : jr*kc+nr*kc]
 		if cols < nr {
 			clear(d)
 		}
-		if !tB {
-			// op(B)[p][j] = b[p*ldb+j]: nr contiguous values per p
-			for p := range kc {
-				src := b[(p0+p)*ldb+j0+jr:]
-				copy(d[p*nr:p*nr+cols], src[:cols])
-			}
-			continue
-		}
-		for jj := range cols {
-			src := b[(j0+jr+jj)*ldb+p0:]
-			src = src[:kc]
-			dd := d[jj:]
-			for p, v := range src {
-				dd[p*nr] = v
-			}
+		if tB {
+			// op(B)[p][j] = b[j*ldb+p]
+			kern.packT(d, b[(j0+jr)*ldb+p0:], ldb, kc, cols, nr)
+		} else {
+			kern.packN(d, b[p0*ldb+j0+jr:], ldb, kc, cols, nr)
 		}
 	}
 }

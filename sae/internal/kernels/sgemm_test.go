@@ -277,3 +277,42 @@ func TestUse(t *testing.T) {
 		t.Fatal("Use(sse9) succeeded")
 	}
 }
+
+// TestPack: each kernel's packing functions agree with the portable ones
+// for every width up to the micro-panel's and leave the lanes past the
+// width untouched.
+func TestPack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, kern := range kernelsAvailable() {
+		for _, ds := range []int{kern.mr, kern.nr} {
+			for w := 1; w <= ds; w++ {
+				for _, k := range []int{1, 2, 7, 33} {
+					ld := max(w, k) + rng.IntN(5)
+					src := make([]float32, max(w, k)*ld)
+					for i := range src {
+						src[i] = rng.Float32()
+					}
+					for _, tr := range []bool{false, true} {
+						want := make([]float32, k*ds)
+						got := make([]float32, k*ds)
+						for i := range want {
+							want[i], got[i] = -1, -1
+						}
+						if tr {
+							packTGo(want, src, ld, k, w, ds)
+							kern.packT(got, src, ld, k, w, ds)
+						} else {
+							packNGo(want, src, ld, k, w, ds)
+							kern.packN(got, src, ld, k, w, ds)
+						}
+						for i := range want {
+							if got[i] != want[i] {
+								t.Fatalf("%s transposed=%v w=%d k=%d ds=%d ld=%d: dst[%d] = %g, want %g", kern.name, tr, w, k, ds, ld, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
