@@ -69,4 +69,3 @@ func BenchmarkSgemm(b *testing.B) {
 		}
 	}
 }
-
