@@ -19,6 +19,7 @@ const BLASBackend = "kernels"
 // micro-kernel picked from the CPU's features: one of avx512, avx2, go (the
 // portable Go kernel) or gonum (gonum's native Sgemm). It is read once, when
 // the package is initialised; an unknown or unsupported name panics then.
+// The default is the fastest kernel the CPU supports.
 const KernelEnv = "DSAE_KERNEL"
 
 // The kernels run every product on up to GOMAXPROCS goroutines themselves,

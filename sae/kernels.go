@@ -167,3 +167,28 @@ func sigmoidBiasGo(dst, x, b []float32) {
 		dst[i] = sigmoidf(x[i] + b[i])
 	}
 }
+
+// residualGo computes one row's reconstruction residual in place: with
+// v = out[f] (sig: out holds the sigmoid outputs) or v = out[f] + b[f]
+// (linear output) and diff = v - x[f], it returns recon = Σ diff² and
+// xx = Σ x[f]² in float64 and sets out[f] = diff·v(1−v) (sig) or diff.
+// x (and b when !sig) must be at least as long as out.
+func residualGo(out, x, b []float32, sig bool) (recon, xx float64) {
+	x = x[:len(out)]
+	if !sig {
+		b = b[:len(out)]
+	}
+	for f, v := range out {
+		if !sig {
+			v += b[f]
+		}
+		diff := v - x[f]
+		recon += float64(diff) * float64(diff)
+		xx += float64(x[f]) * float64(x[f])
+		if sig {
+			diff *= v * (1 - v)
+		}
+		out[f] = diff
+	}
+	return recon, xx
+}

@@ -330,9 +330,7 @@ func (s *Step) columnSums(mat []float32, rows, n int, dst []float64) {
 	parallelFor(workersFor(s.workers, n, rows), n, func(lo, hi int) {
 		acc := dst[lo:hi]
 		for i := 0; i < rows; i++ {
-			for j, v := range mat[i*n+lo : i*n+hi] {
-				acc[j] += float64(v)
-			}
+			addF64(acc, mat[i*n+lo:i*n+hi])
 		}
 	})
 }
@@ -386,6 +384,12 @@ func (s *Step) decode(sums []float64) {
 			var recon, xx float64
 			if sigOut {
 				sigmoidBias(out, out, b2)
+			}
+			if !aux {
+				recon, xx := residual(out, xi, b2, sigOut)
+				s.rowRecon[i] = recon / 2
+				s.rowXX[i] = xx
+				continue
 			}
 			for f, v := range out {
 				if !sigOut {

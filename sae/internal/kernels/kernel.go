@@ -93,14 +93,15 @@ func defaultKernel() *kernel {
 	return nil
 }
 
-// Names lists the kernels Use accepts on this CPU, best first; "gonum" is
-// gonum's native Sgemm.
+// Names lists the kernels Use accepts on this CPU, fastest first (the first
+// is the default): the assembly kernels, "gonum" (gonum's native Sgemm) and
+// "go" (the portable reference kernel).
 func Names() []string {
 	var s []string
-	for _, k := range kernelsAvailable() {
+	for _, k := range asmKernels() {
 		s = append(s, k.name)
 	}
-	return append(s, "gonum")
+	return append(s, "gonum", goKernel.name)
 }
 
 // Use selects the kernel Sgemm runs by name (one of Names()); "" selects the
