@@ -18,6 +18,10 @@ type kernel struct {
 	mr, nr     int
 	mc, kc, nc int
 	fn         microKernel
+	// half, if set, is fn on the first nr/2 columns of a B micro-panel
+	// (the tile is mr×nr/2), for the last panel of a block when it is at
+	// most half full.
+	half microKernel
 	// packT and packN pack one micro-panel (see packFunc).
 	packT, packN packFunc
 }

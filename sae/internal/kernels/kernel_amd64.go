@@ -11,6 +11,9 @@ func microAVX2(k int, a, b, c *float32, ldc int, alpha, beta float32)
 func microAVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
+func microAVX512N16(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
 func packT512(dst, src *float32, idx *int32, k, ds int, m1, m2 uint32)
 
 //go:noescape
@@ -62,7 +65,7 @@ func packNAVX512(dst, src []float32, ld, k, w, ds int) {
 func asmKernels() []kernel {
 	var ks []kernel
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ {
-		ks = append(ks, kernel{name: "avx512", mr: 12, nr: 32, mc: 192, kc: 256, nc: 4096, fn: microAVX512, packT: packTAVX512, packN: packNAVX512})
+		ks = append(ks, kernel{name: "avx512", mr: 12, nr: 32, mc: 96, kc: 256, nc: 4096, fn: microAVX512, half: microAVX512N16, packT: packTAVX512, packN: packNAVX512})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, kernel{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096, fn: microAVX2, packT: packTGo, packN: packNGo})

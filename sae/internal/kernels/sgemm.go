@@ -179,24 +179,28 @@ func block(kern *kernel, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []
 	mr, nr := kern.mr, kern.nr
 	buf := bufPool.Get().(*buffers)
 	defer bufPool.Put(buf)
-	kcMax := min(kern.kc, k)
+	// Equal slices of k and row blocks, so that no slice is much thinner
+	// than the others (k = 784 runs as 4×196, not 3×256 + 16).
+	kcb := ceilDiv(k, ceilDiv(k, kern.kc))
+	mcb := roundUp(ceilDiv(m1-m0, ceilDiv(m1-m0, kern.mc)), mr)
+	kcMax := kcb
 	ncMax := min(kern.nc, roundUp(n1-n0, nr))
-	mcMax := min(kern.mc, roundUp(m1-m0, mr))
+	mcMax := min(mcb, roundUp(m1-m0, mr))
 	buf.b = grow(buf.b, kcMax*ncMax)
 	buf.a = grow(buf.a, kcMax*mcMax)
 	buf.tile = grow(buf.tile, mr*nr)
 	bp, ap, tile := buf.b, buf.a, buf.tile
 	for jc := n0; jc < n1; jc += kern.nc {
 		nc := min(kern.nc, n1-jc)
-		for pc := 0; pc < k; pc += kern.kc {
-			kc := min(kern.kc, k-pc)
+		for pc := 0; pc < k; pc += kcb {
+			kc := min(kcb, k-pc)
 			packB(kern, bp, b, ldb, tB, pc, kc, jc, nc)
 			be := beta
 			if pc > 0 {
 				be = 1
 			}
-			for ic := m0; ic < m1; ic += kern.mc {
-				mc := min(kern.mc, m1-ic)
+			for ic := m0; ic < m1; ic += mcb {
+				mc := min(mcb, m1-ic)
 				packA(kern, ap, a, lda, tA, ic, mc, pc, kc)
 				for jr := 0; jr < nc; jr += nr {
 					cols := min(nr, nc-jr)
@@ -205,11 +209,15 @@ func block(kern *kernel, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []
 						rows := min(mr, mc-ir)
 						apan := &ap[ir*kc]
 						ci := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kern.fn(kc, apan, bpan, &c[ci], ldc, alpha, be)
+						fn, width := kern.fn, nr
+						if kern.half != nil && cols <= nr/2 {
+							fn, width = kern.half, nr/2
+						}
+						if rows == mr && cols == width {
+							fn(kc, apan, bpan, &c[ci], ldc, alpha, be)
 							continue
 						}
-						kern.fn(kc, apan, bpan, &tile[0], nr, alpha, 0)
+						fn(kc, apan, bpan, &tile[0], nr, alpha, 0)
 						for i := range rows {
 							row := c[ci+i*ldc : ci+i*ldc+cols]
 							t := tile[i*nr : i*nr+cols]
@@ -229,6 +237,8 @@ func block(kern *kernel, tA, tB bool, m0, m1, n0, n1, k int, alpha float32, a []
 }
 
 func roundUp(x, to int) int { return (x + to - 1) / to * to }
+
+func ceilDiv(x, y int) int { return (x + y - 1) / y }
 
 // packA packs rows [i0,i0+mc) and columns [p0,p0+kc) of op(A) into dst as
 // micro-panels of mr rows: panel q holds, for each p, the mr values
