@@ -36,7 +36,6 @@ func pairRates(b *testing.B, work float64, unit, nameA, nameB string, fa, fb fun
 	b.ReportMetric(med(ratio), nameA+"/"+nameB)
 }
 
-
 // BenchmarkVsOpenBLAS compares the kernels with OpenBLAS in one process,
 // alternating call by call: GEMM GFLOP/s on the step's products and
 // samples/s of the training step (as BenchmarkStep).
