@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Compares the matrix kernels of the default build (sae/internal/kernels)
 # with the OpenBLAS build and PyTorch CPU (2 threads), and prints, from one
-# invocation: GEMM GFLOP/s for the step's products (kernels vs OpenBLAS),
-# the micro-kernels' single-core GFLOP/s, and samples/s of the training step
-# (kernels vs OpenBLAS vs PyTorch, plus gonum's pure Go), medians of rounds.
+# invocation: GEMM GFLOP/s for the step's products and samples/s of the
+# training step, kernels vs OpenBLAS (sae.BenchmarkVsOpenBLAS: both in one
+# process, alternating call by call, the ratio robust to the machine's
+# load), the micro-kernels' single-core GFLOP/s, and samples/s of the step
+# of the default build vs PyTorch (and gonum's pure Go), medians of rounds.
 # Each round runs every case on every side back to back, so that both sides
 # of a ratio see about the same machine load.
 #
@@ -29,10 +31,8 @@ go test -c -o "$out/micro.test" ./sae/internal/kernels/
 CASES="kl/d=784,h=196,B=256 kl/d=512,h=4096,B=1024 topk/k=32/d=784,h=196,B=256 topk/k=32/d=512,h=4096,B=1024"
 for r in $(seq "$COUNT"); do
 	echo "# round $r/$COUNT, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	for side in kernels openblas; do
-		(cd sae && "$out/$side.test" -test.run '^$' -test.bench '^BenchmarkGemm$' \
-			-test.benchtime 0.3s) >>"$out/gemm-$side.txt"
-	done
+	(cd sae && "$out/openblas.test" -test.run '^$' -test.bench '^BenchmarkVsOpenBLAS$' \
+		-test.benchtime 20x) >>"$out/vs.txt"
 	"$out/micro.test" -test.run '^$' -test.bench '^BenchmarkMicro$' -test.cpu 1 \
 		-test.benchtime 0.3s >>"$out/micro.txt"
 	for c in $CASES; do
@@ -63,14 +63,23 @@ def rates(name, unit):
 def fmt(v):
     return " ".join(f"{x:.0f}" for x in v)
 
-gk, go_ = rates("gemm-kernels.txt", "GFLOP/s"), rates("gemm-openblas.txt", "GFLOP/s")
-print("| GEMM (GFLOP/s, median; all rounds) | kernels | OpenBLAS | kernels / OpenBLAS (per round) |")
-print("|---|---:|---:|---:|")
-for k in gk:
-    per = [a / b for a, b in zip(gk[k], go_[k])]
-    print(f"| {k.removeprefix('Gemm/')} | {med(gk[k]):.0f} ({fmt(gk[k])}) | {med(go_[k]):.0f} ({fmt(go_[k])}) "
-          f"| {med(per):.2f}x ({' '.join(f'{x:.2f}' for x in per)}) |")
-print()
+vs = {}
+for line in open(os.path.join(out, "vs.txt")):
+    m = re.match(r"BenchmarkVsOpenBLAS/(\S+?)(-\d+)?\s+\d+\s+\S+ ns/op(.*)", line)
+    if m:
+        f = dict((u, float(v)) for v, u in re.findall(r"([\d.]+) (\S+)", m.group(3)))
+        vs.setdefault(m.group(1), []).append(f)
+for kind, unit in (("gemm/", "GFLOP/s"), ("step/", "samples/s")):
+    print(f"| {kind[:-1]}, in one process ({unit}, median of rounds) | kernels | OpenBLAS | kernels / OpenBLAS: median of rounds (each a median of 20 pairs) |")
+    print("|---|---:|---:|---:|")
+    for k, fs in vs.items():
+        if not k.startswith(kind):
+            continue
+        kr = [f["kernels-" + unit] for f in fs]
+        orr = [f["openblas-" + unit] for f in fs]
+        ra = [f["kernels/openblas"] for f in fs]
+        print(f"| {k.removeprefix(kind)} | {med(kr):.0f} | {med(orr):.0f} | **{med(ra):.2f}x** ({' '.join(f'{x:.2f}' for x in ra)}) |")
+    print()
 mk = rates("micro.txt", "GFLOP/s")
 print("| micro-kernel, 1 core, panels in L1 (GFLOP/s, median; all) |")
 print("|---|")
@@ -82,7 +91,7 @@ torch = {}
 for line in open(os.path.join(out, "torch.txt")):
     _, name, rate, _ = line.rstrip("\n").split("\t")
     torch.setdefault(name, []).append(float(rate))
-print("| step (samples/s, median of rounds) | kernels | OpenBLAS | PyTorch | gonum | kernels / OpenBLAS (per round) | kernels / torch (per round) |")
+print("| step, separate processes (samples/s, median of rounds) | kernels | OpenBLAS | PyTorch | gonum | kernels / OpenBLAS (per round) | kernels / torch (per round) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for name, t in torch.items():
     k, o, g = sk["Step/" + name], so["Step/" + name], sg["Step/" + name]
