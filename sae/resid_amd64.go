@@ -46,3 +46,29 @@ func addF64(acc []float64, v []float32) {
 		acc[j] += float64(x)
 	}
 }
+
+//go:noescape
+func sigGradKLAVX2(g, a, extra []float32)
+
+//go:noescape
+func colSumsFiredAVX2(sa []float64, sf []uint32, row []float32, tb uint32)
+
+// sigGradKL is sigGradKLGo with AVX2 on the multiple-of-8 prefix.
+func sigGradKL(g, a, extra []float32) {
+	n := 0
+	if haveSigmoidAVX2 {
+		n = len(g) &^ 7
+		sigGradKLAVX2(g[:n], a[:n], extra[:n])
+	}
+	sigGradKLGo(g[n:], a[n:len(g)], extra[n:len(g)])
+}
+
+// colSumsFired is colSumsFiredGo with AVX2 on the multiple-of-8 prefix.
+func colSumsFired(sa []float64, sf []uint32, row []float32, tb uint32) {
+	n := 0
+	if haveSigmoidAVX2 {
+		n = len(row) &^ 7
+		colSumsFiredAVX2(sa[:n], sf[:n], row[:n], tb)
+	}
+	colSumsFiredGo(sa[n:len(row)], sf[n:len(row)], row[n:], tb)
+}

@@ -128,3 +128,78 @@ addloop:
 adddone:
 	VZEROUPPER
 	RET
+
+// func sigGradKLAVX2(g, a, extra []float32)
+// g[j] = (g[j] + extra[j]) * (a[j]*(1-a[j])) for j < len(g)&^7 (a and extra
+// at least as long as g): the KL term added to δa, times sigmoid's derivative.
+TEXT ·sigGradKLAVX2(SB), NOSPLIT, $0-72
+	MOVQ g_base+0(FP), DI
+	MOVQ g_len+8(FP), CX
+	MOVQ a_base+24(FP), SI
+	MOVQ extra_base+48(FP), BX
+	MOVL $0x3f800000, AX
+	VMOVD AX, X15
+	VBROADCASTSS X15, Y15
+	SHRQ $3, CX
+	JZ   sgdone
+
+sgloop:
+	VMOVUPS (SI), Y1
+	VSUBPS Y1, Y15, Y2
+	VMULPS Y2, Y1, Y2
+	VMOVUPS (DI), Y0
+	VADDPS (BX), Y0, Y0
+	VMULPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, BX
+	DECQ CX
+	JNZ  sgloop
+
+sgdone:
+	VZEROUPPER
+	RET
+
+// func colSumsFiredAVX2(sa []float64, sf []uint32, row []float32, tb uint32)
+// For j < len(row)&^7 (sa and sf at least as long as row):
+// sa[j] += float64(row[j]) and sf[j] += 1 if the bits of row[j], unsigned,
+// exceed tb.
+TEXT ·colSumsFiredAVX2(SB), NOSPLIT, $0-76
+	MOVQ sa_base+0(FP), DI
+	MOVQ sf_base+24(FP), BX
+	MOVQ row_base+48(FP), SI
+	MOVQ row_len+56(FP), CX
+	MOVL tb+72(FP), AX
+	XORL $0x80000000, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x80000000, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	SHRQ $3, CX
+	JZ   csdone
+
+csloop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PD X0, Y1
+	VEXTRACTF128 $1, Y0, X2
+	VCVTPS2PD X2, Y2
+	VADDPD (DI), Y1, Y1
+	VADDPD 32(DI), Y2, Y2
+	VMOVUPD Y1, (DI)
+	VMOVUPD Y2, 32(DI)
+	VPXOR Y14, Y0, Y3
+	VPCMPGTD Y15, Y3, Y3
+	VMOVDQU (BX), Y4
+	VPSUBD Y3, Y4, Y4
+	VMOVDQU Y4, (BX)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	ADDQ $32, BX
+	DECQ CX
+	JNZ  csloop
+
+csdone:
+	VZEROUPPER
+	RET

@@ -43,3 +43,48 @@ func TestResidual(t *testing.T) {
 		}
 	}
 }
+
+// TestSigGradKLAndColSumsFired: the vector forms agree exactly with the
+// scalar loops, including activations at, just above and below the
+// threshold, zeros and -0.
+func TestSigGradKLAndColSumsFired(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const thresh = float32(0.25)
+	tb := math.Float32bits(thresh)
+	for n := 0; n <= 41; n++ {
+		g, a, e := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range n {
+			g[i], a[i], e[i] = rng.Float32()-0.5, rng.Float32(), rng.Float32()-0.5
+			switch i % 5 {
+			case 0:
+				a[i] = thresh
+			case 1:
+				a[i] = math.Nextafter32(thresh, 1)
+			case 2:
+				a[i] = float32(math.Copysign(0, -1))
+			case 3:
+				a[i] = 0
+			}
+		}
+		want := append([]float32(nil), g...)
+		sigGradKLGo(want, a, e)
+		got := append([]float32(nil), g...)
+		sigGradKL(got, a, e)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("sigGradKL n=%d: g[%d] = %g, want %g", n, i, got[i], want[i])
+			}
+		}
+		sa, sf := make([]float64, n+1), make([]uint32, n+1)
+		wa, wf := make([]float64, n+1), make([]uint32, n+1)
+		for range 3 {
+			colSumsFired(sa, sf, a, tb)
+			colSumsFiredGo(wa, wf, a, tb)
+		}
+		for i := range sa {
+			if sa[i] != wa[i] || sf[i] != wf[i] {
+				t.Fatalf("colSumsFired n=%d: [%d] = %g, %d, want %g, %d", n, i, sa[i], sf[i], wa[i], wf[i])
+			}
+		}
+	}
+}

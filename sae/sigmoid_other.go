@@ -33,3 +33,11 @@ func addF64(acc []float64, v []float32) {
 		acc[j] += float64(x)
 	}
 }
+
+// sigGradKL: see sigGradKLGo.
+func sigGradKL(g, a, extra []float32) { sigGradKLGo(g, a, extra) }
+
+// colSumsFired: see colSumsFiredGo.
+func colSumsFired(sa []float64, sf []uint32, row []float32, tb uint32) {
+	colSumsFiredGo(sa, sf, row, tb)
+}
