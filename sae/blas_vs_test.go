@@ -4,6 +4,7 @@ package sae
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -39,7 +40,14 @@ func pairRates(b *testing.B, work float64, unit, nameA, nameB string, fa, fb fun
 // BenchmarkVsOpenBLAS compares the kernels with OpenBLAS in one process,
 // alternating call by call: GEMM GFLOP/s on the step's products and
 // samples/s of the training step (as BenchmarkStep).
+//
+// DSAE_KERNEL (KernelEnv of the default build) selects the kernel here too,
+// e.g. avx2 against OPENBLAS_CORETYPE=Haswell.
 func BenchmarkVsOpenBLAS(b *testing.B) {
+	if err := kernels.Use(os.Getenv("DSAE_KERNEL")); err != nil {
+		b.Fatal(err)
+	}
+	defer kernels.Use("")
 	orig := blas32.Implementation()
 	kern := func() { blas32.Use(kernels.Implementation{}); gemmSplit = false }
 	oblas := func() { blas32.Use(orig); gemmSplit = true }
