@@ -148,31 +148,34 @@ func testKernels() []kernel {
 // a set of odd sizes) in all four transposes, with strides wider than the
 // rows, against a float64 reference.
 func TestSgemmOddSizes(t *testing.T) {
-	others := []int{1, 5, 17, 67}
-	if testing.Short() {
-		others = []int{3, 67}
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, kern := range testKernels() {
-		n := 0
-		for _, tA := range []bool{false, true} {
-			for _, tB := range []bool{false, true} {
-				for dim := range 3 {
-					for v := 1; v <= 67; v++ {
-						for _, x := range others {
-							for _, y := range others {
-								s := [3]int{x, y, x}
-								s[dim] = v
-								s[(dim+1)%3] = y
-								sc := scalings[n%len(scalings)]
-								n++
-								newCase(rng, tA, tB, s[0], s[1], s[2], sc.alpha, sc.beta).run(t, &kern, 1)
+	for i, kern := range testKernels() {
+		t.Run(fmt.Sprintf("%s/mc=%d,kc=%d,nc=%d", kern.name, kern.mc, kern.kc, kern.nc), func(t *testing.T) {
+			t.Parallel()
+			others := []int{1, 5, 17, 67}
+			if testing.Short() || kern.name == goKernel.name {
+				// the portable kernel is the slow reference: fewer shapes
+				others = []int{3, 67}
+			}
+			rng := rand.New(rand.NewPCG(1, uint64(i)))
+			n := 0
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					for dim := range 3 {
+						for v := 1; v <= 67; v++ {
+							for _, x := range others {
+								for _, y := range others {
+									var s [3]int // m, n, k
+									s[dim], s[(dim+1)%3], s[(dim+2)%3] = v, x, y
+									sc := scalings[n%len(scalings)]
+									n++
+									newCase(rng, tA, tB, s[0], s[1], s[2], sc.alpha, sc.beta).run(t, &kern, 1)
+								}
 							}
 						}
 					}
 				}
 			}
-		}
+		})
 	}
 }
 
