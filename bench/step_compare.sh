@@ -18,7 +18,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-go test -c -o "$out/gonum.test" ./sae/
+go test -c -tags gonumblas -o "$out/gonum.test" ./sae/
 go test -c -tags openblas -o "$out/openblas.test" ./sae/
 CASES="kl/d=784,h=196,B=256 kl/d=512,h=4096,B=1024 topk/k=32/d=784,h=196,B=256 topk/k=32/d=512,h=4096,B=1024"
 # Each round runs every case in Go (OpenBLAS) and PyTorch back to back, so

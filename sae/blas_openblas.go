@@ -17,3 +17,6 @@ func init() {
 
 // BLASBackend names the BLAS implementation behind blas32 in this build.
 const BLASBackend = "openblas"
+
+// Backend names the implementation that runs the matrix products.
+func Backend() string { return "openblas" }

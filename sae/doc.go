@@ -65,13 +65,20 @@
 //
 // # Speed
 //
-// Matrix products go through gonum's blas32: pure Go by default, OpenBLAS
-// with the openblas build tag (cgo, needs libopenblas-dev; no environment
-// variable). With OpenBLAS each call runs single-threaded and the package
-// splits every product by output rows across GOMAXPROCS goroutines, so no
-// BLAS thread busy-waits while the elementwise work between products runs.
+// Matrix products go through gonum's blas32. The default backend is the
+// packed, cache-blocked SGEMM of sae/internal/kernels, pure Go and Go
+// assembly (no cgo): an AVX-512 or AVX2+FMA micro-kernel picked at run time
+// (Backend names it; the environment variable DSAE_KERNEL overrides it),
+// gonum's native Sgemm on CPUs without AVX2. It runs each product on up to
+// GOMAXPROCS goroutines, the one knob for processes sharing a machine. The
+// gonumblas build tag selects gonum's pure Go; the openblas tag OpenBLAS
+// (cgo, needs libopenblas-dev; no environment variable). With OpenBLAS each
+// call runs single-threaded and the package splits every product by output
+// rows across GOMAXPROCS goroutines, so no BLAS thread busy-waits while the
+// elementwise work between products runs.
 // Elementwise work is split across goroutines too, with AVX2/FMA kernels
-// for sigmoid, axpy and dot on amd64 (the build tag purego disables them).
+// for sigmoid, axpy, dot and the reconstruction residual on amd64 (the
+// build tag purego disables them and the GEMM kernels).
 // The TopK decoder, its backward pass and the encoder's weight gradient
 // touch only the k active latents of each row, so they cost O(m·k·d) instead
 // of O(m·h·d). A Step holds all scratch buffers; a step allocates only a few

@@ -167,3 +167,48 @@ func sigmoidBiasGo(dst, x, b []float32) {
 		dst[i] = sigmoidf(x[i] + b[i])
 	}
 }
+
+// residualGo computes one row's reconstruction residual in place: with
+// v = out[f] (sig: out holds the sigmoid outputs) or v = out[f] + b[f]
+// (linear output) and diff = v - x[f], it returns recon = Σ diff² and
+// xx = Σ x[f]² in float64 and sets out[f] = diff·v(1−v) (sig) or diff.
+// x (and b when !sig) must be at least as long as out.
+func residualGo(out, x, b []float32, sig bool) (recon, xx float64) {
+	x = x[:len(out)]
+	if !sig {
+		b = b[:len(out)]
+	}
+	for f, v := range out {
+		if !sig {
+			v += b[f]
+		}
+		diff := v - x[f]
+		recon += float64(diff) * float64(diff)
+		xx += float64(x[f]) * float64(x[f])
+		if sig {
+			diff *= v * (1 - v)
+		}
+		out[f] = diff
+	}
+	return recon, xx
+}
+
+// sigGradKLGo sets g[j] = (g[j] + extra[j]) · a[j](1 − a[j]) for j < len(g):
+// δ2 of a sigmoid encoder with the KL term; a and extra at least as long.
+func sigGradKLGo(g, a, extra []float32) {
+	a, extra = a[:len(g)], extra[:len(g)]
+	for j, v := range a {
+		g[j] = (g[j] + extra[j]) * (v * (1 - v))
+	}
+}
+
+// colSumsFiredGo adds row[j] to sa[j] and, when the bits of row[j] exceed
+// tb as unsigned integers (for row[j] >= 0: row[j] > the float with bits
+// tb), one to sf[j], for j < len(row); sa and sf at least as long.
+func colSumsFiredGo(sa []float64, sf []uint32, row []float32, tb uint32) {
+	sa, sf = sa[:len(row)], sf[:len(row)]
+	for j, v := range row {
+		sa[j] += float64(v)
+		sf[j] += (tb - math.Float32bits(v)) >> 31
+	}
+}

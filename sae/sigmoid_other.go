@@ -20,3 +20,24 @@ func axpyUnit(alpha float32, x, y []float32) {
 func dotUnit(x, y []float32) float32 {
 	return level1.Sdot(len(x), x, 1, y, 1)
 }
+
+// residual: see residualGo.
+func residual(out, x, b []float32, sig bool) (recon, xx float64) {
+	return residualGo(out, x, b, sig)
+}
+
+// addF64 sets acc[j] += float64(v[j]) for j < len(v) (len(acc) >= len(v)).
+func addF64(acc []float64, v []float32) {
+	acc = acc[:len(v)]
+	for j, x := range v {
+		acc[j] += float64(x)
+	}
+}
+
+// sigGradKL: see sigGradKLGo.
+func sigGradKL(g, a, extra []float32) { sigGradKLGo(g, a, extra) }
+
+// colSumsFired: see colSumsFiredGo.
+func colSumsFired(sa []float64, sf []uint32, row []float32, tb uint32) {
+	colSumsFiredGo(sa, sf, row, tb)
+}

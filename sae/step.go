@@ -310,13 +310,7 @@ func (s *Step) denseColumnSums(thresh float32) {
 		sa, sf := s.colA[lo:hi], s.fired[lo:hi]
 		clear(sf)
 		for i := 0; i < rows; i++ {
-			row := a[i*h+lo : i*h+hi]
-			sa := sa[:len(row)]
-			sf := sf[:len(row)]
-			for j, v := range row {
-				sa[j] += float64(v)
-				sf[j] += (tb - math.Float32bits(v)) >> 31
-			}
+			colSumsFired(sa, sf, a[i*h+lo:i*h+hi], tb)
 		}
 		for j, n := range sf {
 			s.colFired[lo+j] = float64(n)
@@ -330,9 +324,7 @@ func (s *Step) columnSums(mat []float32, rows, n int, dst []float64) {
 	parallelFor(workersFor(s.workers, n, rows), n, func(lo, hi int) {
 		acc := dst[lo:hi]
 		for i := 0; i < rows; i++ {
-			for j, v := range mat[i*n+lo : i*n+hi] {
-				acc[j] += float64(v)
-			}
+			addF64(acc, mat[i*n+lo:i*n+hi])
 		}
 	})
 }
@@ -386,6 +378,12 @@ func (s *Step) decode(sums []float64) {
 			var recon, xx float64
 			if sigOut {
 				sigmoidBias(out, out, b2)
+			}
+			if !aux {
+				recon, xx := residual(out, xi, b2, sigOut)
+				s.rowRecon[i] = recon / 2
+				s.rowXX[i] = xx
+				continue
 			}
 			for f, v := range out {
 				if !sigOut {
@@ -479,6 +477,10 @@ func (s *Step) backwardDense(grad []float32) {
 		for i := lo; i < hi; i++ {
 			gr := g[i*h : (i+1)*h]
 			ar := a[i*h : (i+1)*h]
+			if sig && c.Sparsity == SparsityKL {
+				sigGradKL(gr, ar, extra)
+				continue
+			}
 			switch {
 			case c.Sparsity == SparsityKL:
 				for j := range gr {

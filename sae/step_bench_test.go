@@ -82,3 +82,38 @@ func BenchmarkTopKDecoder(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGemm reports GFLOP/s of the package's gemm (on this build's
+// backend, see Backend) for the products of the step at the benchmark sizes:
+// the encoder x·Encᵀ (NT), the decoder a·Dec (NN) and the decoder gradient
+// aᵀ·d3 (TN).
+func BenchmarkGemm(b *testing.B) {
+	for _, sz := range benchSizes {
+		for _, s := range []struct {
+			name    string
+			tA, tB  bool
+			m, n, k int
+		}{
+			{"enc/NT", false, true, sz.b, sz.h, sz.d},
+			{"dec/NN", false, false, sz.b, sz.d, sz.h},
+			{"gdec/TN", true, false, sz.h, sz.d, sz.b},
+		} {
+			ar, ac := s.m, s.k
+			if s.tA {
+				ar, ac = s.k, s.m
+			}
+			br, bc := s.k, s.n
+			if s.tB {
+				br, bc = s.n, s.k
+			}
+			x, y := benchData(ar, ac), benchData(br, bc)
+			c := make([]float32, s.m*s.n)
+			b.Run(fmt.Sprintf("%s/m=%d,n=%d,k=%d", s.name, s.m, s.n, s.k), func(b *testing.B) {
+				for b.Loop() {
+					gemm(s.tA, s.tB, 1, x, ar, ac, y, br, bc, 0, c, s.m, s.n)
+				}
+				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
