@@ -100,9 +100,9 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	}
 	opt := spec.OptimizerConfig()
 	spe := (data.rows + int64(spec.Batch) - 1) / int64(spec.Batch)
-	fmt.Fprintf(stderr, "training %s: d=%d hidden=%d %s/%s sparsity=%s on %s (%d rows), batch %d, %d steps (%.2f epochs), %s lr=%g\n",
+	fmt.Fprintf(stderr, "training %s: d=%d hidden=%d %s/%s sparsity=%s on %s (%d rows), batch %d, %d steps (%.2f epochs), %s lr=%g, blas %s\n",
 		archName(model.Cfg), model.Cfg.D, model.Cfg.H, model.Cfg.Activation, model.Cfg.Output, model.Cfg.Sparsity,
-		spec.Data, data.rows, spec.Batch, spec.Steps, float64(spec.Steps)/float64(spe), opt.Kind, opt.LR)
+		spec.Data, data.rows, spec.Batch, spec.Steps, float64(spec.Steps)/float64(spe), opt.Kind, opt.LR, sae.Backend())
 
 	last := time.Now()
 	run := worker.LocalRun{
