@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -247,11 +249,18 @@ func runDemo(ctx context.Context, f demoFlags, w io.Writer) error {
 		return err
 	}
 	d.s3Addr = addrs[0]
+	set := map[string]string{
+		"AWS_ACCESS_KEY_ID": s3Key, "AWS_SECRET_ACCESS_KEY": s3Secret, "AWS_REGION": "us-east-1",
+		"DSAE_S3_ENDPOINT": d.s3Addr, "DSAE_S3_BUCKET": "dsae",
+	}
+	// All workers share this machine: give each its share of the cores
+	// (GOMAXPROCS, the one knob of the matrix kernels' threads) so that
+	// they do not oversubscribe it, unless the user chose GOMAXPROCS.
+	if os.Getenv("GOMAXPROCS") == "" {
+		set["GOMAXPROCS"] = strconv.Itoa(workerProcs(runtime.NumCPU(), f.workers))
+	}
 	d.procs = &procGroup{exe: exe, logDir: filepath.Join(dir, "logs"), listing: filepath.Join(dir, "processes.json"),
-		env: childEnv(os.Environ(), map[string]string{
-			"AWS_ACCESS_KEY_ID": s3Key, "AWS_SECRET_ACCESS_KEY": s3Secret, "AWS_REGION": "us-east-1",
-			"DSAE_S3_ENDPOINT": d.s3Addr, "DSAE_S3_BUCKET": "dsae",
-		})}
+		env: childEnv(os.Environ(), set)}
 	defer func() {
 		fmt.Fprintln(w, "stopping the cluster")
 		d.procs.Stop(demoStopGrace)
@@ -483,4 +492,10 @@ func (d *demo) waitWorkers(ctx context.Context, n int) error {
 		}
 		return alive >= n, nil
 	})
+}
+
+// workerProcs is the GOMAXPROCS of each of workers processes sharing cpus
+// cores: an equal share, at least 1.
+func workerProcs(cpus, workers int) int {
+	return max(1, cpus/max(1, workers))
 }
