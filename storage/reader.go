@@ -25,6 +25,10 @@ type ReaderOptions struct {
 	Cache int
 	// Concurrency is the number of ranged GETs in flight at once (8).
 	Concurrency int
+	// SkipLabels makes the Reader fetch no labels (training reads rows
+	// only): half the GETs of a labelled dataset. Asking such a Reader for
+	// labels panics, as for a dataset without labels.
+	SkipLabels bool
 }
 
 func (o ReaderOptions) withDefaults() ReaderOptions {
@@ -277,7 +281,7 @@ func (r *Reader) Load(ctx context.Context) (*Dataset, error) {
 		return nil, fmt.Errorf("dataset %s: %d rows do not fit in memory", r.m.Name, r.m.Rows)
 	}
 	ds := &Dataset{Name: r.m.Name, Rows: int(r.m.Rows), D: r.d, X: make([]float32, r.m.Rows*int64(r.d))}
-	if r.m.HasLabels {
+	if r.labelled() {
 		ds.Labels = make([]int32, r.m.Rows)
 	}
 	if err := r.ReadRows(ctx, 0, r.m.Rows, ds.X, ds.Labels); err != nil {
@@ -337,10 +341,13 @@ func (r *Reader) checkBuffers(op string, n int64, dst []float32, labels []int32)
 	if int64(len(dst)) < n*int64(r.d) {
 		panic(fmt.Sprintf("storage: %s: dst holds %d values, want %d", op, len(dst), n*int64(r.d)))
 	}
-	if labels != nil && (!r.m.HasLabels || int64(len(labels)) < n) {
+	if labels != nil && (!r.labelled() || int64(len(labels)) < n) {
 		panic(fmt.Sprintf("storage: %s: labels requested but the dataset has none or the slice is short", op))
 	}
 }
+
+// labelled reports whether the Reader fetches labels.
+func (r *Reader) labelled() bool { return r.m.HasLabels && !r.opt.SkipLabels }
 
 // storageChunk returns the chunk holding global row g (0 <= g < Rows), with
 // Pos = Global: its place in storage order.
@@ -452,7 +459,7 @@ func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
 		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 	}
 	var labels []int32
-	if r.m.HasLabels {
+	if r.labelled() {
 		raw, err := r.fetchChecked(c, ci, sh.LabelsKey, sh.LabelsDataOffset+c.Start*4, int64(c.Rows)*4, sh.LabelsChunkCRC32C[ci], &r.labelBytes)
 		if err != nil {
 			return nil, nil, err

@@ -360,3 +360,43 @@ func TestReadStepDropsPrefetchOnNewShare(t *testing.T) {
 		}
 	}
 }
+
+// A Reader with SkipLabels reads the same rows of a labelled dataset
+// without fetching a byte of its labels.
+func TestReaderSkipLabels(t *testing.T) {
+	store := newMemStore()
+	dir := t.TempDir()
+	x := testMatrix(13, 200, 3)
+	var lx []byte
+	for i := range 200 {
+		lx = le.AppendUint32(lx, uint32(i%7))
+	}
+	xp := writeNPYf32(t, dir, "x.npy", x, 200, 3)
+	lp := writeTemp(t, "l.npy", npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (200,), }", lx))
+	m, err := Ingest(context.Background(), store, "lab", []string{xp}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir, Labels: []string{lp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := NewReader(store, m, ReaderOptions{SkipLabels: true})
+	defer rd.Close()
+	o := NewEpochOrder(m.Layout(), 2, 0)
+	buf := make([]float32, 64*3)
+	n, err := rd.ReadStep(context.Background(), o, 64, 1, 0, 1, buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range o.Rows(64, int64(n), nil) {
+		if buf[3*i] != x[3*id] {
+			t.Fatalf("position %d (row %d): %v, want %v", i, id, buf[3*i], x[3*id])
+		}
+	}
+	if st := rd.Stats(); st.LabelBytesFetched != 0 || st.BytesFetched == 0 {
+		t.Fatalf("stats %+v: want row bytes and no label bytes", st)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("asking a SkipLabels reader for labels did not panic")
+		}
+	}()
+	rd.ReadPositions(context.Background(), o, 0, 1, buf, make([]int32, 1))
+}

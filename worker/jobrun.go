@@ -88,7 +88,7 @@ func (a *Agent) jobState(ctx context.Context, j *pb.Job) (*jobState, error) {
 		return js, nil
 	}
 	spec := j.Spec
-	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetData(), storage.ReaderOptions{})
+	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetData(), storage.ReaderOptions{SkipLabels: true})
 	if err != nil {
 		return nil, fmt.Errorf("job %s: dataset %q: %w", j.Id, spec.GetData(), err)
 	}

@@ -253,12 +253,6 @@ func runDemo(ctx context.Context, f demoFlags, w io.Writer) error {
 		"AWS_ACCESS_KEY_ID": s3Key, "AWS_SECRET_ACCESS_KEY": s3Secret, "AWS_REGION": "us-east-1",
 		"DSAE_S3_ENDPOINT": d.s3Addr, "DSAE_S3_BUCKET": "dsae",
 	}
-	// All workers share this machine: give each its share of the cores
-	// (GOMAXPROCS, the one knob of the matrix kernels' threads) so that
-	// they do not oversubscribe it, unless the user chose GOMAXPROCS.
-	if os.Getenv("GOMAXPROCS") == "" {
-		set["GOMAXPROCS"] = strconv.Itoa(workerProcs(runtime.NumCPU(), f.workers))
-	}
 	d.procs = &procGroup{exe: exe, logDir: filepath.Join(dir, "logs"), listing: filepath.Join(dir, "processes.json"),
 		env: childEnv(os.Environ(), set)}
 	defer func() {
@@ -465,7 +459,14 @@ func (d *demo) startWorker() (string, error) {
 	d.nextWorker++
 	id := fmt.Sprintf("w%d", d.nextWorker)
 	d.mu.Unlock()
-	c, err := d.procs.Start(id, tierWorker, "worker", "--id", id, "--coordinators", strings.Join(d.coordAddrs, ","),
+	// All workers share this machine: give each its share of the cores
+	// (GOMAXPROCS, the one knob of the matrix kernels' threads) so that
+	// they do not oversubscribe it, unless the user chose GOMAXPROCS.
+	var env []string
+	if os.Getenv("GOMAXPROCS") == "" {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(workerProcs(runtime.NumCPU(), d.f.workers)))
+	}
+	c, err := d.procs.StartEnv(env, id, tierWorker, "worker", "--id", id, "--coordinators", strings.Join(d.coordAddrs, ","),
 		"--grpc-addr", addrs[0], "--gossip-addr", addrs[1], "--data-dir", filepath.Join(d.dir, "workers", id),
 		"--secret-file", d.secret)
 	if err != nil {

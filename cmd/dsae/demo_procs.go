@@ -103,13 +103,19 @@ type procRecord struct {
 // Start runs exe with args as child name in tier, a server expected to run
 // until stopped. It fails once Stop has been called.
 func (g *procGroup) Start(name string, tier int, args ...string) (*child, error) {
-	return g.start(name, tier, false, args)
+	return g.start(name, tier, false, nil, args)
+}
+
+// StartEnv is Start with extra environment settings (KEY=VALUE, overriding
+// the group's) for this child only.
+func (g *procGroup) StartEnv(env []string, name string, tier int, args ...string) (*child, error) {
+	return g.start(name, tier, false, env, args)
 }
 
 // Run runs exe with args as child name, a task, to its end, and returns its
 // failure if it did not exit 0. Stop ends it like the workers.
 func (g *procGroup) Run(name string, args ...string) error {
-	c, err := g.start(name, tierWorker, true, args)
+	c, err := g.start(name, tierWorker, true, nil, args)
 	if err != nil {
 		return err
 	}
@@ -120,7 +126,7 @@ func (g *procGroup) Run(name string, args ...string) error {
 	return nil
 }
 
-func (g *procGroup) start(name string, tier int, task bool, args []string) (*child, error) {
+func (g *procGroup) start(name string, tier int, task bool, env, args []string) (*child, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopped {
@@ -132,7 +138,7 @@ func (g *procGroup) start(name string, tier int, task bool, args []string) (*chi
 		return nil, err
 	}
 	cmd := exec.Command(g.exe, args...)
-	cmd.Env = g.env
+	cmd.Env = append(append([]string(nil), g.env...), env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {
