@@ -81,7 +81,7 @@ func startCluster(t *testing.T, o clusterOpts) *cluster {
 		grpcAddr := freePort(t)
 		args := []string{"coordinator", "--id", fmt.Sprintf("c%d", i), "--data-dir", filepath.Join(dir, fmt.Sprintf("c%d", i)),
 			"--raft-addr", freePort(t), "--grpc-addr", grpcAddr, "--gossip-addr", freePort(t), "--secret-file", c.secret,
-			"--raft-timeout", "500ms"}
+		}
 		if first != "" {
 			args = append(args, "--join", first)
 		} else {

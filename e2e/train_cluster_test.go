@@ -327,8 +327,8 @@ func TestClusterLeaderLoss(t *testing.T) {
 	if again.Job.Id != first.Job.Id {
 		t.Fatalf("a retried submit created %s besides %s", again.Job.Id, first.Job.Id)
 	}
-	c.waitJob(id, time.Minute, "progress after the leader's death", func(j *pb.Job) bool { return j.LastStep > before+20 })
-	t.Logf("leader %s killed at step %d; training went on (%v later at step %d)", cl.LeaderId, before, time.Since(killedAt).Round(time.Millisecond), c.job(id).LastStep)
+	after := c.waitJob(id, time.Minute, "progress after the leader's death", func(j *pb.Job) bool { return j.LastStep > before+20 })
+	t.Logf("leader %s killed at step %d; %v later the job was at step %d", cl.LeaderId, before, time.Since(killedAt).Round(time.Millisecond), after.LastStep)
 	c.waitJob(id, 5*time.Minute, "completion", completed)
 	checkApplied(t, c.traces(id), steps, nil)
 	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
