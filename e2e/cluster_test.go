@@ -176,18 +176,7 @@ func (c *cluster) kill(p *proc) time.Time {
 // dsae runs the CLI with the cluster's environment.
 func (c *cluster) dsae(args ...string) result {
 	c.t.Helper()
-	cmd := exec.Command(dsaeBin, args...)
-	cmd.Env, cmd.Dir = c.env, c.dir
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
+	return runEnv(c.t, c.dir, c.env, args...)
 }
 
 func (c *cluster) mustDsae(args ...string) result {

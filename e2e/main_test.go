@@ -42,8 +42,14 @@ type result struct {
 // run runs dsae with args in dir and returns its exit code and output.
 func run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return runEnv(t, dir, nil, args...)
+}
+
+// runEnv is run with the environment env (nil: the test's own).
+func runEnv(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(dsaeBin, args...)
-	cmd.Dir = dir
+	cmd.Dir, cmd.Env = dir, env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
