@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
+	"github.com/dsae/dsae/storage"
 )
 
 // mnistJobFlags is the demo's KL job (784→196, ρ = 0.1) on mnist-train.
@@ -380,4 +382,54 @@ func TestClusterAllWorkersLostResumesFromCheckpoint(t *testing.T) {
 		}
 	}
 	t.Logf("resumed from checkpoint %s at step %d; final parameters bitwise equal to an uninterrupted run", ck.Key, ck.Step)
+}
+
+// A shard whose bytes no longer match their checksums stops the job with a
+// reason naming the shard, instead of hanging or crashing a worker; the
+// workers stay up and take the next job.
+func TestClusterCorruptShardFailsJob(t *testing.T) {
+	c := startCluster(t, clusterOpts{coordinators: 1, workers: 2})
+	c.indexDataset("bad", 4096, 8)
+	cfg := storage.DefaultClientConfig()
+	cfg.Endpoint, cfg.Bucket, cfg.AccessKey, cfg.SecretKey = c.s3, "dsae", "e2e-access", "e2e-secret-key"
+	st, err := storage.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := storage.DatasetPrefix + "bad/shard-00001.npy"
+	info, err := st.Stat(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := st.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(b) - 4096; i < len(b); i++ { // flip bits in the last rows, keep the size
+		b[i] ^= 0x5a
+	}
+	if err := st.Put(ctx, key, bytes.NewReader(b), info.Size); err != nil {
+		t.Fatal(err)
+	}
+	id := c.submit("--data", "bad", "--hidden", "4", "--sparsity", "kl", "--rho", "0.1", "--batch", "64", "--epochs", "1")
+	c.waitFor(2*time.Minute, "the job to fail", func() bool {
+		j := c.job(id)
+		return j != nil && j.State == pb.JobState_JOB_STATE_FAILED
+	})
+	j := c.job(id)
+	if !strings.Contains(j.Reason, "shard") || !strings.Contains(j.Reason, "corrupt") {
+		t.Fatalf("job failed with reason %q; want it to name the corrupt shard", j.Reason)
+	}
+	t.Logf("job failed: %s", j.Reason)
+	// The workers survived and train the next job.
+	c.indexDataset("good", 2048, 8)
+	ok := c.submit("--data", "good", "--hidden", "4", "--sparsity", "kl", "--rho", "0.1", "--batch", "64", "--steps", "20")
+	c.waitJob(ok, 2*time.Minute, "the next job to complete", completed)
 }

@@ -341,7 +341,21 @@ func (a *Agent) control(ctx context.Context, updates <-chan *pb.Job) error {
 		}
 		js, err := a.jobState(ctx, j)
 		if err != nil {
-			a.fail(ctx, j, err)
+			// The job cannot run here (dataset unreadable, spec refused):
+			// answer the announcement so that the generation starts, then
+			// fail the job with the reason, rather than leaving the
+			// coordinators waiting for a report that never comes.
+			switch {
+			case g.Phase == pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED && reported[j.Id] != g.Id:
+				if rerr := retry(ctx, a.log, "report ready", func(ctx context.Context) error {
+					_, err := a.ctl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: j.Id, Generation: g.Id, WorkerId: a.cfg.ID, RequestId: newRequestID()})
+					return stopOnPrecondition(err)
+				}); rerr == nil {
+					reported[j.Id] = g.Id
+				}
+			case g.Phase == pb.GenerationPhase_GENERATION_PHASE_STARTED:
+				a.fail(ctx, j, err)
+			}
 			continue
 		}
 		switch g.Phase {

@@ -206,7 +206,7 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 			if ctx.Err() != nil {
 				return nil // a new generation: nothing of the step was applied
 			}
-			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrReplicaMismatch) {
+			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrReplicaMismatch) || errors.Is(err, ErrData) {
 				a.fail(ctx, j, err)
 				return err
 			}

@@ -24,6 +24,11 @@ var (
 	ErrDiverged = errors.New("training diverged")
 	// ErrOptions: the Trainer was configured with inconsistent options.
 	ErrOptions = errors.New("invalid training options")
+	// ErrData: this member's rows of a step could not be read (for example
+	// a chunk that fails its checksum, storage.ErrCorrupt, or a store that
+	// stays unreachable past the client's retries). Nothing of that step was
+	// applied; the error names the dataset, shard and chunk.
+	ErrData = errors.New("training data unreadable")
 	// ErrReplicaMismatch: the members of a group entered a step with
 	// different parameters (their checksums, summed in the step's last
 	// reduction, disagree). Nothing of that step was applied. It means a
@@ -233,7 +238,10 @@ func (t *Trainer) Step(ctx context.Context) (StepResult, error) {
 	t0 := time.Now()
 	n, err := t.opt.Source.ReadStep(ctx, t.order, t.opt.Batch, s%t.spe, t.red.Rank(), t.red.Size(), t.x)
 	if err != nil {
-		return StepResult{}, fmt.Errorf("step %d: read batch: %w", s+1, err)
+		if ctx.Err() != nil {
+			return StepResult{}, fmt.Errorf("step %d: read batch: %w", s+1, ctx.Err())
+		}
+		return StepResult{}, fmt.Errorf("%w at step %d: %w", ErrData, s+1, err)
 	}
 	m := t.opt.Model
 	x := t.x[:n*m.Cfg.D]
