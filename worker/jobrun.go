@@ -154,9 +154,9 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 			return nil
 		}
 		if errors.Is(err, errTransfer) && g.Donor != "" {
-			a.reportPeer(ctx, j.Id, g.Id, g.Donor, err.Error())
+			a.repeat(ctx, func() { a.reportPeer(ctx, j.Id, g.Id, g.Donor, err.Error()) })
 		} else {
-			a.fail(ctx, j, err)
+			a.repeat(ctx, func() { a.fail(ctx, j, err) })
 		}
 		return err
 	}
@@ -171,7 +171,7 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 		rc.DialOptions = a.dial
 		ring, err := allreduce.NewRing(a.ring, rc)
 		if err != nil {
-			a.fail(ctx, j, err)
+			a.repeat(ctx, func() { a.fail(ctx, j, err) })
 			return err
 		}
 		defer ring.Close()
@@ -191,7 +191,7 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 	}
 	tr, err := NewTrainer(opts)
 	if err != nil {
-		a.fail(ctx, j, err)
+		a.repeat(ctx, func() { a.fail(ctx, j, err) })
 		return err
 	}
 	log.Info("generation started", "start_step", js.completed, "steps", js.steps)
@@ -207,7 +207,7 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 				return nil // a new generation: nothing of the step was applied
 			}
 			if errors.Is(err, ErrDiverged) || errors.Is(err, ErrReplicaMismatch) || errors.Is(err, ErrData) {
-				a.fail(ctx, j, err)
+				a.repeat(ctx, func() { a.fail(ctx, j, err) })
 				return err
 			}
 			peer := g.Members[(rank+1)%len(g.Members)].WorkerId
@@ -215,7 +215,7 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 			if errors.As(err, &pe) && pe.Rank >= 0 && pe.Rank < len(g.Members) {
 				peer = g.Members[pe.Rank].WorkerId
 			}
-			a.reportPeer(ctx, j.Id, g.Id, peer, err.Error())
+			a.repeat(ctx, func() { a.reportPeer(ctx, j.Id, g.Id, peer, err.Error()) })
 			return err
 		}
 		el := time.Since(t0)
@@ -242,6 +242,24 @@ func (a *Agent) runGeneration(ctx context.Context, js *jobState, j *pb.Job, rank
 	prog.flush()
 	ck.wait()
 	return a.finish(ctx, js, j)
+}
+
+// reportAgain is how long a member whose generation broke waits for the
+// next generation before it repeats its report (the first may have been
+// lost with a coordinator).
+const reportAgain = 5 * time.Second
+
+// repeat runs report now and again every reportAgain until ctx ends, which
+// it does when the next generation (or the end of the job) arrives.
+func (a *Agent) repeat(ctx context.Context, report func()) {
+	for {
+		report()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reportAgain):
+		}
+	}
 }
 
 // takeStartState makes js hold the generation's start state: its own when
