@@ -53,6 +53,7 @@ func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 	c.servers[victim].Stop()
 	closed := make(chan struct{})
 	go func() { rings[victim].Close(); close(closed) }()
+	named := 0
 	for range n - 1 {
 		err := <-errs
 		if errors.Unwrap(err) == nil {
@@ -61,6 +62,20 @@ func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 		if errors.Is(err, ErrTimeout) {
 			t.Fatalf("survivor waited for the timeout instead of seeing the broken stream: %v", err)
 		}
+		var pe *PeerError
+		if errors.As(err, &pe) {
+			if !errors.Is(err, ErrPeer) || pe.Addr != c.addrs()[pe.Rank] {
+				t.Fatalf("PeerError %+v: not ErrPeer or address not that of rank %d", pe, pe.Rank)
+			}
+			if pe.Rank == victim {
+				named++
+			}
+		}
+	}
+	// The victim's neighbours see its streams break first and name it, so
+	// that a worker can report the right peer.
+	if named == 0 {
+		t.Fatalf("no survivor's error names rank %d as the broken peer", victim)
 	}
 	// The survivors' buffers are theirs again: writing them must not
 	// race with gRPC still sending from them.
