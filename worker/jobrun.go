@@ -350,8 +350,8 @@ func (a *Agent) fetchFromDonor(ctx context.Context, addr, job string, step int64
 	return nil, nil, fmt.Errorf("from donor %s: %w", addr, lastErr)
 }
 
-// checkpointData encodes the parts of a Snapshot that storage.Checkpoint
-// keeps as bytes.
+// trackerBytes encodes the dead-latent tracker as storage.Checkpoint keeps
+// it: little-endian uint32s (loadCheckpoint decodes them).
 func trackerBytes(t []uint32) []byte {
 	b := make([]byte, 4*len(t))
 	for i, v := range t {
