@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
@@ -322,10 +325,18 @@ func TestClusterLeaderLoss(t *testing.T) {
 	}
 	killedAt := c.kill(leader)
 	before := c.job(id).GetLastStep()
-	again, err := c.ctl.SubmitJob(ctx, req) // the client retries after the leader is gone
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The client retries, with the same request id, while the coordinators
+	// elect a new leader (gRPC's own retries give up after about 1.5 s).
+	var again *pb.SubmitJobResponse
+	c.waitFor(30*time.Second, "the retried submit to be answered", func() bool {
+		actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer acancel()
+		again, err = c.ctl.SubmitJob(actx, req)
+		if err != nil && status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	if again.Job.Id != first.Job.Id {
 		t.Fatalf("a retried submit created %s besides %s", again.Job.Id, first.Job.Id)
 	}

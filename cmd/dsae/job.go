@@ -173,7 +173,16 @@ spec:
 			return err
 		}
 		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
-			resp, err := cl.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: req, RequestId: newRequestID()})
+			// One request id for every attempt: the coordinators answer a
+			// retry with the job the first attempt created, so retrying
+			// through a leader election (a few seconds) is safe.
+			sub := &pb.SubmitJobRequest{Spec: req, RequestId: newRequestID()}
+			var resp *pb.SubmitJobResponse
+			err := retryUnavailable(ctx, func() error {
+				var err error
+				resp, err = cl.SubmitJob(ctx, sub)
+				return err
+			})
 			if err != nil {
 				return rpcErr(err)
 			}
@@ -220,6 +229,26 @@ func submitSpec(args []string, fs *pflag.FlagSet) (*pb.JobSpec, error) {
 // newRequestID returns a random id for one `dsae job submit` invocation:
 // its retries (to another coordinator, after a timeout) carry the same id,
 // so the job is created once.
+// retryUnavailable calls f until it returns something other than
+// codes.Unavailable (no coordinator or no leader reachable) or ctx ends,
+// with capped exponential backoff. gRPC's own retries (coordinator.Dial)
+// give up after about 1.5 s, less than a raft election can take.
+func retryUnavailable(ctx context.Context, f func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := f()
+		if status.Code(err) != codes.Unavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
 func newRequestID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
