@@ -255,7 +255,7 @@ func momentumKernel(p, g, v []float32, lr, mu float32, nesterov bool) {
 
 // adamKernel: m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²;
 // W ← W − (lr/(1−β1ᵗ))·m/(√v/√(1−β2ᵗ) + ε).
-func adamKernel(p, g, m, v []float32, c *adamCoef) {
+func adamKernelGo(p, g, m, v []float32, c *adamCoef) {
 	g = g[:len(p)]
 	m = m[:len(p)]
 	v = v[:len(p)]
