@@ -68,39 +68,22 @@ to the loopback interface lo unless GLOO_SOCKET_IFNAME is set).
 """
 
 import argparse
-import gzip
 import json
-import math
 import os
 import socket
-import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+# The model, its KL term and the MNIST reader are torch_mnist.py's (same folder).
+from torch_mnist import SparseAE, kl_sum, read_idx_images
+
 D, HIDDEN = 784, 196
 RHO, BETA, LAMBDA, LR = 0.1, 3.0, 3e-3, 3e-3
 BATCH = 256
-
-
-def read_idx_images(path):
-    """Read a gzipped IDX3 image file into a float32 array [n, rows*cols] in [0, 1]."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 16:
-        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    magic, n, rows, cols = struct.unpack(">IIII", data[:16])
-    if magic != 0x00000803:
-        raise ValueError(f"{path}: bad IDX3 magic 0x{magic:08x}, want 0x00000803")
-    want = 16 + n * rows * cols
-    if len(data) != want:
-        raise ValueError(f"{path}: {len(data)} bytes, want {want} for {n}x{rows}x{cols}")
-    pix = np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows * cols)
-    return pix.astype(np.float32) / np.float32(255.0)
 
 
 def batch_slice(epoch_len, batch, step, rank, ranks):
@@ -110,27 +93,6 @@ def batch_slice(epoch_len, batch, step, rank, ranks):
         return epoch_len, epoch_len
     b = min(batch, epoch_len - base)
     return base + b * rank // ranks, base + b * (rank + 1) // ranks
-
-
-def kl_sum(rho, rhohat):
-    """sum_j KL(rho || rhohat_j) for Bernoulli distributions."""
-    return torch.sum(rho * torch.log(rho / rhohat)
-                     + (1 - rho) * torch.log((1 - rho) / (1 - rhohat)))
-
-
-class SparseAE(torch.nn.Module):
-    def __init__(self, d, h, gen):
-        super().__init__()
-        r = math.sqrt(6.0 / (d + h + 1))
-        self.W1 = torch.nn.Parameter((torch.rand(h, d, generator=gen) * 2 - 1) * r)
-        self.b1 = torch.nn.Parameter(torch.zeros(h))
-        self.W2 = torch.nn.Parameter((torch.rand(d, h, generator=gen) * 2 - 1) * r)
-        self.b2 = torch.nn.Parameter(torch.zeros(d))
-
-    def forward(self, x):
-        a = torch.sigmoid(torch.addmm(self.b1, x, self.W1.t()))
-        xhat = torch.sigmoid(torch.addmm(self.b2, a, self.W2.t()))
-        return a, xhat
 
 
 def rank_main(rank, args, xtrain, port, results):

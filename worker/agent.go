@@ -347,10 +347,7 @@ func (a *Agent) control(ctx context.Context, updates <-chan *pb.Job) error {
 			// coordinators waiting for a report that never comes.
 			switch {
 			case g.Phase == pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED && reported[j.Id] != g.Id:
-				if rerr := retry(ctx, a.log, "report ready", func(ctx context.Context) error {
-					_, err := a.ctl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: j.Id, Generation: g.Id, WorkerId: a.cfg.ID, RequestId: newRequestID()})
-					return stopOnPrecondition(err)
-				}); rerr == nil {
+				if a.sendReady(ctx, j, g, 0, 0) == nil {
 					reported[j.Id] = g.Id
 				}
 			case g.Phase == pb.GenerationPhase_GENERATION_PHASE_STARTED:
@@ -398,9 +395,15 @@ func (a *Agent) reportReady(ctx context.Context, js *jobState, j *pb.Job, g *pb.
 	}
 	sum := snap.Checksum()
 	a.transfer.hold(&heldState{job: j.Id, snap: snap, sum: sum, history: js.historyJSON()})
+	return a.sendReady(ctx, j, g, js.completed, sum)
+}
+
+// sendReady reports (completed, sum) for generation g, retrying until it is
+// taken or refused.
+func (a *Agent) sendReady(ctx context.Context, j *pb.Job, g *pb.Generation, completed int64, sum Checksum) error {
 	return retry(ctx, a.log, "report ready", func(ctx context.Context) error {
 		_, err := a.ctl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: j.Id, Generation: g.Id, WorkerId: a.cfg.ID,
-			LastStep: js.completed, Checksum: sum, RequestId: newRequestID()})
+			LastStep: completed, Checksum: sum, RequestId: newRequestID()})
 		return stopOnPrecondition(err)
 	})
 }

@@ -266,7 +266,7 @@ func (a *Agent) repeat(ctx context.Context, report func()) {
 // it matches, else the donor's (over gRPC) or the checkpoint's.
 func (a *Agent) takeStartState(ctx context.Context, js *jobState, j *pb.Job) error {
 	g := j.Generation
-	held := a.heldChecksum(j.Id)
+	held := a.transfer.heldSum(j.Id)
 	if js.completed == g.StartStep && (g.DonorChecksum == 0 || held == g.DonorChecksum) {
 		return nil
 	}
@@ -313,15 +313,6 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-func (a *Agent) heldChecksum(job string) Checksum {
-	a.transfer.mu.Lock()
-	defer a.transfer.mu.Unlock()
-	if h := a.transfer.held[job]; h != nil {
-		return h.sum
-	}
-	return 0
 }
 
 // fetchFromDonor streams the start state from the donor, retrying briefly

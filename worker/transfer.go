@@ -51,6 +51,16 @@ func (t *transferServer) hold(s *heldState) {
 	t.mu.Unlock()
 }
 
+// heldSum is the checksum of the state held for job, or 0.
+func (t *transferServer) heldSum(job string) Checksum {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := t.held[job]; h != nil {
+		return h.sum
+	}
+	return 0
+}
+
 // drop forgets the state of job.
 func (t *transferServer) drop(job string) {
 	t.mu.Lock()
