@@ -22,7 +22,7 @@ const BLASBackend = "kernels"
 // The default is the fastest kernel the CPU supports.
 const KernelEnv = "DSAE_KERNEL"
 
-// The kernels run every product on up to GOMAXPROCS goroutines themselves,
+// The kernels run every product on up to Threads() goroutines themselves,
 // so gemm does not split products (gemmSplit stays false).
 func init() {
 	if name := os.Getenv(KernelEnv); name != "" {

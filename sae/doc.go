@@ -70,11 +70,13 @@
 // assembly (no cgo): an AVX-512 or AVX2+FMA micro-kernel picked at run time
 // (Backend names it; the environment variable DSAE_KERNEL overrides it),
 // gonum's native Sgemm on CPUs without AVX2. It runs each product on up to
-// GOMAXPROCS goroutines, the one knob for processes sharing a machine. The
+// Threads() goroutines: GOMAXPROCS unless SetThreads chose fewer, the knob
+// for processes sharing a machine (see SetThreads for why it is apart from
+// GOMAXPROCS). The
 // gonumblas build tag selects gonum's pure Go; the openblas tag OpenBLAS
 // (cgo, needs libopenblas-dev; no environment variable). With OpenBLAS each
 // call runs single-threaded and the package splits every product by output
-// rows across GOMAXPROCS goroutines, so no BLAS thread busy-waits while the
+// rows across Threads() goroutines, so no BLAS thread busy-waits while the
 // elementwise work between products runs.
 // Elementwise work is split across goroutines too, with AVX2/FMA kernels
 // for sigmoid, axpy, dot and the reconstruction residual on amd64 (the

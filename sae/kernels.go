@@ -2,9 +2,9 @@ package sae
 
 import (
 	"math"
-	"runtime"
 	"sync"
 
+	"github.com/dsae/dsae/sae/internal/kernels"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	gonumblas "gonum.org/v1/gonum/blas/gonum"
@@ -148,10 +148,27 @@ func parallelFor(w, n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
+// SetThreads sets the most goroutines the package runs one operation on (a
+// matrix product, an elementwise pass, an optimizer sweep), for the whole
+// process; n ≤ 0 restores the default, runtime.GOMAXPROCS(0). A Step reads
+// it when it is created (NewStep), products and optimizer sweeps each time
+// they run. Results do not depend on it beyond what Step documents.
+//
+// Processes sharing a machine set it to their share of the cores. Keeping
+// GOMAXPROCS above it leaves the Go scheduler room to run the goroutines
+// that move data (network reads, all-reduce) while a product is in flight:
+// the assembly kernels cannot be preempted by the scheduler, so with
+// GOMAXPROCS equal to the threads a goroutine woken by the network waits
+// for the product to end.
+func SetThreads(n int) { kernels.SetThreads(n) }
+
+// Threads returns the goroutine budget of one operation (see SetThreads).
+func Threads() int { return kernels.Threads() }
+
 // defaultWorkers is the number of goroutines a Step uses for elementwise and
 // sparse work.
 func defaultWorkers() int {
-	w := runtime.GOMAXPROCS(0)
+	w := Threads()
 	if w > 16 {
 		w = 16
 	}

@@ -3,7 +3,6 @@ package sae
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -29,7 +28,7 @@ func (k optKind) String() string {
 // optimChunk is the number of parameters in one unit of parallel work. It is
 // fixed, not derived from the worker count, so the per-chunk partial sums of
 // the gradient norm, and hence the whole update, are the same bitwise for any
-// GOMAXPROCS.
+// thread budget (SetThreads) or GOMAXPROCS.
 const optimChunk = 1 << 14
 
 // pass selects what a parallel sweep over the chunks does.
@@ -67,7 +66,7 @@ type optimizer struct {
 	next    atomic.Int64
 	wg      sync.WaitGroup
 	work    func() // o.worker, bound once so spawning does not allocate
-	// workers caps the goroutines of a sweep; 0 means GOMAXPROCS. Tests set
+	// workers caps the goroutines of a sweep; 0 means Threads(). Tests set
 	// it to show the result does not depend on it.
 	workers int
 }
@@ -144,12 +143,12 @@ func (o *optimizer) norm() float64 {
 	return math.Sqrt(s)
 }
 
-// sweep runs pass p over all chunks on up to min(GOMAXPROCS, workers,
+// sweep runs pass p over all chunks on up to min(Threads(), workers,
 // chunks) goroutines, the caller's included, and returns when all are done.
 func (o *optimizer) sweep(p pass) {
 	o.pass = p
 	o.next.Store(0)
-	w := runtime.GOMAXPROCS(0)
+	w := Threads()
 	if o.workers > 0 {
 		w = min(w, o.workers)
 	}

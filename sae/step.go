@@ -30,7 +30,7 @@ const rhoClamp = 1e-6
 // safe for concurrent use; use one Step per goroutine. A Step reads the
 // model's Params at each call, so in-place optimizer updates between steps
 // are seen. Internally a Step splits elementwise and sparse work across up
-// to GOMAXPROCS goroutines; results do not depend on that number except for
+// to Threads() goroutines (see SetThreads); results do not depend on that number except for
 // float32 rounding inside the BLAS library.
 type Step struct {
 	m       *Model

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // ReaderOptions tune a Reader. Zero fields take the defaults shown.
@@ -439,7 +440,8 @@ func (r *Reader) evictLocked() {
 }
 
 // fetch downloads and checks chunk c (and its labels), retrying once on a
-// checksum mismatch.
+// checksum mismatch. The bytes land in the slices returned: on a
+// little-endian host (the stored byte order) nothing is converted or copied.
 func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
 	select {
 	case r.sem <- struct{}{}:
@@ -450,56 +452,74 @@ func (r *Reader) fetch(c ChunkRef) ([]float32, []int32, error) {
 	sh := r.m.Shards[c.Shard]
 	ci := c.Start / int64(r.m.ChunkRows)
 	rowBytes := int64(r.d) * 4
-	raw, err := r.fetchChecked(c, ci, sh.Key, sh.DataOffset+c.Start*rowBytes, int64(c.Rows)*rowBytes, sh.ChunkCRC32C[ci], &r.bytes)
-	if err != nil {
-		return nil, nil, err
-	}
 	x := make([]float32, c.Rows*r.d)
-	for i := range x {
-		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	if err := r.fetchChecked(c, ci, sh.Key, sh.DataOffset+c.Start*rowBytes, words(x), sh.ChunkCRC32C[ci], &r.bytes); err != nil {
+		return nil, nil, err
 	}
 	var labels []int32
 	if r.labelled() {
-		raw, err := r.fetchChecked(c, ci, sh.LabelsKey, sh.LabelsDataOffset+c.Start*4, int64(c.Rows)*4, sh.LabelsChunkCRC32C[ci], &r.labelBytes)
-		if err != nil {
-			return nil, nil, err
-		}
 		labels = make([]int32, c.Rows)
-		for i := range labels {
-			labels[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+		if err := r.fetchChecked(c, ci, sh.LabelsKey, sh.LabelsDataOffset+c.Start*4, words(labels), sh.LabelsChunkCRC32C[ci], &r.labelBytes); err != nil {
+			return nil, nil, err
 		}
 	}
 	r.fetched.Add(1)
 	return x, labels, nil
 }
 
-// fetchChecked reads n bytes of key at off, counting them in *count, and
-// checks their CRC32C.
-func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off, n int64, want uint32, count *atomic.Int64) ([]byte, error) {
-	buf := make([]byte, n)
+// words is the memory of v as bytes, and fromLittleEndian puts the
+// little-endian words read into it in host order: a no-op on little-endian
+// hosts.
+func words[T float32 | int32](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
+// fetchChecked fills buf with the len(buf) bytes of key at off, counting
+// them in *count, checks their CRC32C and leaves them in host byte order.
+func (r *Reader) fetchChecked(c ChunkRef, ci int64, key string, off int64, buf []byte, want uint32, count *atomic.Int64) error {
+	n := int64(len(buf))
 	var got uint32
 	for attempt := 0; attempt < 2; attempt++ {
 		rc, err := r.store.GetRange(r.ctx, key, off, n)
 		if err != nil {
-			return nil, fmt.Errorf("dataset %s: shard %d chunk %d: %w", r.m.Name, c.Shard, ci, err)
+			return fmt.Errorf("dataset %s: shard %d chunk %d: %w", r.m.Name, c.Shard, ci, err)
 		}
 		m, err := io.ReadFull(rc, buf)
 		rc.Close()
 		count.Add(int64(m))
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d: object ends after %d of %d bytes",
+				return fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d: object ends after %d of %d bytes",
 					ErrCorrupt, r.m.Name, c.Shard, key, ci, m, n)
 			}
-			return nil, fmt.Errorf("dataset %s: shard %d (%s) chunk %d: %w", r.m.Name, c.Shard, key, ci, err)
+			return fmt.Errorf("dataset %s: shard %d (%s) chunk %d: %w", r.m.Name, c.Shard, key, ci, err)
 		}
 		if got = crc32.Checksum(buf, castagnoli); got == want {
-			return buf, nil
+			fromLittleEndian(buf)
+			return nil
 		}
 	}
-	return nil, fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d (rows %d-%d): CRC32C %08x, manifest says %08x",
+	return fmt.Errorf("%w: dataset %s: shard %d (%s) chunk %d (rows %d-%d): CRC32C %08x, manifest says %08x",
 		ErrCorrupt, r.m.Name, c.Shard, key, ci, c.Start, c.Start+int64(c.Rows)-1, got, want)
 }
+
+// fromLittleEndian rewrites the 4-byte little-endian words of b in host
+// order, in place.
+func fromLittleEndian(b []byte) {
+	if hostLittleEndian {
+		return
+	}
+	for i := 0; i+4 <= len(b); i += 4 {
+		binary.NativeEndian.PutUint32(b[i:], binary.LittleEndian.Uint32(b[i:]))
+	}
+}
+
+// hostLittleEndian reports whether this machine stores words as the
+// dataset shards do.
+var hostLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // LoadDataset reads the whole of dataset name into memory (see Reader.Load):
 // for evaluation sets and datasets small enough to train on in memory.

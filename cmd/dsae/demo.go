@@ -459,16 +459,13 @@ func (d *demo) startWorker() (string, error) {
 	d.nextWorker++
 	id := fmt.Sprintf("w%d", d.nextWorker)
 	d.mu.Unlock()
-	// All workers share this machine: give each its share of the cores
-	// (GOMAXPROCS, the one knob of the matrix kernels' threads) so that
-	// they do not oversubscribe it, unless the user chose GOMAXPROCS.
-	var env []string
-	if os.Getenv("GOMAXPROCS") == "" {
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(workerProcs(runtime.NumCPU(), d.f.workers)))
-	}
-	c, err := d.procs.StartEnv(env, id, tierWorker, "worker", "--id", id, "--coordinators", strings.Join(d.coordAddrs, ","),
+	// All workers share this machine: each runs its matrix kernels on its
+	// share of the cores (--threads) so that they do not oversubscribe it,
+	// and keeps GOMAXPROCS as it is, so that its network reads and ring
+	// calls run beside a product instead of waiting for it to end.
+	c, err := d.procs.StartEnv(nil, id, tierWorker, "worker", "--id", id, "--coordinators", strings.Join(d.coordAddrs, ","),
 		"--grpc-addr", addrs[0], "--gossip-addr", addrs[1], "--data-dir", filepath.Join(d.dir, "workers", id),
-		"--secret-file", d.secret)
+		"--secret-file", d.secret, "--threads", strconv.Itoa(workerThreads(runtime.NumCPU(), d.f.workers)))
 	if err != nil {
 		return "", err
 	}
@@ -495,8 +492,8 @@ func (d *demo) waitWorkers(ctx context.Context, n int) error {
 	})
 }
 
-// workerProcs is the GOMAXPROCS of each of workers processes sharing cpus
-// cores: an equal share, at least 1.
-func workerProcs(cpus, workers int) int {
+// workerThreads is the kernel threads (--threads) of each of workers
+// processes sharing cpus cores: an equal share, at least 1.
+func workerThreads(cpus, workers int) int {
 	return max(1, cpus/max(1, workers))
 }

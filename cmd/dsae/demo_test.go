@@ -275,10 +275,10 @@ func TestTrainResultSummary(t *testing.T) {
 }
 
 // Workers sharing the machine split its cores and never get fewer than one.
-func TestWorkerProcs(t *testing.T) {
+func TestWorkerThreads(t *testing.T) {
 	for _, c := range []struct{ cpus, workers, want int }{{2, 1, 2}, {2, 2, 1}, {2, 3, 1}, {8, 3, 2}, {16, 4, 4}, {1, 0, 1}} {
-		if got := workerProcs(c.cpus, c.workers); got != c.want {
-			t.Errorf("workerProcs(%d cpus, %d workers) = %d, want %d", c.cpus, c.workers, got, c.want)
+		if got := workerThreads(c.cpus, c.workers); got != c.want {
+			t.Errorf("workerThreads(%d cpus, %d workers) = %d, want %d", c.cpus, c.workers, got, c.want)
 		}
 	}
 }

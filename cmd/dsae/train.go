@@ -32,6 +32,7 @@ type trainFlags struct {
 	out      string
 	progress time.Duration
 	s3       *s3ClientFlags
+	threads  *threadsFlag
 }
 
 func newTrainCmd() *cobra.Command {
@@ -65,6 +66,7 @@ The model, its configuration and its metrics are written to --out:
 	fl.StringVar(&f.out, "out", "out", "directory to write the model into")
 	fl.DurationVar(&f.progress, "progress", 2*time.Second, "interval between progress lines (0 = none)")
 	f.s3 = addS3ClientFlags(fl)
+	f.threads = addThreadsFlag(fl)
 	return cmd
 }
 
@@ -72,6 +74,9 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	spec := &f.spec
+	if err := f.threads.apply(); err != nil {
+		return err
+	}
 	if f.init == "" {
 		// Before any data is read; `dsae job submit` gives the same message.
 		if err := spec.Validate(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -55,8 +56,12 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 	def := coordinator.DefaultGossipTimings()
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
+	threads := addThreadsFlag(f)
 	f.StringVar(&tracePath, "trace-rows", "", "debug: append one JSON line per step read and applied (feature 0 of each row) to this file")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := threads.apply(); err != nil {
+			return err
+		}
 		a, err := sec.config()
 		if err != nil {
 			return err
@@ -87,7 +92,7 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "dsae worker %s: grpc %s, gossip %s\n", cfg.ID, ag.GRPCAddr(), cfg.GossipAddr)
+		fmt.Fprintf(cmd.OutOrStdout(), "dsae worker %s: grpc %s, gossip %s, %d kernel threads (GOMAXPROCS %d), blas %s\n", cfg.ID, ag.GRPCAddr(), cfg.GossipAddr, sae.Threads(), runtime.GOMAXPROCS(0), sae.Backend())
 		return ag.Run(cmd.Context())
 	}
 	return cmd

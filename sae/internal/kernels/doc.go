@@ -10,7 +10,9 @@
 // Implementation plugs into gonum's blas32 seam (blas32.Use): it is gonum's
 // native implementation with Sgemm replaced.
 //
-// Threads: one product runs on up to runtime.GOMAXPROCS(0) goroutines (small
-// products on one). GOMAXPROCS is the one knob: processes sharing a machine
-// set it (or GOMAXPROCS in the environment) to their share of the cores.
+// Threads: one product runs on up to Threads() goroutines (small products on
+// one): runtime.GOMAXPROCS(0) unless SetThreads chose another budget.
+// Processes sharing a machine set it to their share of the cores; keeping
+// GOMAXPROCS above it leaves room for the goroutines that move data (network
+// reads, all-reduce) to run while a product is in flight.
 package kernels

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"runtime"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -29,7 +28,7 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 	if m == 0 || n == 0 {
 		return
 	}
-	sgemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, runtime.GOMAXPROCS(0))
+	sgemm(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads())
 }
 
 func checkTrans(t blas.Transpose) bool {
