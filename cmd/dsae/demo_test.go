@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -255,8 +256,10 @@ func TestTrainResultSummary(t *testing.T) {
 		t.Errorf("history %+v, want the reports of steps 10 and 30", r.history)
 	}
 	mt := r.meanTimes()
-	if mt == nil || mt.Step < 0.0149 || mt.Step > 0.0151 || mt.Compute < 0.0089 || mt.Compute > 0.0091 || mt.CommFraction < 0.266 || mt.CommFraction > 0.267 {
-		t.Errorf("mean times %+v, want step 15 ms, compute 9 ms, communication 4/15", mt)
+	// Means over steps: the report of step 10 covers 10 steps, that of step
+	// 30 the 20 after it.
+	if mt == nil || math.Abs(mt.Step-0.500/30) > 1e-9 || math.Abs(mt.Compute-0.320/30) > 1e-9 || math.Abs(mt.CommFraction-0.24) > 1e-9 {
+		t.Errorf("mean times %+v, want step 500/30 ms, compute 320/30 ms, communication 120/500", mt)
 	}
 	d := &demo{f: demoFlags{workers: 2, coordinators: 1}, procs: &procGroup{logDir: "/x/logs"}}
 	s := d.summarize(r, time.Minute)

@@ -42,10 +42,11 @@ type trainResult struct {
 	job     *pb.Job // the last state seen
 	gens    []genSeen
 	history []worker.HistoryPoint // the progress reports seen
-	// timeSum is the sum of the step-time breakdowns of the timeN progress
-	// reports seen, each the mean over its reporting window.
+	// timeSum is the sum of the step-time breakdowns of the progress
+	// reports seen, each the mean over its reporting window weighted by
+	// the steps of that window; timeN is the sum of the weights.
 	timeSum stepTimes
-	timeN   int
+	timeN   float64
 	lastSPS float64 // the last samples/s reported
 	// first and last observation of a completed step, for the wall-clock
 	// throughput
@@ -56,13 +57,13 @@ type trainResult struct {
 	replaceTimer        *time.Timer
 }
 
-// meanTimes is the mean step-time breakdown over the reports seen, nil
+// meanTimes is the mean step-time breakdown over the steps reported, nil
 // when there was none.
 func (r *trainResult) meanTimes() *stepTimes {
 	if r.timeN == 0 {
 		return nil
 	}
-	n, s := float64(r.timeN), r.timeSum
+	n, s := r.timeN, r.timeSum
 	t := stepTimes{Data: s.Data / n, StatsReduce: s.StatsReduce / n, Compute: s.Compute / n, GradReduce: s.GradReduce / n,
 		Update: s.Update / n, Step: s.Step / n, CommFraction: (s.StatsReduce + s.GradReduce) / s.Step}
 	return &t
@@ -82,6 +83,8 @@ func (r *trainResult) observe(j *pb.Job, now time.Time) {
 	if m.GetStep() <= r.reportStep {
 		return // no report yet, or one already seen
 	}
+	// A report's times are means over the steps since the previous one.
+	weight := float64(m.GetStep() - r.reportStep)
 	r.reportStep = m.GetStep()
 	if loss, ok := v["loss"]; ok {
 		r.history = append(r.history, worker.HistoryPoint{Step: m.GetStep(), Epoch: int64(v["epoch"]), Loss: loss,
@@ -89,13 +92,13 @@ func (r *trainResult) observe(j *pb.Job, now time.Time) {
 	}
 	if t, ok := stepTimesOf(m); ok {
 		ts := &r.timeSum
-		ts.Data += t.Data
-		ts.StatsReduce += t.StatsReduce
-		ts.Compute += t.Compute
-		ts.GradReduce += t.GradReduce
-		ts.Update += t.Update
-		ts.Step += t.Step
-		r.timeN++
+		ts.Data += weight * t.Data
+		ts.StatsReduce += weight * t.StatsReduce
+		ts.Compute += weight * t.Compute
+		ts.GradReduce += weight * t.GradReduce
+		ts.Update += weight * t.Update
+		ts.Step += weight * t.Step
+		r.timeN += weight
 	}
 	if s := v["samples_per_sec"]; s > 0 {
 		r.lastSPS = s
