@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,6 +111,14 @@ func TestDemo(t *testing.T) {
 	for _, name := range []string{"s3", "ingest", "c1", "w1", "w2", "w3"} {
 		if _, ok := procs[name]; !ok {
 			t.Errorf("processes.json has no %s: %v", name, procs)
+		}
+	}
+	// Each of the 3 workers runs its kernels on its share of the cores and
+	// keeps GOMAXPROCS for its other goroutines.
+	wantThreads := fmt.Sprintf(": %d kernel threads (GOMAXPROCS %d)", max(1, runtime.NumCPU()/3), runtime.NumCPU())
+	for _, w := range []string{"w1", "w2", "w3"} {
+		if b, err := os.ReadFile(filepath.Join(out, "logs", w+".log")); err != nil || !strings.Contains(string(b), wantThreads) {
+			t.Errorf("%s's log does not say %q (%v):\n%.500s", w, wantThreads, err, b)
 		}
 	}
 	s := readDemoSummary(t, out)
