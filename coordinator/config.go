@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	"github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -38,7 +40,7 @@ type Config struct {
 
 	Auth   auth.Config
 	Raft   RaftTimings
-	Gossip GossipTimings
+	Gossip client.GossipTimings
 
 	// Datasets, when set, lets SubmitJob refuse jobs whose data or test
 	// dataset is not in the store, and fill the spec's model d and steps
@@ -57,6 +59,10 @@ type Config struct {
 	// process that serves its own /metrics).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+
+	// wrapRaftStream, when set, wraps the raft stream layer; the tests'
+	// harness installs its partitioning wrapper through it.
+	wrapRaftStream func(raft.StreamLayer) raft.StreamLayer
 }
 
 // DatasetChecker looks datasets up in the store. SubmitJob calls it from
@@ -100,28 +106,12 @@ func DefaultRaftTimings() RaftTimings {
 		Commit: 50 * time.Millisecond, SnapshotThreshold: 4096, SnapshotInterval: 2 * time.Minute}
 }
 
-// GossipTimings are the memberlist failure-detector timings.
-type GossipTimings struct {
-	ProbeInterval, ProbeTimeout, GossipInterval time.Duration
-	SuspicionMult                               int
-	// PushPull is the interval of full state syncs.
-	PushPull time.Duration
-}
-
-// DefaultGossipTimings declare a silent node dead within about 3-5 s on a
-// LAN: probes every 500 ms, and suspicion lasting SuspicionMult ×
-// log10(N) × ProbeInterval.
-func DefaultGossipTimings() GossipTimings {
-	return GossipTimings{ProbeInterval: 500 * time.Millisecond, ProbeTimeout: 250 * time.Millisecond,
-		GossipInterval: 100 * time.Millisecond, SuspicionMult: 3, PushPull: 15 * time.Second}
-}
-
 func (c *Config) setDefaults() {
 	if c.Raft == (RaftTimings{}) {
 		c.Raft = DefaultRaftTimings()
 	}
-	if c.Gossip == (GossipTimings{}) {
-		c.Gossip = DefaultGossipTimings()
+	if c.Gossip == (client.GossipTimings{}) {
+		c.Gossip = client.DefaultGossipTimings()
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 30 * time.Second
@@ -141,23 +131,23 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	switch {
 	case c.ID == "":
-		return fmt.Errorf("%w: id is empty", ErrBadConfig)
+		return fmt.Errorf("%w: id is empty", ErrInvalidConfig)
 	case c.DataDir == "":
-		return fmt.Errorf("%w: data dir is empty", ErrBadConfig)
+		return fmt.Errorf("%w: data dir is empty", ErrInvalidConfig)
 	case c.RaftAddr == "" || c.GRPCAddr == "" || c.GossipAddr == "":
-		return fmt.Errorf("%w: raft, grpc and gossip addresses are all required", ErrBadConfig)
+		return fmt.Errorf("%w: raft, grpc and gossip addresses are all required", ErrInvalidConfig)
 	case c.Raft.Heartbeat <= 0 || c.Raft.Election <= 0 || c.Raft.LeaderLease <= 0:
-		return fmt.Errorf("%w: raft timeouts must be positive", ErrBadConfig)
+		return fmt.Errorf("%w: raft timeouts must be positive", ErrInvalidConfig)
 	case c.Raft.LeaderLease > c.Raft.Heartbeat:
-		return fmt.Errorf("%w: raft leader lease %v exceeds heartbeat timeout %v", ErrBadConfig, c.Raft.LeaderLease, c.Raft.Heartbeat)
+		return fmt.Errorf("%w: raft leader lease %v exceeds heartbeat timeout %v", ErrInvalidConfig, c.Raft.LeaderLease, c.Raft.Heartbeat)
 	case c.Gossip.ProbeInterval <= 0 || c.Gossip.ProbeTimeout <= 0 || c.Gossip.SuspicionMult < 1:
-		return fmt.Errorf("%w: gossip timings must be positive", ErrBadConfig)
+		return fmt.Errorf("%w: gossip timings must be positive", ErrInvalidConfig)
 	case c.ReadyTimeout < 0:
-		return fmt.Errorf("%w: ready timeout %v is negative", ErrBadConfig, c.ReadyTimeout)
+		return fmt.Errorf("%w: ready timeout %v is negative", ErrInvalidConfig, c.ReadyTimeout)
 	case c.PeerProbeTimeout < 0:
-		return fmt.Errorf("%w: peer probe timeout %v is negative", ErrBadConfig, c.PeerProbeTimeout)
+		return fmt.Errorf("%w: peer probe timeout %v is negative", ErrInvalidConfig, c.PeerProbeTimeout)
 	case c.WatchStaleness < 0:
-		return fmt.Errorf("%w: watch staleness %v is negative", ErrBadConfig, c.WatchStaleness)
+		return fmt.Errorf("%w: watch staleness %v is negative", ErrInvalidConfig, c.WatchStaleness)
 	}
 	return nil
 }

@@ -27,8 +27,8 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	} {
 		c := base()
 		edit(&c)
-		if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), name) {
-			t.Errorf("%s negative: %v, want ErrBadConfig naming it", name, err)
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s negative: %v, want ErrInvalidConfig naming it", name, err)
 		}
 	}
 }

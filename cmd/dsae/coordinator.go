@@ -13,13 +13,14 @@ import (
 
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	"github.com/dsae/dsae/storage"
 	"github.com/dsae/dsae/worker/jobspec"
 )
 
 func init() {
 	subcommands = append(subcommands, newCoordinatorCmd)
-	invalidInputErrors = append(invalidInputErrors, coordinator.ErrBadConfig, coordinator.ErrInvalidSpec,
+	invalidInputErrors = append(invalidInputErrors, coordinator.ErrInvalidConfig, coordinator.ErrInvalidSpec,
 		auth.ErrBadSecret, auth.ErrBadTLS)
 }
 
@@ -89,7 +90,7 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
 	f.StringSliceVar(&join, "join", nil, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
 	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose data or test dataset is not published in the store, and fill d and steps from its manifest (default: on when an S3 endpoint is configured)")
-	def := coordinator.DefaultGossipTimings()
+	def := client.DefaultGossipTimings()
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 30*time.Second, "how long members of a new generation have to report ready before the silent ones are quarantined")
@@ -110,11 +111,11 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 			checkData = f.Lookup("s3-endpoint").Value.String() != ""
 		}
 		if checkData {
-			client, err := s3.client()
+			sc, err := s3.client()
 			if err != nil {
 				return err
 			}
-			cfg.Datasets = storeDatasets{client}
+			cfg.Datasets = storeDatasets{sc}
 		}
 		cfg.JobSpecs = jobspec.Rules{}
 		cfg.Logger = slog.Default()
