@@ -150,17 +150,7 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft snapshot store: %w", err)
 	}
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(n.cfg.ID)
-	rc.HeartbeatTimeout, rc.ElectionTimeout = n.cfg.Raft.Heartbeat, n.cfg.Raft.Election
-	rc.LeaderLeaseTimeout, rc.CommitTimeout = n.cfg.Raft.LeaderLease, n.cfg.Raft.Commit
-	if n.cfg.Raft.SnapshotThreshold > 0 {
-		rc.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
-		rc.TrailingLogs = n.cfg.Raft.SnapshotThreshold
-	}
-	if n.cfg.Raft.SnapshotInterval > 0 {
-		rc.SnapshotInterval = n.cfg.Raft.SnapshotInterval
-	}
+	rc := n.cfg.raftConfig()
 	rc.Logger = logger
 	existing, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
