@@ -68,7 +68,7 @@ type Config struct {
 
 	// wrapRaftStream, when set, wraps the raft stream layer; the tests'
 	// harness installs its partitioning wrapper through it.
-	wrapRaftStream func(raft.StreamLayer) raft.StreamLayer
+	wrapRaftStream func(*streamLayer) raft.StreamLayer
 }
 
 // DatasetChecker looks datasets up in the store. SubmitJob calls it from

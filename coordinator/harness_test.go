@@ -135,8 +135,8 @@ func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
 func (c *cluster) Start(i int) *Node {
 	c.t.Helper()
 	cfg := c.cfgs[i]
-	cfg.wrapRaftStream = func(l raft.StreamLayer) raft.StreamLayer {
-		c.parts[i] = newPartitionLayer(l)
+	cfg.wrapRaftStream = func(l *streamLayer) raft.StreamLayer {
+		c.parts[i] = &partitionLayer{streamLayer: l}
 		return c.parts[i]
 	}
 	n, err := Start(context.Background(), cfg)

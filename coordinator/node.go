@@ -132,7 +132,7 @@ func (n *Node) startRaft() error {
 	n.layer = newStreamLayer(ln, stringAddr(adv), raftKey(n.cfg.Auth.Secret))
 	var stream raft.StreamLayer = n.layer
 	if n.cfg.wrapRaftStream != nil {
-		stream = n.cfg.wrapRaftStream(stream)
+		stream = n.cfg.wrapRaftStream(n.layer)
 	}
 	logger := hclogTo(n.log, "raft")
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

@@ -17,32 +17,24 @@ var errPartitioned = errors.New("raft transport partitioned")
 // through it is closed and dials and accepts are refused. Gossip and gRPC
 // are not affected.
 type partitionLayer struct {
-	raft.StreamLayer
+	*streamLayer
 
 	mu      sync.Mutex
 	blocked bool
-	conns   map[*cutConn]struct{}
 }
 
 var _ raft.StreamLayer = (*partitionLayer)(nil)
 
-func newPartitionLayer(l raft.StreamLayer) *partitionLayer {
-	return &partitionLayer{StreamLayer: l, conns: map[*cutConn]struct{}{}}
-}
-
 // setBlocked partitions (true) or heals (false) the node's raft traffic.
+// The stream layer tracks every connection, so blocking closes them all;
+// Dial and Accept check the flag again after the layer has tracked a new
+// one, which leaves no window in which a partition misses a connection.
 func (p *partitionLayer) setBlocked(b bool) {
 	p.mu.Lock()
 	p.blocked = b
-	var open []*cutConn
-	if b {
-		for c := range p.conns {
-			open = append(open, c)
-		}
-	}
 	p.mu.Unlock()
-	for _, c := range open {
-		c.Close()
+	if b {
+		p.closeConns()
 	}
 }
 
@@ -56,13 +48,14 @@ func (p *partitionLayer) isBlocked() bool {
 // arriving while blocked are closed.
 func (p *partitionLayer) Accept() (net.Conn, error) {
 	for {
-		c, err := p.StreamLayer.Accept()
+		c, err := p.streamLayer.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if t, err := p.track(c); err == nil {
-			return t, nil
+		if !p.isBlocked() {
+			return c, nil
 		}
+		c.Close()
 	}
 }
 
@@ -70,39 +63,13 @@ func (p *partitionLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (n
 	if p.isBlocked() {
 		return nil, errPartitioned
 	}
-	c, err := p.StreamLayer.Dial(addr, timeout)
+	c, err := p.streamLayer.Dial(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
-	return p.track(c)
-}
-
-// track registers c so that setBlocked can close it, or closes it if the
-// layer is blocked: checking and registering under one lock leaves no
-// window in which a partition misses a connection.
-func (p *partitionLayer) track(c net.Conn) (net.Conn, error) {
-	t := &cutConn{Conn: c, p: p}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.blocked {
+	if p.isBlocked() {
 		c.Close()
 		return nil, errPartitioned
 	}
-	p.conns[t] = struct{}{}
-	return t, nil
-}
-
-type cutConn struct {
-	net.Conn
-	p    *partitionLayer
-	once sync.Once
-}
-
-func (c *cutConn) Close() error {
-	c.once.Do(func() {
-		c.p.mu.Lock()
-		delete(c.p.conns, c)
-		c.p.mu.Unlock()
-	})
-	return c.Conn.Close()
+	return c, nil
 }

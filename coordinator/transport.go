@@ -140,7 +140,15 @@ func (l *streamLayer) Close() error {
 	l.closed = true
 	close(l.done)
 	err := l.ln.Close()
-	var open []*trackedConn
+	l.mu.Unlock()
+	l.closeConns()
+	return err
+}
+
+// closeConns closes every connection open at the time of the call.
+func (l *streamLayer) closeConns() {
+	l.mu.Lock()
+	open := make([]*trackedConn, 0, len(l.conns))
 	for c := range l.conns {
 		open = append(open, c)
 	}
@@ -148,7 +156,6 @@ func (l *streamLayer) Close() error {
 	for _, c := range open {
 		c.Close()
 	}
-	return err
 }
 
 // track registers c so that Close can close it. A connection that finished

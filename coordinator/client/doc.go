@@ -36,7 +36,11 @@
 //	cl, _ := ctl.GetCluster(ctx, &controlpb.GetClusterRequest{})
 //	pool, _ := client.JoinPool(client.PoolConfig{Addr: "10.0.0.7:7400", Secret: secret,
 //		Meta: client.NodeMeta{Role: client.RoleWorker, ID: "w1", GRPC: "10.0.0.7:7300", Ring: "10.0.0.7:7300"}})
-//	pool.Join(gossipAddrsOf(cl.Coordinators))
+//	var gossip []string // the coordinators' gossip addresses
+//	for _, c := range cl.Coordinators {
+//		gossip = append(gossip, c.GossipAddr)
+//	}
+//	pool.Join(gossip)
 //	ctl.Register(ctx, &controlpb.RegisterRequest{WorkerId: "w1", GrpcAddr: "10.0.0.7:7300", RingAddr: "10.0.0.7:7300"})
 //
 // See ExampleJoinPool for a runnable pool of two.
