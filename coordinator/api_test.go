@@ -258,7 +258,7 @@ func TestRetriedReportsOverGRPC(t *testing.T) {
 	cl := c.Client()
 	ctx := ctxT(t)
 	id := runningJob(t, c, cl, "w1")
-	g := c.nodes[0].FSM().Job(id).Generation.Id
+	g := c.nodes[0].fsm.Job(id).Generation.Id
 	prog := &pb.ReportProgressRequest{JobId: id, Generation: g, WorkerId: "w1", RequestId: "w1-p-13", Metrics: &pb.Metrics{Step: 13}}
 	if _, err := cl.ReportProgress(ctx, prog); err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestRetriedReportsOverGRPC(t *testing.T) {
 	if _, err := cl.ReportProgress(ctx, prog); err != nil {
 		t.Fatal(err)
 	}
-	if j := c.nodes[0].FSM().Job(id); j.LastStep != 13 {
+	if j := c.nodes[0].fsm.Job(id); j.LastStep != 13 {
 		t.Fatalf("retried progress applied: last step %d", j.LastStep)
 	}
 	res := &pb.ReportResultRequest{JobId: id, Generation: g, WorkerId: "w1", RequestId: "w1-result",
@@ -291,12 +291,12 @@ func TestPeerFailureReport(t *testing.T) {
 	cl := c.Client()
 	ctx := ctxT(t)
 	id := runningJob(t, c, cl, "w1", "w2", "w3")
-	g0 := c.nodes[0].FSM().Job(id).Generation.Id
+	g0 := c.nodes[0].fsm.Job(id).Generation.Id
 	// The peer is still gossiping: the same members form a fresh ring.
 	if _, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0, WorkerId: "w1", PeerId: "w2", Detail: "stream reset"}); err != nil {
 		t.Fatal(err)
 	}
-	j := c.nodes[0].FSM().Job(id)
+	j := c.nodes[0].fsm.Job(id)
 	if g := j.Generation; g.Id != g0+1 || len(g.Members) != 3 || g.Phase != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
 		t.Fatalf("after report on a live peer: %v", g)
 	}
@@ -304,7 +304,7 @@ func TestPeerFailureReport(t *testing.T) {
 	if _, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0, WorkerId: "w3", PeerId: "w2"}); err != nil {
 		t.Fatal(err)
 	}
-	if g := c.nodes[0].FSM().Job(id).Generation; g.Id != g0+1 {
+	if g := c.nodes[0].fsm.Job(id).Generation; g.Id != g0+1 {
 		t.Fatalf("stale report made generation %d", g.Id)
 	}
 	_, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0 + 1, WorkerId: "w1", PeerId: "zz"})
@@ -314,11 +314,11 @@ func TestPeerFailureReport(t *testing.T) {
 	if _, err := cl.ReportPeerFailure(ctx, &pb.ReportPeerFailureRequest{JobId: id, Generation: g0 + 1, WorkerId: "w3", PeerId: "w2", Detail: "again"}); err != nil {
 		t.Fatal(err)
 	}
-	g := c.nodes[0].FSM().Job(id).Generation
+	g := c.nodes[0].fsm.Job(id).Generation
 	if g.Id != g0+2 || len(g.Members) != 2 || g.Members[0].WorkerId != "w1" || g.Members[1].WorkerId != "w3" {
 		t.Fatalf("after a second report: %v", g)
 	}
-	if w := c.nodes[0].FSM().Worker("w2"); w.Alive || !w.Quarantined {
+	if w := c.nodes[0].fsm.Worker("w2"); w.Alive || !w.Quarantined {
 		t.Fatalf("w2 not quarantined: %v", w)
 	}
 }
@@ -338,7 +338,7 @@ func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
 	c.JoinWorker("w2")
 	// w1 answers every announcement; w2 never does.
 	WaitFor(t, waitTimeout, "a generation without the silent worker", func() bool {
-		g := c.nodes[0].FSM().Job(id).GetGeneration()
+		g := c.nodes[0].fsm.Job(id).GetGeneration()
 		if g.GetPhase() == pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
 			if _, ok := g.Reports["w1"]; !ok {
 				cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: id, Generation: g.Id, WorkerId: "w1"})
@@ -346,7 +346,7 @@ func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
 		}
 		return g.GetPhase() == pb.GenerationPhase_GENERATION_PHASE_STARTED && len(g.Members) == 1 && g.Members[0].WorkerId == "w1"
 	})
-	if w := c.nodes[0].FSM().Worker("w2"); !w.Quarantined || !strings.Contains(w.DownReason, "no ready report") {
+	if w := c.nodes[0].fsm.Worker("w2"); !w.Quarantined || !strings.Contains(w.DownReason, "no ready report") {
 		t.Fatalf("w2: %v", w)
 	}
 	// Gossip alone does not bring it back; its own Register does.
@@ -354,7 +354,7 @@ func TestSilentWorkerIsQuarantinedUntilItRegisters(t *testing.T) {
 		t.Fatal(err)
 	}
 	WaitFor(t, waitTimeout, "w2 back in the ring", func() bool {
-		g := c.nodes[0].FSM().Job(id).GetGeneration()
+		g := c.nodes[0].fsm.Job(id).GetGeneration()
 		return len(g.GetMembers()) == 2 && g.Members[1].WorkerId == "w2"
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -59,10 +60,10 @@ func TestClusterLeaderFailover(t *testing.T) {
 	cl := c.Client()
 	id := runningJob(t, c, cl, "w1", "w2")
 	l := c.Leader()
-	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+	if err := c.nodes[l].raft.Barrier(applyTimeout).Error(); err != nil {
 		t.Fatal(err)
 	}
-	before := c.nodes[l].FSM().State()
+	before := c.nodes[l].fsm.State()
 	if j := before.Jobs[id]; j.State != pb.JobState_JOB_STATE_RUNNING || len(j.Checkpoints) != 1 || j.LastStep != 12 {
 		t.Fatalf("job before failover: %v", j)
 	}
@@ -71,7 +72,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 	nl := c.Leader()
 	t.Logf("leader failover: %s killed, %s leads after %v", c.cfgs[l].ID, c.cfgs[nl].ID, time.Since(killed))
 	for _, n := range c.Running() {
-		if err := n.Raft().Barrier(applyTimeout).Error(); err != nil && n.IsLeader() {
+		if err := n.raft.Barrier(applyTimeout).Error(); err != nil && n.IsLeader() {
 			t.Fatal(err)
 		}
 	}
@@ -114,14 +115,14 @@ func TestClusterRestartAllFromDataDirs(t *testing.T) {
 		}
 		return true
 	})
-	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+	if err := c.nodes[l].raft.Barrier(applyTimeout).Error(); err != nil {
 		t.Fatal(err)
 	}
 	// Force a snapshot on one node so restarts go through Restore as well as log replay.
-	if err := c.nodes[l].Raft().Snapshot().Error(); err != nil {
+	if err := c.nodes[l].raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
-	want := c.nodes[l].FSM().State()
+	want := c.nodes[l].fsm.State()
 	c.Shutdown()
 	for i := range c.nodes {
 		c.Start(i)
@@ -132,10 +133,10 @@ func TestClusterRestartAllFromDataDirs(t *testing.T) {
 	}
 	c.WaitVoters(3)
 	for _, n := range c.nodes {
-		WaitFor(t, waitTimeout, n.ID()+" gossiping with every coordinator", func() bool {
+		WaitFor(t, waitTimeout, n.cfg.ID+" gossiping with every coordinator", func() bool {
 			k := 0
-			for _, m := range n.Pool().Members() {
-				if m.Role == RoleCoordinator {
+			for _, m := range n.pool.Members() {
+				if m.Role == client.RoleCoordinator {
 					k++
 				}
 			}
@@ -163,7 +164,7 @@ func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {
 		}
 		ids = append(ids, resp.Job.Id)
 	}
-	if n := len(c.nodes[f].FSM().State().Jobs); n != 0 {
+	if n := len(c.nodes[f].fsm.State().Jobs); n != 0 {
 		t.Fatalf("partitioned follower has %d jobs", n)
 	}
 	c.Partition(f, false)
@@ -201,7 +202,7 @@ func TestClusterForwardsWritesAndRemovesVoter(t *testing.T) {
 	c.Kill(victim)
 	c.WaitVoters(2)
 	l := c.Leader()
-	for _, s := range c.nodes[l].Raft().GetConfiguration().Configuration().Servers {
+	for _, s := range c.nodes[l].raft.GetConfiguration().Configuration().Servers {
 		if s.ID == raft.ServerID(c.cfgs[victim].ID) {
 			t.Fatalf("%s still a voter", s.ID)
 		}
@@ -244,14 +245,14 @@ func TestJobWaitsWithoutWorkersAndResumesFromCheckpoint(t *testing.T) {
 	// w1 departs: the job goes back to the queue, keeping its checkpoints.
 	c.workers["w1"].Close()
 	WaitFor(t, waitTimeout, "the job queued without workers", func() bool {
-		j := c.nodes[0].FSM().Job(id)
+		j := c.nodes[0].fsm.Job(id)
 		return j.State == pb.JobState_JOB_STATE_QUEUED && j.Generation == nil
 	})
 	// A fresh worker appears: it holds nothing, so the checkpoint is the donor.
 	c.JoinWorker("w2")
 	var g *pb.Generation
 	WaitFor(t, waitTimeout, "a generation of w2", func() bool {
-		g = c.nodes[0].FSM().Job(id).GetGeneration()
+		g = c.nodes[0].fsm.Job(id).GetGeneration()
 		return len(g.GetMembers()) == 1 && g.Members[0].WorkerId == "w2"
 	})
 	resp, err := cl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: id, Generation: g.Id, WorkerId: "w2", LastStep: 0})
@@ -261,7 +262,7 @@ func TestJobWaitsWithoutWorkersAndResumesFromCheckpoint(t *testing.T) {
 	if s := resp.Generation; s.Phase != pb.GenerationPhase_GENERATION_PHASE_STARTED || s.StartStep != 10 || s.DonorCheckpoint != "checkpoints/"+id+"/10" || s.Donor != "" {
 		t.Fatalf("resumed generation %v", s)
 	}
-	if j := c.nodes[0].FSM().Job(id); j.State != pb.JobState_JOB_STATE_RUNNING || j.LastStep != 12 {
+	if j := c.nodes[0].fsm.Job(id); j.State != pb.JobState_JOB_STATE_RUNNING || j.LastStep != 12 {
 		t.Fatalf("job %v", j)
 	}
 }
@@ -343,7 +344,7 @@ func TestClusterRetriedSubmitMakesOneJob(t *testing.T) {
 	}
 	c.Partition(nl, false)
 	l = c.Leader()
-	if err := c.nodes[l].Raft().Barrier(applyTimeout).Error(); err != nil {
+	if err := c.nodes[l].raft.Barrier(applyTimeout).Error(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range c.nodes {

@@ -33,7 +33,7 @@
 //
 // # Membership and generations
 //
-// Workers and coordinators join one memberlist pool (JoinPool); node
+// Workers and coordinators join one memberlist pool (client.JoinPool); node
 // metadata carries the role and addresses. Only the raft leader acts on it:
 // joins, failures, and a worker's report that a ring peer broke become raft
 // entries and new generations. Each generation is announced with its
@@ -81,7 +81,7 @@
 //
 // Every coordinator serves the controlpb.Control gRPC API and the gRPC
 // health service: reads come from the local replica, writes are forwarded
-// to the leader. Clients use Dial, which spreads calls over the
+// to the leader. Clients use client.Dial, which spreads calls over the
 // coordinators given and retries on another one when a call fails with
 // Unavailable. Package auth derives from one cluster secret the gossip
 // encryption key, the raft connection key and the token every gRPC call
@@ -103,6 +103,16 @@
 // so a healthy follower, which hears from the leader about every 100 ms,
 // never trips it, while an election that has found no leader for that long
 // does.
+//
+// # Client and server
+//
+// Everything a worker or the CLI needs to talk to the coordinators — Dial,
+// the gossip pool, the helpers of the worker session — is in package
+// client, which links neither raft nor its bolt store nor this package;
+// this package imports it for the pool it shares with the workers. The
+// errors of both use the same sentinel for a bad setting,
+// ErrInvalidConfig. Config has DefaultConfig and Validate, which checks
+// every field and which Start runs.
 //
 // See Example for a one-node cluster.
 package coordinator

@@ -3,6 +3,8 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+
+	"github.com/dsae/dsae/coordinator/client"
 )
 
 // Sentinel errors of the coordinator. State-machine and API errors wrap one
@@ -31,8 +33,11 @@ var (
 	ErrUnknownCommand = errors.New("unknown command")
 	// ErrNoLeader marks a write that found no raft leader to serve it.
 	ErrNoLeader = errors.New("no raft leader")
-	// ErrBadConfig marks an invalid coordinator configuration.
-	ErrBadConfig = errors.New("invalid coordinator configuration")
+	// ErrInvalidConfig marks a Config (or a client setting: Dial, JoinPool)
+	// outside its allowed values; the message names the field. It is the
+	// same value as client.ErrInvalidConfig, so that one errors.Is test
+	// covers the errors of Start and of the client calls it makes.
+	ErrInvalidConfig = client.ErrInvalidConfig
 )
 
 // fieldErr builds an ErrInvalidSpec error naming field.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/worker/jobspec"
 )
@@ -34,7 +35,7 @@ func Example() {
 	}
 	defer n.Close()
 
-	conn, err := coordinator.Dial([]string{n.GRPCAddr()}, sec)
+	conn, err := client.Dial([]string{n.GRPCAddr()}, sec)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"pgregory.net/rapid"
 
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -34,7 +35,7 @@ func checkInvariants(st *pb.State) error {
 					return fmt.Errorf("job %s lists %s twice", id, m.WorkerId)
 				}
 				seen[m.WorkerId] = true
-				if Terminal(j.State) {
+				if client.Terminal(j.State) {
 					continue
 				}
 				if o, ok := owner[m.WorkerId]; ok {
@@ -173,7 +174,7 @@ func TestFSMProperties(t *testing.T) {
 				if nb, na := len(jb.Checkpoints), len(ja.Checkpoints); nb > 0 && na > 0 && ja.Checkpoints[na-1].Step < jb.Checkpoints[nb-1].Step {
 					t.Fatalf("job %s latest checkpoint went backwards", id)
 				}
-				if Terminal(jb.State) && !proto.Equal(jb, ja) {
+				if client.Terminal(jb.State) && !proto.Equal(jb, ja) {
 					t.Fatalf("finished job %s changed", id)
 				}
 			}

@@ -11,13 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/coordinator/internal/faults"
 )
 
 // testSecret is the cluster secret of test clusters.
@@ -39,11 +42,11 @@ func testRaftTimings() RaftTimings {
 // testGossipTimings are short failure-detector timings; with
 // DSAE_TEST_GOSSIP=default the production defaults are used instead, to
 // measure detection times as deployed.
-func testGossipTimings() GossipTimings {
+func testGossipTimings() client.GossipTimings {
 	if os.Getenv("DSAE_TEST_GOSSIP") == "default" {
-		return DefaultGossipTimings()
+		return client.DefaultGossipTimings()
 	}
-	return GossipTimings{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
+	return client.GossipTimings{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond,
 		GossipInterval: 50 * time.Millisecond, SuspicionMult: 2, PushPull: 2 * time.Second}
 }
 
@@ -86,6 +89,7 @@ type cluster struct {
 	t       testing.TB
 	cfgs    []Config
 	nodes   []*Node
+	parts   []*partitionLayer // node i's raft stream layer, for Partition
 	logs    *syncBuffer
 	workers map[string]*fakeWorker // in-process workers, by id
 }
@@ -116,6 +120,7 @@ func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
 		}
 		c.cfgs = append(c.cfgs, cfg)
 		c.nodes = append(c.nodes, nil)
+		c.parts = append(c.parts, nil)
 		c.Start(i)
 		if i == 0 {
 			c.Leader()
@@ -129,7 +134,12 @@ func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
 // Start starts (or restarts, from its data dir and on its old addresses) node i.
 func (c *cluster) Start(i int) *Node {
 	c.t.Helper()
-	n, err := Start(context.Background(), c.cfgs[i])
+	cfg := c.cfgs[i]
+	cfg.wrapRaftStream = func(l *streamLayer) raft.StreamLayer {
+		c.parts[i] = &partitionLayer{streamLayer: l}
+		return c.parts[i]
+	}
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", c.cfgs[i].ID, err)
 	}
@@ -161,7 +171,7 @@ func (c *cluster) Shutdown() {
 }
 
 // Partition cuts node i's raft traffic (true) or heals it (false).
-func (c *cluster) Partition(i int, cut bool) { c.nodes[i].SetPartitioned(cut) }
+func (c *cluster) Partition(i int, cut bool) { c.parts[i].setBlocked(cut) }
 
 // Running returns the running nodes.
 func (c *cluster) Running() []*Node {
@@ -192,8 +202,11 @@ func (c *cluster) Leader() int {
 		if idx < 0 {
 			return false
 		}
-		for _, n := range c.Running() {
-			if _, id := n.Raft().LeaderWithID(); string(id) != c.cfgs[idx].ID && !n.layer.isBlocked() {
+		for i, n := range c.nodes {
+			if n == nil {
+				continue
+			}
+			if _, id := n.raft.LeaderWithID(); string(id) != c.cfgs[idx].ID && !c.parts[i].isBlocked() {
 				return false
 			}
 		}
@@ -220,15 +233,15 @@ func (c *cluster) WaitVoters(want int) {
 	c.t.Helper()
 	WaitFor(c.t, waitTimeout, fmt.Sprintf("%d voters", want), func() bool {
 		l := c.nodes[c.Leader()]
-		f := l.Raft().GetConfiguration()
-		return f.Error() == nil && len(f.Configuration().Servers) == want && len(l.FSM().State().Coordinators) == want
+		f := l.raft.GetConfiguration()
+		return f.Error() == nil && len(f.Configuration().Servers) == want && len(l.fsm.State().Coordinators) == want
 	})
 }
 
 // WaitState waits until node i's state machine satisfies cond.
 func (c *cluster) WaitState(i int, what string, cond func(*pb.State) bool) {
 	c.t.Helper()
-	WaitFor(c.t, waitTimeout, fmt.Sprintf("%s on %s", what, c.cfgs[i].ID), func() bool { return cond(c.nodes[i].FSM().State()) })
+	WaitFor(c.t, waitTimeout, fmt.Sprintf("%s on %s", what, c.cfgs[i].ID), func() bool { return cond(c.nodes[i].fsm.State()) })
 }
 
 // Addrs returns the gRPC addresses of the running nodes.
@@ -256,7 +269,7 @@ func (c *cluster) Client(addrs ...string) pb.ControlClient {
 	if len(addrs) == 0 {
 		addrs = c.Addrs()
 	}
-	conn, err := Dial(addrs, c.cfgs[0].Auth)
+	conn, err := client.Dial(addrs, c.cfgs[0].Auth)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -281,7 +294,7 @@ type fakeWorker struct {
 	t    testing.TB
 	id   string
 	addr string // gRPC address, in the gossip metadata
-	pool *Pool
+	pool *client.Pool
 
 	mu  sync.Mutex
 	srv *grpc.Server // nil while stopped
@@ -293,8 +306,8 @@ func (c *cluster) JoinWorker(id string) *fakeWorker {
 	c.t.Helper()
 	w := &fakeWorker{t: c.t, id: id}
 	w.serve("127.0.0.1:0")
-	p, err := JoinPool(PoolConfig{Addr: "127.0.0.1:0", Meta: NodeMeta{Role: RoleWorker, ID: id, GRPC: w.addr, Ring: id + ".ring:2"},
-		Secret: testSecret, Timings: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
+	p, err := client.JoinPool(client.PoolConfig{Addr: "127.0.0.1:0", Meta: client.NodeMeta{Role: client.RoleWorker, ID: id, GRPC: w.addr, Ring: id + ".ring:2"},
+		Secret: testSecret, Gossip: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -349,7 +362,7 @@ func (w *fakeWorker) Close() {
 
 // Kill stops gossiping without a leave message and stops the server.
 func (w *fakeWorker) Kill() {
-	w.pool.Kill()
+	faults.KillPool(w.pool)
 	w.StopServer()
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -30,7 +31,7 @@ func runHelper() int {
 	addrs := strings.Split(os.Getenv("DSAE_TEST_COORDINATORS"), ",")
 	a := auth.Config{Secret: []byte(os.Getenv(auth.EnvSecret))}
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "helper:", err); return 1 }
-	conn, err := Dial(addrs, a)
+	conn, err := client.Dial(addrs, a)
 	if err != nil {
 		return fail(err)
 	}
@@ -44,8 +45,8 @@ func runHelper() int {
 	for _, c := range cluster.Coordinators {
 		gossip = append(gossip, c.GossipAddr)
 	}
-	pool, err := JoinPool(PoolConfig{Addr: "127.0.0.1:0", Meta: NodeMeta{Role: RoleWorker, ID: id, GRPC: id + ":1", Ring: id + ":2"},
-		Secret: a.Secret, Timings: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
+	pool, err := client.JoinPool(client.PoolConfig{Addr: "127.0.0.1:0", Meta: client.NodeMeta{Role: client.RoleWorker, ID: id, GRPC: id + ":1", Ring: id + ":2"},
+		Secret: a.Secret, Gossip: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return fail(err)
 	}
@@ -100,7 +101,7 @@ func waitGeneration(t *testing.T, c *cluster, id string, members ...string) time
 	t.Helper()
 	WaitFor(t, waitTimeout, fmt.Sprintf("a started generation of %v", members), func() bool {
 		l := c.nodes[c.Leader()]
-		g := l.FSM().Job(id).GetGeneration()
+		g := l.fsm.Job(id).GetGeneration()
 		if g.GetPhase() != pb.GenerationPhase_GENERATION_PHASE_STARTED || len(g.Members) != len(members) {
 			return false
 		}
@@ -129,12 +130,12 @@ func TestMembershipWorkerProcesses(t *testing.T) {
 	}
 	// Workers join in any order; the ring keeps the order they were added in.
 	WaitFor(t, waitTimeout, "all three workers in a started generation", func() bool {
-		g := c.nodes[c.Leader()].FSM().Job(id).GetGeneration()
+		g := c.nodes[c.Leader()].fsm.Job(id).GetGeneration()
 		return g.GetPhase() == pb.GenerationPhase_GENERATION_PHASE_STARTED && len(g.Members) == 3
 	})
 	t.Logf("3 worker processes joined and started in %v", time.Since(start))
 	var ring []string
-	for _, m := range c.nodes[c.Leader()].FSM().Job(id).Generation.Members {
+	for _, m := range c.nodes[c.Leader()].fsm.Job(id).Generation.Members {
 		ring = append(ring, m.WorkerId)
 	}
 	victim := ring[1]
@@ -149,15 +150,15 @@ func TestMembershipWorkerProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := waitGeneration(t, c, id, rest...)
-	g := c.nodes[c.Leader()].FSM().Job(id).Generation
+	g := c.nodes[c.Leader()].fsm.Job(id).Generation
 	to := testGossipTimings()
 	t.Logf("SIGKILL of %s → started generation %d of %v after %v (probe interval %v, probe timeout %v, suspicion mult %d)",
 		victim, g.Id, rest, seen.Sub(killed), to.ProbeInterval, to.ProbeTimeout, to.SuspicionMult)
-	if w := c.nodes[c.Leader()].FSM().Worker(victim); w.Alive || w.JobId != "" {
+	if w := c.nodes[c.Leader()].fsm.Worker(victim); w.Alive || w.JobId != "" {
 		t.Fatalf("killed worker still alive or assigned: %v", w)
 	}
 	joined := time.Now()
 	startHelper(t, c, "w4")
 	seen = waitGeneration(t, c, id, append(rest, "w4")...)
-	t.Logf("w4 joined → started generation %d after %v", c.nodes[c.Leader()].FSM().Job(id).Generation.Id, seen.Sub(joined))
+	t.Logf("w4 joined → started generation %d after %v", c.nodes[c.Leader()].fsm.Job(id).Generation.Id, seen.Sub(joined))
 }

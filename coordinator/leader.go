@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -120,9 +121,9 @@ func (n *Node) reconcileLocked() error {
 			return err
 		}
 	}
-	alive := map[string]NodeMeta{}
+	alive := map[string]client.NodeMeta{}
 	for _, m := range n.pool.Members() {
-		if m.Role == RoleWorker {
+		if m.Role == client.RoleWorker {
 			alive[m.ID] = m
 		}
 	}
@@ -160,7 +161,7 @@ func (n *Node) reconcileLocked() error {
 		}
 	}
 	for _, j := range sortedJobs(st) {
-		if Terminal(j.State) {
+		if client.Terminal(j.State) {
 			continue
 		}
 		var cur, want []string
@@ -217,7 +218,7 @@ func (n *Node) expireAnnouncements(st *pb.State) error {
 	now := time.Now()
 	for _, j := range sortedJobs(st) {
 		g := j.Generation
-		if Terminal(j.State) || g == nil || g.Phase != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
+		if client.Terminal(j.State) || g == nil || g.Phase != pb.GenerationPhase_GENERATION_PHASE_ANNOUNCED {
 			continue
 		}
 		key := fmt.Sprintf("%s/%d", j.Id, g.Id)
@@ -286,7 +287,7 @@ func (n *Node) peerFailure(req *pb.ReportPeerFailureRequest) error {
 	if j == nil {
 		return fmt.Errorf("%w: job %q", ErrNotFound, req.JobId)
 	}
-	if g := j.GetGeneration(); g == nil || req.Generation < g.Id || Terminal(j.State) {
+	if g := j.GetGeneration(); g == nil || req.Generation < g.Id || client.Terminal(j.State) {
 		return nil
 	}
 	if _, err := memberOf(j, req.Generation, req.WorkerId); err != nil {

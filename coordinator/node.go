@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +22,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/coordinator/internal/logbridge"
 )
 
 // applyTimeout bounds one raft apply.
@@ -43,7 +43,7 @@ type Node struct {
 	store       *raftboltdb.BoltStore
 	grpc        *grpc.Server
 	health      *health.Server
-	pool        *Pool
+	pool        *client.Pool
 	dials       *dialer
 	mem         atomic.Pointer[leaderMemory] // set while leading
 	ledUntil    atomic.Int64                 // unix nano when this node last stopped leading
@@ -126,13 +126,17 @@ func (n *Node) startRaft() error {
 	adv, err := advertiseAddr(n.cfg.RaftAddr, ln)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("%w: raft: %v", ErrBadConfig, err)
+		return fmt.Errorf("%w: raft: %v", ErrInvalidConfig, err)
 	}
 	n.raftAddr = adv
 	n.layer = newStreamLayer(ln, stringAddr(adv), raftKey(n.cfg.Auth.Secret))
+	var stream raft.StreamLayer = n.layer
+	if n.cfg.wrapRaftStream != nil {
+		stream = n.cfg.wrapRaftStream(n.layer)
+	}
 	logger := hclogTo(n.log, "raft")
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.layer, MaxPool: 3, Timeout: 5 * time.Second, Logger: logger})
+		Stream: stream, MaxPool: 3, Timeout: 5 * time.Second, Logger: logger})
 
 	rdir := filepath.Join(n.cfg.DataDir, "raft")
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
@@ -146,17 +150,7 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft snapshot store: %w", err)
 	}
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(n.cfg.ID)
-	rc.HeartbeatTimeout, rc.ElectionTimeout = n.cfg.Raft.Heartbeat, n.cfg.Raft.Election
-	rc.LeaderLeaseTimeout, rc.CommitTimeout = n.cfg.Raft.LeaderLease, n.cfg.Raft.Commit
-	if n.cfg.Raft.SnapshotThreshold > 0 {
-		rc.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
-		rc.TrailingLogs = n.cfg.Raft.SnapshotThreshold
-	}
-	if n.cfg.Raft.SnapshotInterval > 0 {
-		rc.SnapshotInterval = n.cfg.Raft.SnapshotInterval
-	}
+	rc := n.cfg.raftConfig()
 	rc.Logger = logger
 	existing, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
@@ -197,7 +191,7 @@ func (n *Node) startGRPC() error {
 	}
 	if n.grpcAddr, err = advertiseAddr(n.cfg.GRPCAddr, ln); err != nil {
 		ln.Close()
-		return fmt.Errorf("%w: grpc: %v", ErrBadConfig, err)
+		return fmt.Errorf("%w: grpc: %v", ErrInvalidConfig, err)
 	}
 	a := n.cfg.Auth
 	a.Public = append(a.Public, healthpb.Health_Check_FullMethodName, healthpb.Health_Watch_FullMethodName)
@@ -230,9 +224,6 @@ func (n *Node) updateHealth() {
 	n.health.SetServingStatus(pb.Control_ServiceDesc.ServiceName, st)
 }
 
-// ID is the node's id.
-func (n *Node) ID() string { return n.cfg.ID }
-
 // GRPCAddr is the advertised address of the control API.
 func (n *Node) GRPCAddr() string { return n.grpcAddr }
 
@@ -242,17 +233,8 @@ func (n *Node) RaftAddr() string { return n.raftAddr }
 // GossipAddr is the advertised memberlist address.
 func (n *Node) GossipAddr() string { return n.pool.Addr() }
 
-// FSM exposes the node's replica of the state (read-only use).
-func (n *Node) FSM() *FSM { return n.fsm }
-
-// Raft exposes the raft instance for inspection (state, stats).
-func (n *Node) Raft() *raft.Raft { return n.raft }
-
 // IsLeader reports whether this node is the raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// Pool is the node's memberlist pool.
-func (n *Node) Pool() *Pool { return n.pool }
 
 func (n *Node) self() *pb.Coordinator {
 	return &pb.Coordinator{Id: n.cfg.ID, RaftAddr: n.raftAddr, GrpcAddr: n.grpcAddr, GossipAddr: n.pool.Addr()}
@@ -274,22 +256,17 @@ func (n *Node) apply(cmd *pb.Command) (proto.Message, error) {
 	return r.Reply, r.Err
 }
 
-// SetPartitioned cuts (true) or restores (false) this node's raft traffic,
-// for tests of network partitions. Gossip and gRPC are not affected.
-func (n *Node) SetPartitioned(b bool) { n.layer.SetBlocked(b) }
-
 // Close hands raft leadership to another voter (if this node leads), leaves
 // the gossip pool, stops serving, and shuts raft down. The data dir keeps
 // everything needed to restart the node.
 func (n *Node) Close() error { return n.shutdown(true) }
 
-// Kill stops the node as abruptly as an in-process stop allows: no gossip
-// leave message, so peers detect a failure rather than a departure.
-func (n *Node) Kill() error { return n.shutdown(false) }
-
-func (n *Node) shutdown(leave bool) error {
+// shutdown stops the node; handover says whether a leader hands its
+// leadership over first. (The tests' Kill skips that and stops the gossip
+// member without a leave message, to simulate a crash.)
+func (n *Node) shutdown(handover bool) error {
 	n.closeOnce.Do(func() {
-		if leave && n.raft != nil && n.IsLeader() {
+		if handover && n.raft != nil && n.IsLeader() {
 			// Hand leadership over rather than make the others wait out an
 			// election timeout. Fails harmlessly when there is no other voter.
 			if err := n.raft.LeadershipTransfer().Error(); err != nil {
@@ -299,7 +276,7 @@ func (n *Node) shutdown(leave bool) error {
 		n.cancel()
 		var errs []error
 		if n.pool != nil {
-			errs = append(errs, n.pool.shutdown(leave))
+			errs = append(errs, n.pool.Close())
 		}
 		if n.grpc != nil {
 			n.health.Shutdown()
@@ -347,29 +324,5 @@ func stopGRPC(s *grpc.Server, timeout time.Duration) {
 // hclogTo routes a hashicorp library's log lines to slog.
 func hclogTo(l *slog.Logger, component string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: component, Level: hclog.Info,
-		Output: slogWriter{l.With("component", component)}, DisableTime: true})
-}
-
-// slogWriter turns each written line into one slog record; lines tagged
-// [ERROR] or [WARN] keep their level.
-type slogWriter struct{ l *slog.Logger }
-
-var _ io.Writer = slogWriter{}
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		lvl := slog.LevelInfo
-		switch {
-		case strings.Contains(line, "use of closed network connection"):
-			lvl = slog.LevelDebug // connections closed by our own shutdown
-		case strings.Contains(line, "[ERROR]") || strings.Contains(line, "[ERR]"):
-			lvl = slog.LevelError
-		case strings.Contains(line, "[WARN]"):
-			lvl = slog.LevelWarn
-		case strings.Contains(line, "[DEBUG]") || strings.Contains(line, "[TRACE]"):
-			lvl = slog.LevelDebug
-		}
-		w.l.Log(context.Background(), lvl, line)
-	}
-	return len(p), nil
+		Output: logbridge.Writer{L: l.With("component", component)}, DisableTime: true})
 }

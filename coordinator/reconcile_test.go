@@ -14,7 +14,7 @@ import (
 // members lists the worker ids of job id's current generation on node 0.
 func members(c *cluster, id string) []string {
 	var out []string
-	for _, m := range c.nodes[0].FSM().Job(id).GetGeneration().GetMembers() {
+	for _, m := range c.nodes[0].fsm.Job(id).GetGeneration().GetMembers() {
 		out = append(out, m.WorkerId)
 	}
 	return out
@@ -25,7 +25,7 @@ func members(c *cluster, id string) []string {
 func waitJob(t *testing.T, c *cluster, id, reason string, want ...string) {
 	t.Helper()
 	WaitFor(t, waitTimeout, fmt.Sprintf("%s with members %v and reason %q", id, want, reason), func() bool {
-		j := c.nodes[0].FSM().Job(id)
+		j := c.nodes[0].fsm.Job(id)
 		return slices.Equal(members(c, id), want) && (reason == "" || j.Reason == reason) &&
 			(len(want) > 0 || (j.Generation == nil && j.State == pb.JobState_JOB_STATE_QUEUED))
 	})
@@ -53,7 +53,7 @@ func TestElasticBounds(t *testing.T) {
 	// One worker is not enough for a, and b, submitted later, does not get it.
 	waitJob(t, c, a, "waiting for workers: 1 available, min_workers 2")
 	waitJob(t, c, b, "waiting for workers: 0 available, min_workers 1")
-	if j := c.nodes[0].FSM().Job(a); j.LastGenerationId != 0 {
+	if j := c.nodes[0].fsm.Job(a); j.LastGenerationId != 0 {
 		t.Fatalf("waiting job announced %d generations", j.LastGenerationId)
 	}
 	c.JoinWorker("w2")
@@ -69,7 +69,7 @@ func TestElasticBounds(t *testing.T) {
 	c.workers["w2"].Kill()
 	c.workers["w3"].Kill()
 	waitJob(t, c, a, "waiting for workers: 1 available, min_workers 2")
-	if w := c.nodes[0].FSM().Worker("w1"); !w.Alive || w.JobId != "" {
+	if w := c.nodes[0].fsm.Worker("w1"); !w.Alive || w.JobId != "" {
 		t.Fatalf("w1 after a's generation ended: %v", w)
 	}
 	c.JoinWorker("w6")
@@ -84,13 +84,13 @@ func TestElasticBounds(t *testing.T) {
 func startAll(t *testing.T, c *cluster, cl pb.ControlClient, id string, want ...string) *pb.Generation {
 	t.Helper()
 	waitJob(t, c, id, "", want...)
-	g := c.nodes[c.Leader()].FSM().Job(id).Generation
+	g := c.nodes[c.Leader()].fsm.Job(id).Generation
 	for _, m := range g.Members {
 		if _, err := cl.ReportReady(ctxT(t), &pb.ReportReadyRequest{JobId: id, Generation: g.Id, WorkerId: m.WorkerId}); err != nil {
 			t.Fatalf("ready %s: %v", m.WorkerId, err)
 		}
 	}
-	return c.nodes[c.Leader()].FSM().Job(id).Generation
+	return c.nodes[c.Leader()].fsm.Job(id).Generation
 }
 
 // A ring member's process dies (its gRPC server is gone, gossip still sees
@@ -172,7 +172,7 @@ func TestPeerFailureProbesMembers(t *testing.T) {
 		if !slices.Equal(names, rest) {
 			t.Fatalf("round %d: generation %d after the report has %v, want %v", round, got.Id, names, rest)
 		}
-		if w := c.nodes[c.Leader()].FSM().Worker(victim); w.Alive || !w.Quarantined || !strings.Contains(w.DownReason, "health probe") {
+		if w := c.nodes[c.Leader()].fsm.Worker(victim); w.Alive || !w.Quarantined || !strings.Contains(w.DownReason, "health probe") {
 			t.Fatalf("round %d: %s after a failed probe: %v", round, victim, w)
 		}
 		if limit := c.nodes[0].cfg.PeerProbeTimeout + time.Second; took[round] > limit {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dsae/dsae/coordinator/auth"
 	"github.com/dsae/dsae/coordinator/auth/authtest"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -46,15 +47,15 @@ func TestRPCsWithoutTheSecretAreRefused(t *testing.T) {
 			}
 		}
 	}
-	if n := len(c.nodes[0].FSM().State().Jobs); n != 0 {
+	if n := len(c.nodes[0].fsm.State().Jobs); n != 0 {
 		t.Fatalf("%d jobs submitted without the secret", n)
 	}
 }
 
 func TestGossipWithWrongKeyCannotJoin(t *testing.T) {
 	c := MakeCluster(t, 1)
-	rogue, err := JoinPool(PoolConfig{Addr: "127.0.0.1:0", Meta: NodeMeta{Role: RoleWorker, ID: "rogue", GRPC: "x:1"},
-		Secret: []byte("not-the-cluster-secret-at-all"), Timings: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
+	rogue, err := client.JoinPool(client.PoolConfig{Addr: "127.0.0.1:0", Meta: client.NodeMeta{Role: client.RoleWorker, ID: "rogue", GRPC: "x:1"},
+		Secret: []byte("not-the-cluster-secret-at-all"), Gossip: testGossipTimings(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +66,15 @@ func TestGossipWithWrongKeyCannotJoin(t *testing.T) {
 	// A member with the right key does get in, so the refusal is the key's doing.
 	c.JoinWorker("honest")
 	WaitFor(t, waitTimeout, "the honest worker registered", func() bool {
-		w := c.nodes[0].FSM().Worker("honest")
+		w := c.nodes[0].fsm.Worker("honest")
 		return w != nil && w.Alive
 	})
-	for _, m := range c.nodes[0].Pool().Members() {
+	for _, m := range c.nodes[0].pool.Members() {
 		if m.ID == "rogue" {
 			t.Fatal("rogue node in the pool")
 		}
 	}
-	if len(rogue.Members()) != 1 || c.nodes[0].FSM().Worker("rogue") != nil {
+	if len(rogue.Members()) != 1 || c.nodes[0].fsm.Worker("rogue") != nil {
 		t.Fatal("rogue node learned of the pool or was registered")
 	}
 }
@@ -93,7 +94,7 @@ func TestRaftPeerWithWrongKeyIsRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("raft request with the wrong key was answered")
 	}
-	if term := c.nodes[0].Raft().CurrentTerm(); term >= 1000 {
+	if term := c.nodes[0].raft.CurrentTerm(); term >= 1000 {
 		t.Fatalf("rogue vote request moved the term to %d", term)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -240,7 +241,7 @@ func (s *server) WatchJob(req *pb.WatchJobRequest, stream grpc.ServerStreamingSe
 			}
 			last = j
 		}
-		if Terminal(j.State) {
+		if client.Terminal(j.State) {
 			return nil
 		}
 		select {

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -21,11 +22,6 @@ const maxCheckpoints = 32
 
 // JobID formats the id of the job with submission sequence seq.
 func JobID(seq uint64) string { return fmt.Sprintf("job-%06d", seq) }
-
-// Terminal reports whether s is a final state (completed, failed, canceled).
-func Terminal(s pb.JobState) bool {
-	return s == pb.JobState_JOB_STATE_COMPLETED || s == pb.JobState_JOB_STATE_FAILED || s == pb.JobState_JOB_STATE_CANCELED
-}
 
 // applyCommand applies cmd to st and returns the message the command's
 // caller receives. It is deterministic: it reads nothing but st and cmd
@@ -189,7 +185,7 @@ func liveJob(st *pb.State, id string) (*pb.Job, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: job %q", ErrNotFound, id)
 	}
-	if Terminal(j.State) {
+	if client.Terminal(j.State) {
 		return nil, fmt.Errorf("%w: job %s is %s", ErrTerminal, id, j.State)
 	}
 	return j, nil

@@ -16,14 +16,11 @@ import (
 // handshakeTimeout bounds the authentication of one raft connection.
 const handshakeTimeout = 3 * time.Second
 
-// errBlocked is returned by Dial while the layer is partitioned.
-var errBlocked = errors.New("raft transport partitioned")
-
 // streamLayer is raft's StreamLayer over TCP. When a key is set, the
 // accepting side sends a random 32-byte challenge and the dialing side
 // answers with its HMAC-SHA256 under the key, so only holders of the
-// cluster secret can speak raft to this node. SetBlocked cuts the node off
-// (every connection closed, dials and accepts refused) to test partitions.
+// cluster secret can speak raft to this node. It tracks its connections so
+// that Close can end them all.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
@@ -31,10 +28,9 @@ type streamLayer struct {
 	accepted  chan net.Conn
 	done      chan struct{}
 
-	mu      sync.Mutex
-	blocked bool
-	conns   map[*trackedConn]struct{}
-	closed  bool
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -54,7 +50,7 @@ func (l *streamLayer) acceptLoop() {
 			return
 		}
 		go func() {
-			if l.isBlocked() || l.challenge(c) != nil {
+			if l.challenge(c) != nil {
 				c.Close()
 				return
 			}
@@ -110,9 +106,6 @@ func (l *streamLayer) Accept() (net.Conn, error) {
 
 // Dial connects to a raft peer and answers its challenge.
 func (l *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	if l.isBlocked() {
-		return nil, errBlocked
-	}
 	c, err := net.DialTimeout("tcp", string(addr), timeout)
 	if err != nil {
 		return nil, err
@@ -147,7 +140,15 @@ func (l *streamLayer) Close() error {
 	l.closed = true
 	close(l.done)
 	err := l.ln.Close()
-	var open []*trackedConn
+	l.mu.Unlock()
+	l.closeConns()
+	return err
+}
+
+// closeConns closes every connection open at the time of the call.
+func (l *streamLayer) closeConns() {
+	l.mu.Lock()
+	open := make([]*trackedConn, 0, len(l.conns))
 	for c := range l.conns {
 		open = append(open, c)
 	}
@@ -155,42 +156,19 @@ func (l *streamLayer) Close() error {
 	for _, c := range open {
 		c.Close()
 	}
-	return err
 }
 
-// SetBlocked partitions (true) or heals (false) this node's raft traffic.
-func (l *streamLayer) SetBlocked(b bool) {
-	l.mu.Lock()
-	l.blocked = b
-	var open []*trackedConn
-	if b {
-		for c := range l.conns {
-			open = append(open, c)
-		}
-	}
-	l.mu.Unlock()
-	for _, c := range open {
-		c.Close()
-	}
-}
-
-func (l *streamLayer) isBlocked() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.blocked
-}
-
-// track registers c so that SetBlocked and Close can close it. A
-// connection that finished its handshake after the layer was blocked is
-// closed instead: checking and registering under one lock leaves no window
-// in which a partition misses a connection.
+// track registers c so that Close can close it. A connection that finished
+// its handshake after the layer was closed is closed instead: checking and
+// registering under one lock leaves no window in which Close misses a
+// connection.
 func (l *streamLayer) track(c net.Conn) (net.Conn, error) {
 	t := &trackedConn{Conn: c, l: l}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.blocked || l.closed {
+	if l.closed {
 		c.Close()
-		return nil, errBlocked
+		return nil, net.ErrClosed
 	}
 	l.conns[t] = struct{}{}
 	return t, nil

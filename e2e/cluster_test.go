@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -91,7 +91,7 @@ func startCluster(t *testing.T, o clusterOpts) *cluster {
 		p.grpc = grpcAddr
 		c.coords = append(c.coords, p)
 	}
-	conn, err := coordinator.Dial(c.coordAddrs(), auth.Config{Secret: []byte("e2e-cluster-secret-0123456789abcdef")})
+	conn, err := client.Dial(c.coordAddrs(), auth.Config{Secret: []byte("e2e-cluster-secret-0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func (c *cluster) waitJob(id string, timeout time.Duration, what string, cond fu
 	var j *pb.Job
 	c.waitFor(timeout, what, func() bool {
 		j = c.job(id)
-		if j != nil && coordinator.Terminal(j.State) && j.State != pb.JobState_JOB_STATE_COMPLETED {
+		if j != nil && client.Terminal(j.State) && j.State != pb.JobState_JOB_STATE_COMPLETED {
 			c.t.Fatalf("job %s ended %s: %s (waiting for %s)", id, j.State, j.Reason, what)
 		}
 		return j != nil && cond(j)

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,14 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	"github.com/dsae/dsae/allreduce"
-	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
@@ -39,8 +35,8 @@ type AgentConfig struct {
 	GossipAddr   string   // host:port of memberlist gossip
 	DataDir      string   // scratch space: the model directory written at the end of a job
 	Auth         auth.Config
-	Store        *storage.Client // datasets, checkpoints and models
-	Gossip       coordinator.GossipTimings
+	Store        *storage.Client      // datasets, checkpoints and models
+	Gossip       client.GossipTimings // zero: client.DefaultGossipTimings
 
 	// RingTimeout bounds how long a ring call waits without progress
 	// (a hung peer). Default allreduce.DefaultConfig().Timeout.
@@ -67,15 +63,15 @@ type AgentConfig struct {
 func (c *AgentConfig) validate() error {
 	switch {
 	case c.ID == "":
-		return fmt.Errorf("%w: worker id is empty", ErrOptions)
+		return fmt.Errorf("%w: worker id is empty", ErrInvalidConfig)
 	case len(c.Coordinators) == 0:
-		return fmt.Errorf("%w: no coordinator address", ErrOptions)
+		return fmt.Errorf("%w: no coordinator address", ErrInvalidConfig)
 	case c.GRPCAddr == "" || c.GossipAddr == "":
-		return fmt.Errorf("%w: grpc and gossip addresses are required", ErrOptions)
+		return fmt.Errorf("%w: grpc and gossip addresses are required", ErrInvalidConfig)
 	case c.Store == nil:
-		return fmt.Errorf("%w: no S3 store configured", ErrOptions)
+		return fmt.Errorf("%w: no S3 store configured", ErrInvalidConfig)
 	case c.DataDir == "":
-		return fmt.Errorf("%w: data dir is empty", ErrOptions)
+		return fmt.Errorf("%w: data dir is empty", ErrInvalidConfig)
 	}
 	if c.RingTimeout == 0 {
 		c.RingTimeout = allreduce.DefaultConfig().Timeout
@@ -112,7 +108,7 @@ type Agent struct {
 
 	conn *grpc.ClientConn
 	ctl  pb.ControlClient
-	pool *coordinator.Pool
+	pool *client.Pool
 
 	grpcSrv  *grpc.Server
 	grpcLis  net.Listener
@@ -207,7 +203,7 @@ func (a *Agent) Close() {
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.Close()
 	var err error
-	if a.conn, err = coordinator.Dial(a.cfg.Coordinators, a.cfg.Auth); err != nil {
+	if a.conn, err = client.Dial(a.cfg.Coordinators, a.cfg.Auth); err != nil {
 		return err
 	}
 	a.ctl = pb.NewControlClient(a.conn)
@@ -238,12 +234,12 @@ func (a *Agent) join(ctx context.Context) error {
 			return errors.New("no coordinator gossip address known yet")
 		}
 		if a.pool == nil {
-			p, err := coordinator.JoinPool(coordinator.PoolConfig{
-				Addr:    a.cfg.GossipAddr,
-				Meta:    coordinator.NodeMeta{Role: coordinator.RoleWorker, ID: a.cfg.ID, GRPC: a.cfg.GRPCAddr, Ring: a.cfg.GRPCAddr},
-				Secret:  a.cfg.Auth.Secret,
-				Timings: a.cfg.Gossip,
-				Logger:  a.log,
+			p, err := client.JoinPool(client.PoolConfig{
+				Addr:   a.cfg.GossipAddr,
+				Meta:   client.NodeMeta{Role: client.RoleWorker, ID: a.cfg.ID, GRPC: a.cfg.GRPCAddr, Ring: a.cfg.GRPCAddr},
+				Secret: a.cfg.Auth.Secret,
+				Gossip: a.cfg.Gossip,
+				Logger: a.log,
 			})
 			if err != nil {
 				return permanent(err)
@@ -322,9 +318,9 @@ func (a *Agent) control(ctx context.Context, updates <-chan *pb.Job) error {
 		}
 		g := j.GetGeneration()
 		rank := memberRank(g, a.cfg.ID)
-		if j == nil || coordinator.Terminal(j.State) || rank < 0 {
+		if j == nil || client.Terminal(j.State) || rank < 0 {
 			stop()
-			if j != nil && coordinator.Terminal(j.State) {
+			if j != nil && client.Terminal(j.State) {
 				if js := a.jobs[j.Id]; js != nil {
 					js.close()
 					delete(a.jobs, j.Id)
@@ -403,7 +399,7 @@ func (a *Agent) reportReady(ctx context.Context, js *jobState, j *pb.Job, g *pb.
 func (a *Agent) sendReady(ctx context.Context, j *pb.Job, g *pb.Generation, completed int64, sum Checksum) error {
 	return retry(ctx, a.log, "report ready", func(ctx context.Context) error {
 		_, err := a.ctl.ReportReady(ctx, &pb.ReportReadyRequest{JobId: j.Id, Generation: g.Id, WorkerId: a.cfg.ID,
-			LastStep: completed, Checksum: sum, RequestId: newRequestID()})
+			LastStep: completed, Checksum: sum, RequestId: client.NewRequestID()})
 		return stopOnPrecondition(err)
 	})
 }
@@ -413,7 +409,7 @@ func (a *Agent) reportPeer(ctx context.Context, job string, gen uint64, peer, de
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := a.ctl.ReportPeerFailure(rctx, &pb.ReportPeerFailureRequest{JobId: job, Generation: gen, WorkerId: a.cfg.ID,
-		PeerId: peer, Detail: detail, RequestId: newRequestID()})
+		PeerId: peer, Detail: detail, RequestId: client.NewRequestID()})
 	if err != nil {
 		a.log.Warn("peer failure report", "job", job, "generation", gen, "peer", peer, "err", err)
 	}
@@ -430,20 +426,10 @@ func (a *Agent) fail(ctx context.Context, j *pb.Job, cause error) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := a.ctl.ReportResult(rctx, &pb.ReportResultRequest{JobId: j.Id, Generation: g.Id, WorkerId: a.cfg.ID,
-		State: pb.JobState_JOB_STATE_FAILED, Reason: cause.Error(), RequestId: newRequestID()})
+		State: pb.JobState_JOB_STATE_FAILED, Reason: cause.Error(), RequestId: client.NewRequestID()})
 	if err != nil {
 		a.log.Warn("result report", "job", j.Id, "err", err)
 	}
-}
-
-// newRequestID returns a random id for one logical write (its retries
-// share it).
-func newRequestID() string {
-	var b [12]byte
-	if _, err := io.ReadFull(crand.Reader, b[:]); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // permanentErr marks an error retry must not retry.
@@ -453,12 +439,11 @@ func (e permanentErr) Unwrap() error { return e.error }
 
 func permanent(err error) error { return permanentErr{err} }
 
-// stopOnPrecondition makes the control plane's refusals (stale generation,
-// not a member, bad argument, unknown job) permanent for retry: retrying
-// them cannot succeed.
+// stopOnPrecondition makes the control plane's refusals (client.Refused:
+// stale generation, not a member, bad argument, unknown job) permanent for
+// retry: retrying them cannot succeed.
 func stopOnPrecondition(err error) error {
-	switch status.Code(err) {
-	case codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound, codes.PermissionDenied, codes.Unauthenticated:
+	if client.Refused(err) {
 		return permanent(err)
 	}
 	return err

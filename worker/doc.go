@@ -46,5 +46,10 @@
 // metrics, samples/s and the step-time breakdown), writes checkpoints in the
 // background, and at the end evaluates the model, uploads the model
 // directory to jobs/<id>/model/ and reports the result. Every write to the
-// control plane carries a request id, so that retries are answered once.
+// control plane carries a request id (client.NewRequestID), so that
+// retries are answered once.
+//
+// The Agent talks to the coordinators only through package
+// coordinator/client (Dial, JoinPool) and the generated controlpb, so a
+// worker does not link raft or the coordinators' state machine.
 package worker

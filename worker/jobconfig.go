@@ -17,10 +17,10 @@ func jobSpec(p *pb.JobSpec, d int, rows int64) (jobspec.Spec, error) {
 		s.Model.D = d
 	}
 	if s.Model.D != d {
-		return s, fmt.Errorf("%w: the spec says d = %d but dataset %s has d = %d", ErrOptions, s.Model.D, s.Data, d)
+		return s, fmt.Errorf("%w: the spec says d = %d but dataset %s has d = %d", ErrInvalidConfig, s.Model.D, s.Data, d)
 	}
 	if int64(s.Batch) > rows {
-		return s, fmt.Errorf("%w: batch = %d exceeds the %d rows of dataset %s", ErrOptions, s.Batch, rows, s.Data)
+		return s, fmt.Errorf("%w: batch = %d exceeds the %d rows of dataset %s", ErrInvalidConfig, s.Batch, rows, s.Data)
 	}
 	s.Steps = s.StepsFor(rows)
 	if err := s.Validate(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dsae/dsae/allreduce"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
@@ -432,7 +433,7 @@ func (c *checkpointer) save(ctx context.Context, snap *Snapshot, epoch int64, se
 	if err != nil {
 		return err
 	}
-	reqID := newRequestID()
+	reqID := client.NewRequestID()
 	return retry(ctx, c.a.log, "report checkpoint", func(ctx context.Context) error {
 		_, err := c.a.ctl.ReportCheckpoint(ctx, &pb.ReportCheckpointRequest{JobId: c.job, Generation: c.gen, WorkerId: c.a.cfg.ID,
 			Checkpoint: &pb.Checkpoint{Key: info.ID, Step: snap.Completed, Checksum: snap.Checksum()}, RequestId: reqID})
@@ -467,7 +468,7 @@ func (a *Agent) finish(ctx context.Context, js *jobState, j *pb.Job) error {
 	if rep.Test != nil {
 		addMetrics(fm.Values, "test_", sae.Metrics(*rep.Test))
 	}
-	reqID := newRequestID()
+	reqID := client.NewRequestID()
 	err = retry(ctx, a.log, "report the result", func(ctx context.Context) error {
 		_, err := a.ctl.ReportResult(ctx, &pb.ReportResultRequest{JobId: j.Id, Generation: g.Id, WorkerId: a.cfg.ID,
 			State: pb.JobState_JOB_STATE_COMPLETED, FinalMetrics: fm, ModelKey: "jobs/" + j.Id + "/model/", RequestId: reqID})
@@ -499,7 +500,7 @@ func (a *Agent) evaluate(ctx context.Context, js *jobState) (*Report, error) {
 			return nil, fmt.Errorf("test dataset %s: %w", t, err)
 		}
 		if ds.D != js.model.Cfg.D {
-			return nil, fmt.Errorf("%w: test dataset %s has d = %d, the model d = %d", ErrOptions, t, ds.D, js.model.Cfg.D)
+			return nil, fmt.Errorf("%w: test dataset %s has d = %d, the model d = %d", ErrInvalidConfig, t, ds.D, js.model.Cfg.D)
 		}
 		m := jsonMetrics(js.model.Evaluate(ds.X, ds.Rows, 4096))
 		rep.Test = &m

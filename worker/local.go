@@ -80,7 +80,7 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	src := r.Source
 	if src == nil {
 		if r.Train == nil {
-			return nil, fmt.Errorf("%w: no training data", ErrOptions)
+			return nil, fmt.Errorf("%w: no training data", ErrInvalidConfig)
 		}
 		src = &MemorySource{DS: r.Train}
 	}
@@ -166,7 +166,7 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	}
 	if r.Test != nil {
 		if r.Test.D != r.Model.Cfg.D {
-			return nil, fmt.Errorf("%w: test data has d = %d but the model has d = %d", ErrOptions, r.Test.D, r.Model.Cfg.D)
+			return nil, fmt.Errorf("%w: test data has d = %d but the model has d = %d", ErrInvalidConfig, r.Test.D, r.Model.Cfg.D)
 		}
 		t := jsonMetrics(r.Model.Evaluate(r.Test.X, r.Test.Rows, eb))
 		rep.Test = &t

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
@@ -115,7 +116,7 @@ func (p *progressReporter) send() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := p.a.ctl.ReportProgress(ctx, &pb.ReportProgressRequest{JobId: p.job, Generation: p.gen, WorkerId: p.a.cfg.ID,
-		Metrics: m, RequestId: newRequestID()})
+		Metrics: m, RequestId: client.NewRequestID()})
 	if err != nil {
 		p.a.log.Debug("progress report", "job", p.job, "step", m.Step, "err", err)
 	}

@@ -16,14 +16,16 @@ import (
 	"github.com/dsae/dsae/storage"
 )
 
-// Errors returned by the Trainer.
+// Sentinel errors of package worker; errors wrap them with %w.
 var (
 	// ErrDiverged: a step produced a non-finite loss or gradient. Nothing of
 	// that step was applied; the parameters, optimizer state and dead-latent
 	// tracker are those of the last good step.
 	ErrDiverged = errors.New("training diverged")
-	// ErrOptions: the Trainer was configured with inconsistent options.
-	ErrOptions = errors.New("invalid training options")
+	// ErrInvalidConfig: options or a configuration outside their allowed
+	// values (a Trainer's Options, a LocalRun, an AgentConfig, a job spec
+	// that disagrees with its dataset); the message names the setting.
+	ErrInvalidConfig = errors.New("invalid training options")
 	// ErrData: this member's rows of a step could not be read (for example
 	// a chunk that fails its checksum, storage.ErrCorrupt, or a store that
 	// stays unreachable past the client's retries). Nothing of that step was
@@ -162,14 +164,14 @@ const verifySlots = 2 * checksumPieces
 // NewTrainer checks the options and allocates the step buffers.
 func NewTrainer(o Options) (*Trainer, error) {
 	if o.Model == nil || o.Optimizer == nil || o.Source == nil {
-		return nil, fmt.Errorf("%w: model, optimizer and source are required", ErrOptions)
+		return nil, fmt.Errorf("%w: model, optimizer and source are required", ErrInvalidConfig)
 	}
 	red := o.Reducer
 	if red == nil {
 		red = Local{}
 	}
 	if o.Source.Dim() != o.Model.Cfg.D {
-		return nil, fmt.Errorf("%w: data has d = %d but the model has d = %d", ErrOptions, o.Source.Dim(), o.Model.Cfg.D)
+		return nil, fmt.Errorf("%w: data has d = %d but the model has d = %d", ErrInvalidConfig, o.Source.Dim(), o.Model.Cfg.D)
 	}
 	lay := o.Source.Layout()
 	var rows int64
@@ -177,13 +179,13 @@ func NewTrainer(o Options) (*Trainer, error) {
 		rows += r
 	}
 	if rows == 0 {
-		return nil, fmt.Errorf("%w: the dataset has no rows", ErrOptions)
+		return nil, fmt.Errorf("%w: the dataset has no rows", ErrInvalidConfig)
 	}
 	if o.Batch < 1 || int64(o.Batch) > rows {
-		return nil, fmt.Errorf("%w: batch = %d out of range [1, %d] (rows in the dataset)", ErrOptions, o.Batch, rows)
+		return nil, fmt.Errorf("%w: batch = %d out of range [1, %d] (rows in the dataset)", ErrInvalidConfig, o.Batch, rows)
 	}
 	if o.Steps < 0 || o.Completed < 0 || o.Completed > o.Steps {
-		return nil, fmt.Errorf("%w: steps = %d, completed steps = %d", ErrOptions, o.Steps, o.Completed)
+		return nil, fmt.Errorf("%w: steps = %d, completed steps = %d", ErrInvalidConfig, o.Steps, o.Completed)
 	}
 	maxLocal := (o.Batch + red.Size() - 1) / red.Size()
 	m := o.Model

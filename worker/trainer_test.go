@@ -294,8 +294,8 @@ func TestNewTrainerRejectsBadOptions(t *testing.T) {
 		"missing source":     {Model: m, Optimizer: opt, Batch: 4, Steps: 1},
 	}
 	for name, o := range cases {
-		if _, err := NewTrainer(o); !errors.Is(err, ErrOptions) {
-			t.Errorf("%s: err = %v, want ErrOptions", name, err)
+		if _, err := NewTrainer(o); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: err = %v, want ErrInvalidConfig", name, err)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 func init() {
 	subcommands = append(subcommands, newCoordinatorCmd)
-	invalidInputErrors = append(invalidInputErrors, coordinator.ErrBadConfig, coordinator.ErrInvalidSpec,
+	invalidInputErrors = append(invalidInputErrors, coordinator.ErrInvalidConfig, coordinator.ErrInvalidSpec,
 		auth.ErrBadSecret, auth.ErrBadTLS)
 }
 
@@ -57,14 +57,6 @@ func (f *securityFlags) config() (auth.Config, error) {
 }
 
 func newCoordinatorCmd() *cobra.Command {
-	var (
-		cfg         coordinator.Config
-		join        []string
-		checkData   bool
-		probe       time.Duration
-		suspicion   int
-		raftTimeout time.Duration
-	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run a coordinator: a member of the raft group that runs the control plane",
@@ -81,31 +73,15 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 	f := cmd.Flags()
 	sec := addSecurityFlags(f)
 	s3 := addS3ClientFlags(f)
-	f.StringVar(&cfg.ID, "id", "", "unique id of this coordinator (required)")
-	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the raft log and snapshots (required)")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7000", "host:port for raft traffic")
-	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7100", "host:port of the control API")
-	f.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7200", "host:port of membership gossip")
-	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
-	f.StringSliceVar(&join, "join", nil, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
-	f.BoolVar(&checkData, "check-datasets", false, "refuse jobs whose data or test dataset is not published in the store, and fill d and steps from its manifest (default: on when an S3 endpoint is configured)")
-	def := coordinator.DefaultGossipTimings()
-	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
-	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
-	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 30*time.Second, "how long members of a new generation have to report ready before the silent ones are quarantined")
-	f.DurationVar(&raftTimeout, "raft-timeout", coordinator.DefaultRaftTimings().Heartbeat, "raft heartbeat and election timeout")
+	cf := addCoordinatorFlags(f)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		a, err := sec.config()
 		if err != nil {
 			return err
 		}
-		cfg.Auth, cfg.Join = a, join
-		cfg.Gossip = def
-		cfg.Gossip.ProbeInterval, cfg.Gossip.SuspicionMult = probe, suspicion
-		cfg.Gossip.ProbeTimeout = min(def.ProbeTimeout, probe/2)
-		cfg.Raft = coordinator.DefaultRaftTimings()
-		cfg.Raft.Heartbeat, cfg.Raft.Election = raftTimeout, raftTimeout
-		cfg.Raft.LeaderLease = min(cfg.Raft.LeaderLease, raftTimeout/2)
+		cfg := cf.config()
+		cfg.Auth = a
+		checkData := cf.checkData
 		if !f.Changed("check-datasets") {
 			checkData = f.Lookup("s3-endpoint").Value.String() != ""
 		}
@@ -126,13 +102,54 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 			return err
 		}
 		slog.Info("coordinator running", "id", cfg.ID, "raft", n.RaftAddr(), "grpc", n.GRPCAddr(), "gossip", n.GossipAddr(),
-			"metrics", n.MetricsAddr(), "join", strings.Join(join, ","), "auth", cfg.Auth)
+			"metrics", n.MetricsAddr(), "join", strings.Join(cfg.Join, ","), "auth", cfg.Auth)
 		fmt.Fprintf(cmd.OutOrStdout(), "dsae coordinator %s: grpc %s, raft %s, gossip %s\n", cfg.ID, n.GRPCAddr(), n.RaftAddr(), n.GossipAddr())
 		<-cmd.Context().Done()
 		slog.Info("coordinator stopping", "id", cfg.ID)
 		return n.Close()
 	}
 	return cmd
+}
+
+// coordinatorFlags are the coordinator settings of `dsae coordinator`.
+// Every default comes from coordinator.DefaultConfig; the flags that set
+// two fields at once (--raft-timeout, --gossip-probe-interval) derive the
+// dependent field as config says.
+type coordinatorFlags struct {
+	cfg         coordinator.Config
+	checkData   bool
+	probe       time.Duration
+	suspicion   int
+	raftTimeout time.Duration
+}
+
+func addCoordinatorFlags(f *pflag.FlagSet) *coordinatorFlags {
+	c := &coordinatorFlags{cfg: coordinator.DefaultConfig()}
+	d := &c.cfg
+	f.StringVar(&d.ID, "id", d.ID, "unique id of this coordinator (required)")
+	f.StringVar(&d.DataDir, "data-dir", d.DataDir, "directory for the raft log and snapshots (required)")
+	f.StringVar(&d.RaftAddr, "raft-addr", d.RaftAddr, "host:port for raft traffic")
+	f.StringVar(&d.GRPCAddr, "grpc-addr", d.GRPCAddr, "host:port of the control API")
+	f.StringVar(&d.GossipAddr, "gossip-addr", d.GossipAddr, "host:port of membership gossip")
+	f.StringVar(&d.MetricsAddr, "metrics-addr", d.MetricsAddr, "host:port to serve Prometheus /metrics on (off when empty)")
+	f.StringSliceVar(&d.Join, "join", d.Join, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
+	f.BoolVar(&c.checkData, "check-datasets", false, "refuse jobs whose data or test dataset is not published in the store, and fill d and steps from its manifest (default: on when an S3 endpoint is configured)")
+	f.DurationVar(&c.probe, "gossip-probe-interval", d.Gossip.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")
+	f.IntVar(&c.suspicion, "gossip-suspicion-mult", d.Gossip.SuspicionMult, "suspicion timeout multiplier of the failure detector")
+	f.DurationVar(&d.ReadyTimeout, "ready-timeout", d.ReadyTimeout, "how long members of a new generation have to report ready before the silent ones are quarantined")
+	f.DurationVar(&c.raftTimeout, "raft-timeout", d.Raft.Heartbeat, "raft heartbeat and election timeout")
+	return c
+}
+
+// config is the configuration the flags give, without Auth, Datasets,
+// JobSpecs and Logger. With no flag set it is coordinator.DefaultConfig.
+func (c *coordinatorFlags) config() coordinator.Config {
+	cfg, def := c.cfg, coordinator.DefaultConfig()
+	cfg.Gossip.ProbeInterval, cfg.Gossip.SuspicionMult = c.probe, c.suspicion
+	cfg.Gossip.ProbeTimeout = min(def.Gossip.ProbeTimeout, c.probe/2)
+	cfg.Raft.Heartbeat, cfg.Raft.Election = c.raftTimeout, c.raftTimeout
+	cfg.Raft.LeaderLease = min(def.Raft.LeaderLease, c.raftTimeout/2)
+	return cfg
 }
 
 // storeDatasets looks datasets up in the store through their manifests,

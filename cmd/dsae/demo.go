@@ -21,6 +21,7 @@ import (
 
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/storage"
 	"github.com/dsae/dsae/worker/jobspec"
@@ -411,7 +412,7 @@ func (d *demo) startCoordinators(ctx context.Context) error {
 	if a.Secret, err = auth.LoadSecret(d.secret); err != nil {
 		return err
 	}
-	if d.conn, err = coordinator.Dial(d.coordAddrs, a); err != nil {
+	if d.conn, err = client.Dial(d.coordAddrs, a); err != nil {
 		return err
 	}
 	d.cl = pb.NewControlClient(d.conn)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dsae/dsae/coordinator"
+	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/worker/jobspec"
 )
@@ -56,7 +55,7 @@ func (f *controlFlags) client() (pb.ControlClient, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := coordinator.Dial(f.addrs, a)
+	conn, err := client.Dial(f.addrs, a)
 	if err != nil {
 		return nil, nil, invalid(err)
 	}
@@ -176,7 +175,7 @@ spec:
 			// One request id for every attempt: the coordinators answer a
 			// retry with the job the first attempt created, so retrying
 			// through a leader election (a few seconds) is safe.
-			sub := &pb.SubmitJobRequest{Spec: req, RequestId: newRequestID()}
+			sub := &pb.SubmitJobRequest{Spec: req, RequestId: client.NewRequestID()}
 			var resp *pb.SubmitJobResponse
 			err := retryUnavailable(ctx, func() error {
 				var err error
@@ -226,12 +225,9 @@ func submitSpec(args []string, fs *pflag.FlagSet) (*pb.JobSpec, error) {
 	return p, nil
 }
 
-// newRequestID returns a random id for one `dsae job submit` invocation:
-// its retries (to another coordinator, after a timeout) carry the same id,
-// so the job is created once.
 // retryUnavailable calls f until it returns something other than
 // codes.Unavailable (no coordinator or no leader reachable) or ctx ends,
-// with capped exponential backoff. gRPC's own retries (coordinator.Dial)
+// with capped exponential backoff. gRPC's own retries (client.Dial)
 // give up after about 1.5 s, less than a raft election can take.
 func retryUnavailable(ctx context.Context, f func() error) error {
 	backoff := 100 * time.Millisecond
@@ -247,14 +243,6 @@ func retryUnavailable(ctx context.Context, f func() error) error {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-}
-
-func newRequestID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return hex.EncodeToString(b[:])
 }
 
 func printJSON(w io.Writer, j *pb.Job) error {

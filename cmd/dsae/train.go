@@ -20,7 +20,7 @@ func init() {
 	subcommands = append(subcommands, newTrainCmd)
 	invalidInputErrors = append(invalidInputErrors,
 		sae.ErrInvalidConfig, sae.ErrShape, sae.ErrModelDir, sae.ErrSafetensors, sae.ErrInvalidOptimizer, sae.ErrOptimizerState,
-		storage.ErrBadInput, worker.ErrOptions, jobspec.ErrInvalidSpec)
+		storage.ErrBadInput, worker.ErrInvalidConfig, jobspec.ErrInvalidSpec)
 }
 
 // trainFlags are the flags of `dsae train`: the run's settings in the

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dsae/dsae/allreduce"
-	"github.com/dsae/dsae/coordinator"
+	"github.com/dsae/dsae/coordinator/client"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/worker"
 )
@@ -53,7 +53,7 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
 	f.DurationVar(&cfg.RingTimeout, "ring-timeout", allreduce.DefaultConfig().Timeout, "a ring call without progress for this long fails (hung peer)")
 	f.DurationVar(&cfg.ProgressEvery, "progress-every", time.Second, "interval between progress reports (rank 0)")
-	def := coordinator.DefaultGossipTimings()
+	def := client.DefaultGossipTimings()
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
 	threads := addThreadsFlag(f)

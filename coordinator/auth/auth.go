@@ -57,6 +57,20 @@ type Config struct {
 	Public []string
 }
 
+// Validate checks the rules every role shares, without reading a file: a
+// secret is empty or at least MinSecretLen bytes (ErrBadSecret), and
+// CertFile and KeyFile are set together (ErrBadTLS). Whether the files
+// load is found by ServerOptions and DialOptions.
+func (c Config) Validate() error {
+	if err := checkSecret(c.Secret); err != nil {
+		return err
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return fmt.Errorf("%w: a certificate needs both a cert file and a key file", ErrBadTLS)
+	}
+	return nil
+}
+
 // String describes the configuration without the secret.
 func (c Config) String() string {
 	return fmt.Sprintf("auth{secret:%v tls:%v mtls:%v}", len(c.Secret) > 0, c.CertFile != "", c.CAFile != "")
@@ -85,10 +99,18 @@ func LoadSecret(file string) ([]byte, error) {
 	} else if v, ok := os.LookupEnv(EnvSecret); ok {
 		s = []byte(strings.TrimSpace(v))
 	}
-	if len(s) > 0 && len(s) < MinSecretLen {
-		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrBadSecret, len(s), MinSecretLen)
+	if err := checkSecret(s); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// checkSecret refuses a set secret shorter than MinSecretLen.
+func checkSecret(s []byte) error {
+	if len(s) > 0 && len(s) < MinSecretLen {
+		return fmt.Errorf("%w: %d bytes, want at least %d", ErrBadSecret, len(s), MinSecretLen)
+	}
+	return nil
 }
 
 // DeriveKey returns a 32-byte key for one purpose (label); each purpose

@@ -157,3 +157,22 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		t.Fatalf("missing CA: %v", err)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want error
+	}{
+		{Config{}, nil},
+		{Config{Secret: []byte("0123456789abcdef")}, nil},
+		{Config{Secret: []byte("short")}, ErrBadSecret},
+		{Config{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"}, nil},
+		{Config{CAFile: "ca.pem"}, nil}, // a client verifying servers
+		{Config{CertFile: "c.pem"}, ErrBadTLS},
+		{Config{KeyFile: "k.pem"}, ErrBadTLS},
+	} {
+		if err := tc.c.Validate(); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%v (cert %q key %q): %v, want %v", tc.c, tc.c.CertFile, tc.c.KeyFile, err, tc.want)
+		}
+	}
+}
