@@ -21,11 +21,6 @@ import (
 	"github.com/dsae/dsae/allreduce"
 )
 
-func init() {
-	benchSubcommands = append(benchSubcommands, newBenchAllReduceCmd, newBenchAllReduceRankCmd)
-	invalidInputErrors = append(invalidInputErrors, allreduce.ErrInvalidConfig)
-}
-
 // benchAllReduceFlags are shared by the parent command and its rank
 // processes.
 type benchAllReduceFlags struct {

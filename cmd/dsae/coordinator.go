@@ -17,12 +17,6 @@ import (
 	"github.com/dsae/dsae/worker/jobspec"
 )
 
-func init() {
-	subcommands = append(subcommands, newCoordinatorCmd)
-	invalidInputErrors = append(invalidInputErrors, coordinator.ErrInvalidConfig, coordinator.ErrInvalidSpec,
-		auth.ErrBadSecret, auth.ErrBadTLS)
-}
-
 // securityFlags are the cluster-secret and TLS flags shared by every command
 // that talks to the control plane.
 type securityFlags struct {

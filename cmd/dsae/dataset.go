@@ -12,23 +12,6 @@ import (
 	"github.com/dsae/dsae/storage"
 )
 
-func init() {
-	subcommands = append(subcommands, newDatasetCmd)
-	invalidInputErrors = append(invalidInputErrors, storage.ErrBadInput, storage.ErrDatasetNotFound)
-}
-
-func newDatasetCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "dataset",
-		Short: "Publish, list, inspect, verify and remove datasets in S3",
-		Long: `Datasets live in the bucket under datasets/NAME/: float32 .npy shards that
-numpy reads as they are, optional int32 label shards, and a manifest.json
-written last, so a dataset is visible only once it is whole.`,
-	}
-	cmd.AddCommand(newDatasetPutCmd(), newDatasetLsCmd(), newDatasetShowCmd(), newDatasetVerifyCmd(), newDatasetRmCmd())
-	return cmd
-}
-
 func newDatasetPutCmd() *cobra.Command {
 	var (
 		opt     storage.IngestOptions

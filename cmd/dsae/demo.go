@@ -27,8 +27,6 @@ import (
 	"github.com/dsae/dsae/worker/jobspec"
 )
 
-func init() { subcommands = append(subcommands, newDemoCmd) }
-
 // demoFlags are the settings of `dsae demo`.
 type demoFlags struct {
 	workers, coordinators int

@@ -23,8 +23,6 @@ import (
 	"github.com/dsae/dsae/worker/jobspec"
 )
 
-func init() { subcommands = append(subcommands, newJobCmd) }
-
 // envCoordinator names the default coordinator addresses.
 const envCoordinator = "DSAE_COORDINATOR"
 
@@ -91,12 +89,6 @@ func rpcErr(err error) error {
 		return fmt.Errorf("control plane unreachable: %s", st.Message())
 	}
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
-}
-
-func newJobCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "job", Short: "Submit, list, inspect, wait for and cancel training jobs"}
-	cmd.AddCommand(newJobSubmitCmd(), newJobLsCmd(), newJobStatusCmd(), newJobWaitCmd(), newJobCancelCmd())
-	return cmd
 }
 
 // submitExample is the YAML spec shown by `dsae job submit --help`: every

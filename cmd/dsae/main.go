@@ -1,6 +1,7 @@
 // Command dsae trains sparse autoencoders, on one machine or across a
-// cluster. Each subcommand lives in its own file; this file only maps the
-// outcome of a command to an exit code.
+// cluster. root.go wires the whole command tree; each subcommand is built
+// in its own file; this file only maps the outcome of a command to an exit
+// code.
 package main
 
 import (

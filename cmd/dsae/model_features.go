@@ -18,8 +18,6 @@ import (
 	"github.com/dsae/dsae/worker"
 )
 
-func init() { modelSubcommands = append(modelSubcommands, newModelFeaturesCmd) }
-
 func newModelFeaturesCmd() *cobra.Command {
 	var pngPath, lossPath, tile string
 	var scale, limit int

@@ -8,8 +8,6 @@ import (
 	"github.com/dsae/dsae/storage"
 )
 
-func init() { modelSubcommands = append(modelSubcommands, newModelPullCmd) }
-
 func newModelPullCmd() *cobra.Command {
 	var overwrite bool
 	var s3 *s3ClientFlags

@@ -6,21 +6,22 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dsae/dsae/allreduce"
+	"github.com/dsae/dsae/coordinator"
+	"github.com/dsae/dsae/coordinator/auth"
+	"github.com/dsae/dsae/sae"
+	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/s3server"
+	"github.com/dsae/dsae/worker"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
-// invalidInputErrors lists the sentinel errors of the packages below cmd
-// that mean "the input was wrong"; errors wrapping any of them exit 2.
-var invalidInputErrors []error
-
-func isInvalidInput(err error) bool {
-	for _, s := range invalidInputErrors {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
-
+// newRootCmd builds the whole command tree: every command dsae has is
+// wired here, and nowhere else. Each leaf is built by its own file
+// (train.go, job.go, ...); the groups that only hold subcommands are
+// defined here. TestCommandTree lists the same tree, so a command that is
+// built but not wired here (or wired but not listed there) fails a test.
 func newRootCmd() *cobra.Command {
 	var logLevel string
 	root := &cobra.Command{
@@ -39,15 +40,100 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
-	for _, add := range subcommands {
-		root.AddCommand(add())
-	}
+
+	root.AddCommand(
+		newTrainCmd(),
+		newDemoCmd(),
+		newCoordinatorCmd(),
+		newWorkerCmd(),
+		group(&cobra.Command{
+			Use:   "job",
+			Short: "Submit, list, inspect, wait for and cancel training jobs",
+		},
+			newJobSubmitCmd(),
+			newJobLsCmd(),
+			newJobStatusCmd(),
+			newJobWaitCmd(),
+			newJobCancelCmd(),
+		),
+		group(&cobra.Command{
+			Use:   "dataset",
+			Short: "Publish, list, inspect, verify and remove datasets in S3",
+			Long: `Datasets live in the bucket under datasets/NAME/: float32 .npy shards that
+numpy reads as they are, optional int32 label shards, and a manifest.json
+written last, so a dataset is visible only once it is whole.`,
+		},
+			newDatasetPutCmd(),
+			newDatasetLsCmd(),
+			newDatasetShowCmd(),
+			newDatasetVerifyCmd(),
+			newDatasetRmCmd(),
+		),
+		group(&cobra.Command{
+			Use:   "model",
+			Short: "Inspect, export and use trained models",
+		},
+			newModelFeaturesCmd(),
+			newModelPullCmd(),
+		),
+		group(&cobra.Command{
+			Use:   "s3",
+			Short: "Run the embedded S3-compatible object server",
+		},
+			newS3ServeCmd(),
+		),
+		group(&cobra.Command{
+			Use:   "bench",
+			Short: "Measure the performance of dsae's components on this machine",
+		},
+			newBenchAllReduceCmd(),
+			newBenchAllReduceRankCmd(),
+		),
+		newVersionCmd(),
+	)
 	return root
 }
 
-// subcommands is filled by the init functions of the per-command files, so
-// adding a command touches only its own file.
-var subcommands []func() *cobra.Command
+// group adds subs to parent, a command that only holds subcommands.
+func group(parent *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	parent.AddCommand(subs...)
+	return parent
+}
+
+// invalidInputErrors are the sentinel errors of the packages below cmd
+// that mean "the input was wrong" (a flag, a config, a data file, a name);
+// an error wrapping any of them exits 2 (exitInvalid). One a line, by
+// package.
+var invalidInputErrors = []error{
+	allreduce.ErrInvalidConfig,
+	auth.ErrBadSecret,
+	auth.ErrBadTLS,
+	coordinator.ErrInvalidConfig,
+	coordinator.ErrInvalidSpec,
+	jobspec.ErrInvalidSpec,
+	sae.ErrInvalidConfig,
+	sae.ErrInvalidOptimizer,
+	sae.ErrModelDir,
+	sae.ErrOptimizerState,
+	sae.ErrSafetensors,
+	sae.ErrShape,
+	s3server.ErrConfig,
+	storage.ErrBadInput,
+	storage.ErrDatasetNotFound,
+	storage.ErrInvalidConfig,
+	storage.ErrInvalidJobID,
+	storage.ErrModelExists,
+	worker.ErrInvalidConfig,
+}
+
+func isInvalidInput(err error) bool {
+	for _, s := range invalidInputErrors {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // setupLogging logs text to a terminal and JSON otherwise.
 func setupLogging(lvl slog.Level) {

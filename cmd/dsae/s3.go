@@ -21,21 +21,6 @@ import (
 	"github.com/dsae/dsae/storage/s3server"
 )
 
-func init() {
-	subcommands = append(subcommands, newS3Cmd)
-	invalidInputErrors = append(invalidInputErrors,
-		storage.ErrInvalidConfig, storage.ErrInvalidJobID, storage.ErrModelExists, s3server.ErrConfig)
-}
-
-func newS3Cmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "s3",
-		Short: "Run the embedded S3-compatible object server",
-	}
-	cmd.AddCommand(newS3ServeCmd())
-	return cmd
-}
-
 func newS3ServeCmd() *cobra.Command {
 	var (
 		dir, addr, region, accessKey, secretKey, secretKeyFile string

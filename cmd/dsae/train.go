@@ -16,13 +16,6 @@ import (
 	"github.com/dsae/dsae/worker/jobspec"
 )
 
-func init() {
-	subcommands = append(subcommands, newTrainCmd)
-	invalidInputErrors = append(invalidInputErrors,
-		sae.ErrInvalidConfig, sae.ErrShape, sae.ErrModelDir, sae.ErrSafetensors, sae.ErrInvalidOptimizer, sae.ErrOptimizerState,
-		storage.ErrBadInput, worker.ErrInvalidConfig, jobspec.ErrInvalidSpec)
-}
-
 // trainFlags are the flags of `dsae train`: the run's settings in the
 // vocabulary of jobspec (shared with `dsae job submit`) and the flags of a
 // local run.

@@ -10,8 +10,6 @@ import (
 	"github.com/dsae/dsae/sae"
 )
 
-func init() { subcommands = append(subcommands, newVersionCmd) }
-
 // versionLine describes this build: module version, VCS revision, Go
 // version and the matrix-product backend the model math runs on.
 func versionLine() string {

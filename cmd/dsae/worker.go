@@ -19,8 +19,6 @@ import (
 	"github.com/dsae/dsae/worker"
 )
 
-func init() { subcommands = append(subcommands, newWorkerCmd) }
-
 func newWorkerCmd() *cobra.Command {
 	var (
 		cfg       worker.AgentConfig
