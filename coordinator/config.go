@@ -58,11 +58,10 @@ type Config struct {
 	// the ones `dsae train` gives for the same settings. Without it SubmitJob
 	// checks only the job-level fields (ValidateSpec).
 	JobSpecs SpecRules
-	// MetricsAddr, when set, serves Prometheus /metrics (the coordinator's
-	// gauges plus Go runtime and process metrics) on this host:port.
-	MetricsAddr string
-	// Registerer, when set, also receives the coordinator's gauges (for a
-	// process that serves its own /metrics).
+	// Registerer, when set, receives the coordinator's gauges (raft state,
+	// gossip members, workers, jobs by state). The coordinator serves no
+	// HTTP: the process serves the registry as /metrics (cmd/dsae does,
+	// with --metrics-addr).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger // nil: slog.Default()
 
@@ -158,7 +157,7 @@ func (c *Config) setDefaults() {
 // ErrInvalidConfig and names the first field outside its allowed values,
 // e.g. "ReadyTimeout = -1s out of range (0, +inf)"; errors of Auth wrap
 // auth's sentinels too. Datasets, JobSpecs, Registerer and Logger may be
-// nil and MetricsAddr empty (off).
+// nil.
 func (c *Config) Validate() error {
 	d := *c
 	d.setDefaults()
@@ -186,11 +185,6 @@ func (c *Config) Validate() error {
 	for i, a := range d.Join {
 		if err := checkAddr(a, true, false); err != nil {
 			return bad(fmt.Sprintf("Join[%d]", i), "= %q: %v", a, err)
-		}
-	}
-	if d.MetricsAddr != "" {
-		if err := checkAddr(d.MetricsAddr, false, true); err != nil {
-			return bad("MetricsAddr", "= %q: %v", d.MetricsAddr, err)
 		}
 	}
 	for _, t := range []struct {

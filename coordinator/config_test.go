@@ -64,8 +64,6 @@ func TestConfigValidate(t *testing.T) {
 		{"join", func(c *Config) { c.Join = []string{"127.0.0.1:7101", "c2"} }, `Join[1] = "c2": want host:port`, nil},
 		{"join port 0", func(c *Config) { c.Join = []string{"127.0.0.1:0"} }, "Join[0] = \"127.0.0.1:0\": port 0: want a port in [1, 65535]", nil},
 		{"join ok", func(c *Config) { c.Join = []string{"127.0.0.1:7101", "c2.example:7101"} }, "", nil},
-		{"metrics addr", func(c *Config) { c.MetricsAddr = "9090" }, `MetricsAddr = "9090": want host:port`, nil},
-		{"metrics addr all interfaces", func(c *Config) { c.MetricsAddr = ":9090" }, "", nil},
 		{"ready timeout", func(c *Config) { c.ReadyTimeout = -time.Second }, "ReadyTimeout = -1s out of range (0, +inf); 0 means the default, 30s", nil},
 		{"peer probe timeout", func(c *Config) { c.PeerProbeTimeout = -time.Second }, "PeerProbeTimeout = -1s out of range (0, +inf)", nil},
 		{"watch staleness", func(c *Config) { c.WatchStaleness = -time.Second }, "WatchStaleness = -1s out of range (0, +inf)", nil},

@@ -108,7 +108,7 @@ func MakeClusterWith(t testing.TB, n int, edit func(*Config)) *cluster {
 	for i := 0; i < n; i++ {
 		cfg := Config{
 			ID: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
-			RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
+			RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Registerer: testRegistry(),
 			Auth: auth.Config{Secret: testSecret}, Raft: testRaftTimings(), Gossip: testGossipTimings(),
 			Logger: slog.New(slog.NewJSONHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		}

@@ -1,66 +1,38 @@
 package coordinator
 
 import (
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
 // metrics exports the node's raft and control-plane state to Prometheus.
 // Values are read at scrape time, so nothing needs updating on the way.
+// The coordinator only registers its gauges on Config.Registerer; serving
+// them (with the Go runtime and process metrics) is the binary's job.
 type metrics struct {
 	reg  prometheus.Registerer
 	cols []prometheus.Collector
 }
 
-// startMetrics registers the gauges and serves /metrics when configured.
+// startMetrics registers the gauges on cfg.Registerer, when set; Close
+// unregisters them, so a node restarted on the same registry registers
+// again.
 func (n *Node) startMetrics() error {
-	if n.cfg.Registerer != nil {
-		m, err := newMetrics(n, n.cfg.Registerer)
-		if err != nil {
-			return err
-		}
-		n.met = append(n.met, m)
-	}
-	if n.cfg.MetricsAddr == "" {
+	if n.cfg.Registerer == nil {
 		return nil
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := newMetrics(n, reg)
+	m, err := newMetrics(n, n.cfg.Registerer)
 	if err != nil {
 		return err
 	}
 	n.met = append(n.met, m)
-	ln, err := net.Listen("tcp", n.cfg.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("metrics listen: %w", err)
-	}
-	n.httpAddr = ln.Addr().String()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	n.goRun(func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("metrics server stopped", "err", err)
-		}
-	})
 	return nil
 }
-
-// MetricsAddr is the address /metrics is served on ("" when not served).
-func (n *Node) MetricsAddr() string { return n.httpAddr }
 
 func newMetrics(n *Node, reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{reg: reg}

@@ -1,26 +1,36 @@
 package coordinator
 
 import (
-	"io"
-	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 )
 
-func scrape(t *testing.T, addr string) string {
+// testRegistry is the registry the harness gives each node: the Go
+// collector, as the binary's registry has, and then the node's gauges.
+func testRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	return reg
+}
+
+// scrape renders n's registry as a /metrics response would. The
+// coordinator serves no HTTP; cmd/dsae's tests scrape the served endpoint.
+func scrape(t *testing.T, n *Node) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	g, ok := n.cfg.Registerer.(prometheus.Gatherer)
+	if !ok {
+		t.Fatalf("node %s has no registry to scrape", n.cfg.ID)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
 
 func TestMetricsEndpoint(t *testing.T) {
@@ -32,7 +42,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	l := c.nodes[c.Leader()]
 	WaitFor(t, waitTimeout, "leader metrics", func() bool {
-		m := scrape(t, l.MetricsAddr())
+		m := scrape(t, l)
 		for _, want := range []string{
 			"dsae_coordinator_raft_leader 1\n",
 			"dsae_coordinator_raft_peers 3\n",
@@ -48,12 +58,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		return !strings.Contains(m, "dsae_coordinator_raft_term 0\n") && !strings.Contains(m, "dsae_coordinator_raft_commit_index 0\n")
 	})
-	m := scrape(t, l.MetricsAddr())
+	m := scrape(t, l)
 	if !strings.Contains(m, "dsae_coordinator_generations_total ") {
 		t.Fatalf("no generations gauge in\n%s", m)
 	}
 	f := c.nodes[c.Follower()]
-	if m := scrape(t, f.MetricsAddr()); !strings.Contains(m, "dsae_coordinator_raft_leader 0\n") {
+	if m := scrape(t, f); !strings.Contains(m, "dsae_coordinator_raft_leader 0\n") {
 		t.Fatal("follower claims to lead")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,8 +49,6 @@ type Node struct {
 	started     time.Time
 	reconcileMu sync.Mutex
 	met         []*metrics
-	http        *http.Server
-	httpAddr    string
 
 	raftAddr, grpcAddr string // advertised
 
@@ -289,9 +286,6 @@ func (n *Node) shutdown(handover bool) error {
 			errs = append(errs, n.trans.Close())
 		} else if n.layer != nil {
 			errs = append(errs, n.layer.Close())
-		}
-		if n.http != nil {
-			n.http.Close()
 		}
 		n.wg.Wait()
 		if n.store != nil {

@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -43,8 +41,12 @@ type AgentConfig struct {
 	RingTimeout time.Duration
 	// ProgressEvery is how often rank 0 reports progress. Default 1 s.
 	ProgressEvery time.Duration
-	// MetricsAddr, when set, serves Prometheus /metrics on this host:port.
-	MetricsAddr string
+	// Registerer, when set, receives the worker's Prometheus metrics (steps
+	// applied, time by part of the step). The worker serves no HTTP: the
+	// process serves the registry as /metrics (cmd/dsae does, with
+	// --metrics-addr). One Agent per registry: a second one registering the
+	// same metrics panics.
+	Registerer prometheus.Registerer
 	// WriteModelFiles, when set, adds files (pictures) to the model
 	// directory that rank 0 uploads at the end of a job; dir already holds
 	// the model, metrics.json and history.json.
@@ -115,7 +117,6 @@ type Agent struct {
 	bulk     *allreduce.BulkServer
 	ring     *allreduce.Service
 	transfer *transferServer
-	httpSrv  *http.Server
 	met      *agentMetrics
 
 	traceMu sync.Mutex
@@ -156,20 +157,11 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(a.grpcSrv, hs)
 	go a.grpcSrv.Serve(a.grpcLis)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	a.met = newAgentMetrics(reg)
-	if cfg.MetricsAddr != "" {
-		lis, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			a.Close()
-			return nil, fmt.Errorf("metrics listen: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go a.httpSrv.Serve(lis)
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, exported by no one
 	}
+	a.met = newAgentMetrics(reg)
 	return a, nil
 }
 
@@ -186,9 +178,6 @@ func (a *Agent) Close() {
 	}
 	if a.grpcSrv != nil {
 		a.grpcSrv.Stop()
-	}
-	if a.httpSrv != nil {
-		a.httpSrv.Close()
 	}
 	if a.conn != nil {
 		a.conn.Close()

@@ -143,6 +143,12 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 			Help: "Time spent in each part of the applied steps: data (waiting for rows), compute, stats_reduce, grad_reduce, update."}, []string{"part"}),
 	}
 	reg.MustRegister(m.steps, m.parts)
+	// Export zeros from the start, so a scrape before the first step shows
+	// every series rather than none.
+	m.steps.WithLabelValues()
+	for _, part := range []string{"data", "compute", "stats_reduce", "grad_reduce", "update"} {
+		m.parts.WithLabelValues(part)
+	}
 	return m
 }
 

@@ -91,12 +91,18 @@ secret (--secret-file or $DSAE_CLUSTER_SECRET).`,
 		if err := cfg.Validate(); err != nil {
 			return invalid(err)
 		}
+		reg, ms, err := startRoleMetrics(cf.metricsAddr)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		cfg.Registerer = reg
 		n, err := coordinator.Start(cmd.Context(), cfg)
 		if err != nil {
 			return err
 		}
 		slog.Info("coordinator running", "id", cfg.ID, "raft", n.RaftAddr(), "grpc", n.GRPCAddr(), "gossip", n.GossipAddr(),
-			"metrics", n.MetricsAddr(), "join", strings.Join(cfg.Join, ","), "auth", cfg.Auth)
+			"metrics", ms.Addr(), "join", strings.Join(cfg.Join, ","), "auth", cfg.Auth)
 		fmt.Fprintf(cmd.OutOrStdout(), "dsae coordinator %s: grpc %s, raft %s, gossip %s\n", cfg.ID, n.GRPCAddr(), n.RaftAddr(), n.GossipAddr())
 		<-cmd.Context().Done()
 		slog.Info("coordinator stopping", "id", cfg.ID)
@@ -115,6 +121,7 @@ type coordinatorFlags struct {
 	probe       time.Duration
 	suspicion   int
 	raftTimeout time.Duration
+	metricsAddr string // served by the binary, not the coordinator package
 }
 
 func addCoordinatorFlags(f *pflag.FlagSet) *coordinatorFlags {
@@ -125,7 +132,7 @@ func addCoordinatorFlags(f *pflag.FlagSet) *coordinatorFlags {
 	f.StringVar(&d.RaftAddr, "raft-addr", d.RaftAddr, "host:port for raft traffic")
 	f.StringVar(&d.GRPCAddr, "grpc-addr", d.GRPCAddr, "host:port of the control API")
 	f.StringVar(&d.GossipAddr, "gossip-addr", d.GossipAddr, "host:port of membership gossip")
-	f.StringVar(&d.MetricsAddr, "metrics-addr", d.MetricsAddr, "host:port to serve Prometheus /metrics on (off when empty)")
+	addMetricsFlag(f, &c.metricsAddr)
 	f.StringSliceVar(&d.Join, "join", d.Join, "gRPC addresses of existing coordinators (comma-separated); empty bootstraps a new cluster")
 	f.BoolVar(&c.checkData, "check-datasets", false, "refuse jobs whose data or test dataset is not published in the store, and fill d and steps from its manifest (default: on when an S3 endpoint is configured)")
 	f.DurationVar(&c.probe, "gossip-probe-interval", d.Gossip.ProbeInterval, "failure-detector probe interval; a dead worker is declared within a few intervals")

@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -51,16 +47,12 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
 			if cfg.AccessKey == "" || cfg.SecretKey == "" {
 				return invalid(errors.New("credentials required: --access-key and --secret-key (or --secret-key-file), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
 			}
-			if metricsAddr != "" {
-				reg := prometheus.NewRegistry()
-				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-				cfg.Registerer = reg
-				stop, err := serveMetrics(metricsAddr, reg)
-				if err != nil {
-					return invalid(fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err))
-				}
-				defer stop()
+			reg, ms, err := startRoleMetrics(metricsAddr)
+			if err != nil {
+				return invalid(err)
 			}
+			defer ms.Close()
+			cfg.Registerer = reg
 			srv, err := s3server.New(cfg)
 			if err != nil {
 				return err
@@ -100,29 +92,9 @@ AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); anything else is refused.`,
 	f.StringVar(&secretKeyFile, "secret-key-file", "", "file holding the secret key")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve https instead of http")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
-	f.StringVar(&metricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
+	addMetricsFlag(f, &metricsAddr)
 	f.BoolVar(&noSync, "no-sync", false, "do not fsync objects before acknowledging them (faster, less durable)")
 	return cmd
-}
-
-// serveMetrics serves reg as /metrics on addr until stop is called.
-func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("metrics server stopped", "err", err)
-		}
-	}()
-	slog.Info("metrics listening", "addr", ln.Addr().String())
-	return func() { hs.Close(); <-done }, nil
 }
 
 // s3ClientFlags are the flags of every command that talks to the object

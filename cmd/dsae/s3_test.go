@@ -45,9 +45,9 @@ func runCmd(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// startS3Serve runs `dsae s3 serve` on a free port until the test ends and
-// returns its endpoint.
-func startS3Serve(t *testing.T, dir string) string {
+// startS3Serve runs `dsae s3 serve` on a free port, with extra flags, until
+// the test ends and returns its endpoint.
+func startS3Serve(t *testing.T, dir string, extra ...string) string {
 	t.Helper()
 	t.Setenv("AWS_ACCESS_KEY_ID", "cli-test-ak")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "cli-test-secret")
@@ -56,7 +56,7 @@ func startS3Serve(t *testing.T, dir string) string {
 	done := make(chan error, 1)
 	go func() {
 		root := newRootCmd()
-		root.SetArgs([]string{"s3", "serve", "--dir", dir, "--addr", "127.0.0.1:0", "--no-sync", "--log-level", "error"})
+		root.SetArgs(append([]string{"s3", "serve", "--dir", dir, "--addr", "127.0.0.1:0", "--no-sync", "--log-level", "error"}, extra...))
 		root.SetOut(&out)
 		done <- root.ExecuteContext(ctx)
 	}()

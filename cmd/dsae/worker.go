@@ -21,10 +21,11 @@ import (
 
 func newWorkerCmd() *cobra.Command {
 	var (
-		cfg       worker.AgentConfig
-		probe     time.Duration
-		suspicion int
-		tracePath string
+		cfg         worker.AgentConfig
+		probe       time.Duration
+		suspicion   int
+		tracePath   string
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -48,7 +49,7 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7300", "host:port of this worker's gRPC server (ring all-reduce, state transfer, health)")
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7400", "host:port of membership gossip")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "scratch directory (required)")
-	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus /metrics on (off when empty)")
+	addMetricsFlag(f, &metricsAddr)
 	f.DurationVar(&cfg.RingTimeout, "ring-timeout", allreduce.DefaultConfig().Timeout, "a ring call without progress for this long fails (hung peer)")
 	f.DurationVar(&cfg.ProgressEvery, "progress-every", time.Second, "interval between progress reports (rank 0)")
 	def := client.DefaultGossipTimings()
@@ -84,6 +85,12 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 			defer tf.Close()
 			cfg.Trace = tf
 		}
+		reg, ms, err := startRoleMetrics(metricsAddr)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		cfg.Registerer = reg
 		cfg.WriteModelFiles = modelPictures
 		cfg.Logger = slog.Default()
 		ag, err := worker.NewAgent(cfg)
