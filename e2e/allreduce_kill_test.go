@@ -55,6 +55,7 @@ func startRank(t *testing.T, args []string) *rankProc {
 // naming a broken peer, well within the ring's progress timeout (60 s):
 // they see the broken connections, not the silence. For every data path.
 func TestAllReduceRankKilled(t *testing.T) {
+	skipSlow(t, "a multi-process all-reduce whose ranks are killed")
 	const timeout = 60 * time.Second
 	for _, variant := range [][]string{{"--unix=true"}, {"--unix=false"}, {"--data-path", "grpc"}} {
 		t.Run(strings.Join(variant, " "), func(t *testing.T) {

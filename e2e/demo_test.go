@@ -98,6 +98,7 @@ func checkNoneLeft(t *testing.T, procs map[string]int) {
 // activation within 15% of ρ), writes the model, the pictures and
 // summary.json, and leaves no process behind.
 func TestDemo(t *testing.T) {
+	skipSlow(t, "a full demo run (a cluster of processes trains MNIST)")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "demo")
 	start := time.Now()
@@ -172,6 +173,7 @@ func TestDemo(t *testing.T) {
 // --kill-worker-at: one worker is SIGKILLed mid-training, a replacement
 // starts, the job still completes and the summary reports the recovery.
 func TestDemoKillWorker(t *testing.T) {
+	skipSlow(t, "a demo run that kills a worker process")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "demo")
 	start := time.Now()
@@ -205,6 +207,7 @@ func TestDemoKillWorker(t *testing.T) {
 
 // An interrupted demo stops every child it started.
 func TestDemoInterrupted(t *testing.T) {
+	skipSlow(t, "a demo run interrupted by SIGINT")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "demo")
 	cmd := exec.Command(dsaeBin, "demo", "--workers", "2", "--steps", "100000", "--out", out)

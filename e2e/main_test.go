@@ -33,6 +33,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// skipSlow skips a slow test (full MNIST training, a multi-process
+// cluster under chaos, a demo run, the static build) under -short, so that
+// `go test -short ./...` runs the fast tests in under a minute. Without
+// -short, as in CI, every test runs.
+func skipSlow(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short skips %s; run it with: go test -run '^%s$' ./e2e/", what, t.Name())
+	}
+}
+
 // result is the outcome of one run of the binary.
 type result struct {
 	code           int

@@ -12,6 +12,7 @@ import (
 // embedded defaults, reaches a test mean activation within 15% of ρ, and
 // its features and loss curve can be drawn.
 func TestMNISTClassicSAE(t *testing.T) {
+	skipSlow(t, "full MNIST training")
 	dir := t.TempDir()
 	r := mustRun(t, dir, "train", "--data", "mnist", "--hidden", "196", "--sparsity", "kl", "--rho", "0.1",
 		"--beta", "3", "--weight-decay", "3e-3", "--out", "out", "--progress", "1s")

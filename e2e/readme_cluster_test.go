@@ -34,6 +34,7 @@ func readmeBlock(t *testing.T, name string) string {
 // fresh directory with the built dsae first on PATH, they train a job on
 // three workers and leave the pulled model behind.
 func TestReadmeClusterByHand(t *testing.T) {
+	skipSlow(t, "the README's multi-process cluster, run by hand")
 	dir := t.TempDir()
 	script := "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + readmeBlock(t, "cluster-by-hand") + "\n"
 	cmd := exec.Command("bash", "-c", script)

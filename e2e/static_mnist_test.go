@@ -15,6 +15,7 @@ import (
 // toolchain: no go on PATH, an empty HOME and module cache, no
 // $DSAE_MNIST_DIR. The data set comes from inside the binary.
 func TestStaticBinaryMNISTWithoutGo(t *testing.T) {
+	skipSlow(t, "the static-binary build and its full MNIST training")
 	work := t.TempDir()
 	bin := filepath.Join(work, "dsae-static")
 	build := exec.Command("go", "build", "-o", bin, "github.com/dsae/dsae/cmd/dsae")

@@ -54,6 +54,7 @@ func (c *cluster) pullParams(job string) *sae.Model {
 // every rank of the 3-worker run holds the same parameter bits after every
 // step.
 func TestClusterEquivalence(t *testing.T) {
+	skipSlow(t, "multi-process cluster training on MNIST")
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
 	const steps = 200
@@ -157,6 +158,7 @@ func (c *cluster) indexDataset(name string, rows, d int) {
 // step is applied exactly once, and the newcomer (which took the donor's
 // state) holds the same parameter bits as the others after every step.
 func TestClusterExactlyOnceThroughKillAndJoin(t *testing.T) {
+	skipSlow(t, "multi-process chaos: workers killed and joined mid-job")
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
 	const rows, d, batch, epochs = 65536, 32, 16, 2
 	const spe = rows / batch
@@ -244,6 +246,7 @@ func recovery(evs []traceEvent, kill time.Time) time.Duration {
 // the median time from the kill to the next completed step is at most 2 s,
 // and the final test FVU is within 2% of an undisturbed run.
 func TestClusterWorkerLoss(t *testing.T) {
+	skipSlow(t, "multi-process chaos: a worker lost mid-job")
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
 	const steps = 700
@@ -297,6 +300,7 @@ func (c *cluster) killedSet() map[string]bool {
 // does not stop training; no step is lost or applied twice, and a submit
 // retried with the same request id across the leader change creates one job.
 func TestClusterLeaderLoss(t *testing.T) {
+	skipSlow(t, "multi-process chaos: the raft leader lost mid-job")
 	c := startCluster(t, clusterOpts{coordinators: 3, workers: 3})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
 	const steps = 250
@@ -359,6 +363,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 // job's latest checkpoint: new workers take the checkpoint's state and the
 // job completes, each step applied once by the lineage that survives.
 func TestClusterAllWorkersLostResumesFromCheckpoint(t *testing.T) {
+	skipSlow(t, "multi-process chaos: every worker lost, resumed from a checkpoint")
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 2})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
 	const steps = 200
