@@ -157,6 +157,9 @@ func TestLoadMNISTDirOverride(t *testing.T) {
 // file, from LoadMNIST and IngestMNIST alike, and IngestMNIST publishes
 // nothing.
 func TestMNISTDirOverrideBadFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short skips every malformed-MNIST-directory case (each copies and decodes the real MNIST files); run it with: go test -run '^TestMNISTDirOverrideBadFiles$' ./storage/")
+	}
 	withoutGoToolchain(t)
 	replace := func(target string, with []byte) func(string, []byte) []byte {
 		return func(name string, b []byte) []byte {

@@ -146,6 +146,9 @@ func TestDatasetPutKilledMidway(t *testing.T) {
 // a child process, and checks that the peak RSS does not grow with the
 // input: rows are streamed and shards staged on disk, never held whole.
 func TestDatasetPutBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short skips ingesting 32 MiB and 160 MiB in child processes to bound their memory; run it with: go test -run '^TestDatasetPutBoundedMemory$' ./cmd/dsae/")
+	}
 	endpoint := startS3Serve(t, t.TempDir())
 	const d = 1024
 	small := childPeakRSS(t, endpoint, "small", 8192, d) // 32 MiB, 2 shards
