@@ -149,7 +149,7 @@ func (c *cluster) indexDataset(name string, rows, d int) {
 		}
 	}
 	path := filepath.Join(c.dir, name+".npy")
-	writeNPY(c.t, path, []int{rows, d}, x)
+	writeNPY(c.t, path, rows, d, x)
 	c.mustDsae("dataset", "put", name, path, "--shard-rows", fmt.Sprint(rows/4), "--chunk-rows", "256")
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dsae/dsae/sae"
+	"github.com/dsae/dsae/storage"
 )
 
 // writeCSV writes rows×d uniform values in [0,1) to dir/name.
@@ -214,30 +216,14 @@ func TestOneFullBatchSGDStep(t *testing.T) {
 	}
 }
 
-// writeNPY writes a float32 .npy file with the given shape.
-func writeNPY(t *testing.T, path string, shape []int, vals []float32) {
+// writeNPY writes rows×cols float32 values as a .npy file.
+func writeNPY(t *testing.T, path string, rows, cols int, vals []float32) {
 	t.Helper()
-	dims := make([]string, len(shape))
-	for i, s := range shape {
-		dims[i] = fmt.Sprint(s)
+	var b bytes.Buffer
+	if err := storage.WriteNPY(&b, rows, cols, vals); err != nil {
+		t.Fatal(err)
 	}
-	sh := strings.Join(dims, ", ")
-	if len(shape) == 1 {
-		sh += ","
-	}
-	hdr := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", sh)
-	for (10+len(hdr)+1)%64 != 0 {
-		hdr += " "
-	}
-	hdr += "\n"
-	b := []byte("\x93NUMPY\x01\x00")
-	b = append(b, byte(len(hdr)), byte(len(hdr)>>8))
-	b = append(b, hdr...)
-	for _, v := range vals {
-		u := math.Float32bits(v)
-		b = append(b, byte(u), byte(u>>8), byte(u>>16), byte(u>>24))
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,8 +243,11 @@ func TestInvalidInputsExit2(t *testing.T) {
 	ragged := write("ragged.csv", "1,2,3\n4,5,6\n7,8\n")
 	nan := write("nan.csv", "1,2,3\n4,nan,6\n")
 	word := write("word.csv", "1,2,3\n4,x7,6\n")
-	rank3 := filepath.Join(dir, "rank3.npy")
-	writeNPY(t, rank3, []int{2, 2, 2}, make([]float32, 8))
+	var r3 bytes.Buffer
+	if err := storage.WriteNPYHeader(&r3, "<f4", false, 2, 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	rank3 := write("rank3.npy", r3.String()+string(make([]byte, 4*8)))
 	mustRun(t, dir, "train", "--data", good, "--hidden", "3", "--steps", "2", "--batch", "4", "--out", "m4", "--progress", "0")
 	_, d5 := writeCSV(t, dir, "d5.csv", 8, 5, 2)
 

@@ -14,6 +14,11 @@
 //	}
 //	row := ds.Row(0) // ds.D float32 values
 //
+// [WriteNPY] writes a float32 matrix as a .npy file numpy loads as it is;
+// [WriteNPYHeader] writes the header of any dtype, order and shape, for a
+// caller that streams the data after it. They are the one .npy writer in
+// dsae: ingest's shards and labels use the same code.
+//
 // # Datasets in object storage
 //
 // A dataset is a prefix datasets/<name>/ holding float32 .npy shards, optional

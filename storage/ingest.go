@@ -610,7 +610,7 @@ func (u *uploader) upload(name string, s *stagedShard, d int64) (ShardInfo, erro
 		return ShardInfo{}, fmt.Errorf("dataset %s: upload %s: %w", name, info.Key, err)
 	}
 	if s.labels != nil {
-		obj := append(encodeNPYHeader("<i4", s.rows), s.labels...)
+		obj := append(encodeNPYHeader("<i4", false, s.rows), s.labels...)
 		sum := sha256.Sum256(obj)
 		info.LabelsKey = fmt.Sprintf("%slabels-%05d.npy", datasetDir(name), s.index)
 		info.LabelsBytes = int64(len(obj))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,8 +33,11 @@ func testMatrix(seed uint64, rows, d int) []float32 {
 func writeNPYf32(t testing.TB, dir, name string, x []float32, rows, d int) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	file := npyFile(fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, d), f32Bytes(binary.LittleEndian, x...))
-	if err := os.WriteFile(p, file, 0o644); err != nil {
+	var file bytes.Buffer
+	if err := WriteNPY(&file, rows, d, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, file.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p

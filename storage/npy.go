@@ -272,35 +272,101 @@ func shapeString(shape []int64) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
-// encodeNPYHeader returns a version 1.0 .npy preamble and header for a C-order
-// array of the given dtype and shape, padded so that the data starts on a
-// 64-byte boundary as numpy does.
-func encodeNPYHeader(descr string, shape ...int64) []byte {
-	dict := npyDict(descr, shape)
-	return encodeNPYHeaderSize((10+len(dict)+1+63)/64*64, descr, shape...)
-}
-
-// encodeNPYHeaderSize is encodeNPYHeader padded to exactly size bytes. It
-// panics if the header does not fit (a caller bug: size is a constant
-// chosen to fit any shape).
-func encodeNPYHeaderSize(size int, descr string, shape ...int64) []byte {
-	dict := npyDict(descr, shape)
-	pad := size - (10 + len(dict) + 1)
-	if pad < 0 || size > 65535+10 {
-		panic(fmt.Sprintf("storage: .npy header for %s does not fit in %d bytes", dict, size))
+// WriteNPY writes data, rows×cols float32 values in row-major order, to w
+// as a .npy file numpy.load reads as it is: version 1.0, dtype '<f4', C
+// order, shape (rows, cols), the data starting at a multiple of 64 bytes.
+// ReadNPY and the dataset readers read it back. It panics if rows or cols
+// is negative or len(data) != rows*cols (a caller bug); its errors are w's.
+func WriteNPY(w io.Writer, rows, cols int, data []float32) error {
+	if rows < 0 || cols < 0 || len(data) != rows*cols {
+		panic(fmt.Sprintf("storage: WriteNPY of %d values as %d×%d", len(data), rows, cols))
 	}
-	hlen := len(dict) + pad + 1
-	var b bytes.Buffer
-	b.WriteString(npyMagic)
-	b.Write([]byte{1, 0, byte(hlen), byte(hlen >> 8)})
-	b.WriteString(dict)
-	b.Write(bytes.Repeat([]byte{' '}, pad))
-	b.WriteByte('\n')
-	return b.Bytes()
+	if err := WriteNPYHeader(w, "<f4", false, int64(rows), int64(cols)); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 4*min(len(data), 1<<16))
+	for len(data) > 0 {
+		n := min(len(data), cap(buf)/4)
+		buf = buf[:0]
+		for _, v := range data[:n] {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
 }
 
-func npyDict(descr string, shape []int64) string {
-	return fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shapeString(shape))
+// WriteNPYHeader writes the preamble and header of a version 1.0 .npy file
+// to w: the magic, the version, the header length and the dict of descr,
+// fortran and shape as numpy's repr writes it, padded with spaces and
+// ended by '\n' so that the data starts at a multiple of 64 bytes (numpy's
+// alignment; numpy 1.24 and later pad a little more, to leave room for a
+// shape that grows in place, which no reader minds). The
+// caller writes the array data next: prod(shape) elements of descr, a numpy
+// dtype string such as "<f4", ">f8", "<i4" or "|u1", in C order, or
+// column-major with fortran. Any rank is allowed, 0 included (shape ()).
+// It panics if descr is empty or holds a quote, or a dimension is negative
+// (a caller bug); its errors are w's.
+func WriteNPYHeader(w io.Writer, descr string, fortran bool, shape ...int64) error {
+	_, err := w.Write(encodeNPYHeader(descr, fortran, shape...))
+	return err
+}
+
+// encodeNPYHeader returns what WriteNPYHeader writes.
+func encodeNPYHeader(descr string, fortran bool, shape ...int64) []byte {
+	return npyPreamble(npyDict(descr, fortran, shape), 0)
+}
+
+// encodeNPYHeaderSize is encodeNPYHeader for a C-order array, padded to
+// exactly size bytes: ingest writes a shard's header, of a fixed size,
+// once the shard's rows are known. It panics if the header does not fit (a
+// caller bug: size is a constant chosen to fit any 2-D shape).
+func encodeNPYHeaderSize(size int, descr string, shape ...int64) []byte {
+	return npyPreamble(npyDict(descr, false, shape), size)
+}
+
+// npyPreamble frames a header dict: magic, version 1.0, the little-endian
+// uint16 header length, dict, spaces and '\n', size bytes in all, or with
+// size 0 the smallest multiple of 64 that holds them. It is the one place
+// dsae writes .npy framing; the tests use it for the malformed dicts they
+// feed the reader.
+func npyPreamble(dict string, size int) []byte {
+	const fixed = len(npyMagic) + 2 + 2 // magic, version, header length
+	if size == 0 {
+		size = (fixed + len(dict) + 1 + 63) / 64 * 64
+	}
+	pad := size - (fixed + len(dict) + 1)
+	if pad < 0 || size-fixed > math.MaxUint16 {
+		panic(fmt.Sprintf("storage: .npy header %s does not fit in %d bytes", dict, size))
+	}
+	b := make([]byte, 0, size)
+	b = append(b, npyMagic...)
+	b = append(b, 1, 0)
+	b = binary.LittleEndian.AppendUint16(b, uint16(size-fixed))
+	b = append(b, dict...)
+	b = append(b, bytes.Repeat([]byte{' '}, pad)...)
+	return append(b, '\n')
+}
+
+// npyDict is the header dict numpy writes for the array (its repr of the
+// dict, keys sorted, with a trailing ", ").
+func npyDict(descr string, fortran bool, shape []int64) string {
+	if descr == "" || strings.ContainsAny(descr, `'"\`) {
+		panic(fmt.Sprintf("storage: .npy dtype %q", descr))
+	}
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("storage: .npy shape %v has a negative dimension", shape))
+		}
+	}
+	order := "False"
+	if fortran {
+		order = "True"
+	}
+	return fmt.Sprintf("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr, order, shapeString(shape))
 }
 
 // npySource streams the rows of a 2-D .npy array as float32. C-order data is

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,16 +17,11 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// npyFile builds a .npy file by hand (independently of encodeNPYHeader):
-// version 1.0, the given dict, then data.
+// npyFile is a .npy file of the given header dict, written as it stands
+// (malformed ones included) in the framing WriteNPYHeader writes, which
+// TestWriteNPYHeaderBytes checks byte by byte; then data.
 func npyFile(dict string, data []byte) []byte {
-	hdr := dict + strings.Repeat(" ", (64-(10+len(dict)+1)%64)%64) + "\n"
-	var b bytes.Buffer
-	b.WriteString("\x93NUMPY\x01\x00")
-	binary.Write(&b, binary.LittleEndian, uint16(len(hdr)))
-	b.WriteString(hdr)
-	b.Write(data)
-	return b.Bytes()
+	return append(npyPreamble(dict, 0), data...)
 }
 
 func f32Bytes(order binary.ByteOrder, v ...float32) []byte {
@@ -137,15 +134,15 @@ func TestReadNPYFromNpyio(t *testing.T) {
 	}
 }
 
-// TestEncodeNPYHeaderReadByNpyio checks that the shard header dsae writes is
-// read by npyio with the same data.
-func TestEncodeNPYHeaderReadByNpyio(t *testing.T) {
+// TestWriteNPYReadByNpyio checks that what WriteNPY writes is read by
+// npyio, an independent reader, with the same data.
+func TestWriteNPYReadByNpyio(t *testing.T) {
 	vals := []float32{1, 2, 3, 4, 5, 6, 7, 8}
-	file := append(encodeNPYHeader("<f4", 4, 2), f32Bytes(binary.LittleEndian, vals...)...)
-	if len(encodeNPYHeader("<f4", 4, 2))%64 != 0 {
-		t.Fatalf("header length %d not a multiple of 64", len(encodeNPYHeader("<f4", 4, 2)))
+	var b bytes.Buffer
+	if err := WriteNPY(&b, 4, 2, vals); err != nil {
+		t.Fatal(err)
 	}
-	r, err := npy.NewReader(bytes.NewReader(file))
+	r, err := npy.NewReader(bytes.NewReader(b.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +155,136 @@ func TestEncodeNPYHeaderReadByNpyio(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(vals) {
 		t.Fatalf("npyio read %v, want %v", got, vals)
+	}
+}
+
+// TestWriteNPYHeaderBytes checks the header bytes against the format
+// (numpy's NEP 1, version 1.0): the magic "\x93NUMPY", major 1, minor 0,
+// the header length as a little-endian uint16, then the dict as numpy's
+// repr writes it, padded with spaces and ended by '\n' so that preamble
+// and header together are a multiple of 64 bytes long.
+func TestWriteNPYHeaderBytes(t *testing.T) {
+	for _, c := range []struct {
+		descr   string
+		fortran bool
+		shape   []int64
+		dict    string
+		size    int // preamble and header, a multiple of 64
+	}{
+		{"<f4", false, []int64{2, 3}, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 128},
+		{"<i4", false, []int64{14}, "{'descr': '<i4', 'fortran_order': False, 'shape': (14,), }", 128},
+		{"<f8", true, []int64{37, 5}, "{'descr': '<f8', 'fortran_order': True, 'shape': (37, 5), }", 128},
+		{"|u1", false, []int64{}, "{'descr': '|u1', 'fortran_order': False, 'shape': (), }", 128},
+		{"<f4", false, []int64{2, 2, 2}, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", 128},
+		{"<f4", false, []int64{1 << 40, 123456789, 987654321, 5, 1 << 40, 123456789, 987654321}, // past 128 bytes
+			"{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 123456789, 987654321, 5, 1099511627776, 123456789, 987654321), }", 192},
+	} {
+		hlen := c.size - 10
+		want := "\x93NUMPY" + "\x01\x00" + string([]byte{byte(hlen), byte(hlen >> 8)}) +
+			c.dict + strings.Repeat(" ", hlen-len(c.dict)-1) + "\n"
+		var b bytes.Buffer
+		if err := WriteNPYHeader(&b, c.descr, c.fortran, c.shape...); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != want {
+			t.Errorf("%s %v fortran %v:\n got %q\nwant %q", c.descr, c.shape, c.fortran, b.String(), want)
+		}
+		if b.Len()%64 != 0 {
+			t.Errorf("%s %v: header of %d bytes, not a multiple of 64", c.descr, c.shape, b.Len())
+		}
+	}
+	// The fixed-size shard header ingest writes is the same but for its
+	// padding.
+	got := encodeNPYHeaderSize(shardHeaderBytes, "<f4", 3, 4)
+	dict := "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }"
+	if want := "\x93NUMPY\x01\x00\x76\x00" + dict + strings.Repeat(" ", 118-len(dict)-1) + "\n"; string(got) != want {
+		t.Errorf("shard header\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestWriteNPYRoundTrip reads what WriteNPY and WriteNPYHeader write back
+// through the package's own readers: the streaming matrix reader (C and
+// Fortran order) and the labels reader.
+func TestWriteNPYRoundTrip(t *testing.T) {
+	rows, cols := 37, 5
+	x := make([]float32, rows*cols)
+	for i := range x {
+		x[i] = float32(i)*0.25 - 7
+	}
+	var b bytes.Buffer
+	if err := WriteNPY(&b, rows, cols, x); err != nil {
+		t.Fatal(err)
+	}
+	if want := 128 + 4*rows*cols; b.Len() != want {
+		t.Fatalf("file of %d bytes, want %d", b.Len(), want)
+	}
+	ds, err := ReadNPY(writeTemp(t, "x.npy", b.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Rows != rows || ds.D != cols || !slices.Equal(ds.X, x) {
+		t.Fatalf("read back %d×%d, want %d×%d and the same values", ds.Rows, ds.D, rows, cols)
+	}
+
+	// Fortran order, float64: the header says so and the reader transposes.
+	b.Reset()
+	if err := WriteNPYHeader(&b, "<f8", true, int64(rows), int64(cols)); err != nil {
+		t.Fatal(err)
+	}
+	for j := range cols {
+		for i := range rows {
+			b.Write(binary.LittleEndian.AppendUint64(nil, math.Float64bits(float64(x[i*cols+j]))))
+		}
+	}
+	if ds, err = ReadNPY(writeTemp(t, "f.npy", b.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ds.X, x) {
+		t.Fatal("Fortran-order float64 read back differs")
+	}
+
+	// int32 labels, shape (n,).
+	labels := []int32{3, -1, 70000, 0, 9}
+	b.Reset()
+	if err := WriteNPYHeader(&b, "<i4", false, int64(len(labels))); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range labels {
+		b.Write(binary.LittleEndian.AppendUint32(nil, uint32(l)))
+	}
+	src, err := openLabelFile(writeTemp(t, "l.npy", b.Bytes()), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if got, err := readAllLabels(src); err != nil || !slices.Equal(got, labels) {
+		t.Fatalf("labels read back %v, %v; want %v", got, err, labels)
+	}
+
+	// An empty matrix writes a header alone (the reader refuses it as
+	// empty, as it refuses numpy's).
+	b.Reset()
+	if err := WriteNPY(&b, 0, 3, nil); err != nil || b.Len() != 128 {
+		t.Fatalf("0×3: %d bytes, %v", b.Len(), err)
+	}
+}
+
+// TestWriteNPYPanicsOnShapeMismatch: the shape is the caller's to get
+// right, as in gonum.
+func TestWriteNPYPanicsOnShapeMismatch(t *testing.T) {
+	for name, f := range map[string]func(){
+		"len":      func() { WriteNPY(io.Discard, 2, 3, make([]float32, 5)) },
+		"negative": func() { WriteNPYHeader(io.Discard, "<f4", false, -1, 3) },
+		"quote":    func() { WriteNPYHeader(io.Discard, "<f4'", false, 1) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
 	}
 }
 

@@ -1,9 +1,8 @@
 package worker
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -31,20 +30,14 @@ func startS3(t *testing.T) *storage.Client {
 	return c
 }
 
-// writeNPY writes ds as a little-endian float32 .npy file.
+// writeNPY writes ds as a float32 .npy file.
 func writeNPY(t *testing.T, path string, ds *storage.Dataset) {
 	t.Helper()
-	hdr := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", ds.Rows, ds.D)
-	for (10+len(hdr)+1)%64 != 0 {
-		hdr += " "
+	var b bytes.Buffer
+	if err := storage.WriteNPY(&b, ds.Rows, ds.D, ds.X); err != nil {
+		t.Fatal(err)
 	}
-	hdr += "\n"
-	b := append([]byte("\x93NUMPY\x01\x00"), byte(len(hdr)), byte(len(hdr)>>8))
-	b = append(b, hdr...)
-	for _, v := range ds.X {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"os"
@@ -170,10 +169,9 @@ func childPeakRSS(t *testing.T, endpoint, name string, rows, d int) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dict := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, d)
-	hdr := dict + strings.Repeat(" ", (64-(10+len(dict)+1)%64)%64) + "\n"
-	f.Write(append([]byte("\x93NUMPY\x01\x00"), byte(len(hdr)), byte(len(hdr)>>8)))
-	f.WriteString(hdr)
+	if err := storage.WriteNPYHeader(f, "<f4", false, int64(rows), int64(d)); err != nil {
+		t.Fatal(err)
+	}
 	block := make([]byte, 4*d*256)
 	for i := 0; i < len(block); i += 4 {
 		binary.LittleEndian.PutUint32(block[i:], math.Float32bits(float32(i%977)/977))

@@ -1,11 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,15 +16,15 @@ import (
 // writeF32NPY writes a rows×d float32 .npy file whose value (i, j) is i*d+j.
 func writeF32NPY(t *testing.T, path string, rows, d int) {
 	t.Helper()
-	dict := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, d)
-	hdr := dict + strings.Repeat(" ", (64-(10+len(dict)+1)%64)%64) + "\n"
-	b := []byte("\x93NUMPY\x01\x00")
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(hdr)))
-	b = append(b, hdr...)
-	for i := 0; i < rows*d; i++ {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(i)))
+	x := make([]float32, rows*d)
+	for i := range x {
+		x[i] = float32(i)
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	var b bytes.Buffer
+	if err := storage.WriteNPY(&b, rows, d, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
