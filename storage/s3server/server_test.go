@@ -487,9 +487,6 @@ func (s sha256Hasher) Close()                      {}
 // always see one whole object (every byte from the same writer, full
 // length), never a mix or a partial file.
 func TestConcurrentOverwritesAtomic(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short skips racing fsynced overwrites against readers; run it with: go test -run '^TestConcurrentOverwritesAtomic$' ./storage/s3server/")
-	}
 	ts := startServer(t, "")
 	ctx := testCtx(t)
 	c := ts.core(t, testSK)
