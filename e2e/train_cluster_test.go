@@ -21,6 +21,7 @@ import (
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/dataset"
 )
 
 // mnistJobFlags is the demo's KL job (784→196, ρ = 0.1) on mnist-train.
@@ -414,7 +415,7 @@ func TestClusterCorruptShardFailsJob(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	key := storage.DatasetPrefix + "bad/shard-00001.npy"
+	key := dataset.DatasetPrefix + "bad/shard-00001.npy"
 	info, err := st.Stat(ctx, key)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
 )
 
 // writeCSV writes rows×d uniform values in [0,1) to dir/name.
@@ -220,7 +220,7 @@ func TestOneFullBatchSGDStep(t *testing.T) {
 func writeNPY(t *testing.T, path string, rows, cols int, vals []float32) {
 	t.Helper()
 	var b bytes.Buffer
-	if err := storage.WriteNPY(&b, rows, cols, vals); err != nil {
+	if err := datafile.WriteNPY(&b, rows, cols, vals); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
@@ -244,7 +244,7 @@ func TestInvalidInputsExit2(t *testing.T) {
 	nan := write("nan.csv", "1,2,3\n4,nan,6\n")
 	word := write("word.csv", "1,2,3\n4,x7,6\n")
 	var r3 bytes.Buffer
-	if err := storage.WriteNPYHeader(&r3, "<f4", false, 2, 2, 2); err != nil {
+	if err := datafile.WriteNPYHeader(&r3, "<f4", false, 2, 2, 2); err != nil {
 		t.Fatal(err)
 	}
 	rank3 := write("rank3.npy", r3.String()+string(make([]byte, 4*8)))

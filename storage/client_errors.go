@@ -16,11 +16,12 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// Sentinel errors of the object-store side of the package (client,
-// checkpoints, models). Test with errors.Is; messages wrap them with the
-// bucket, key or endpoint concerned.
+// Sentinel errors of package storage, the S3 client. Test with errors.Is;
+// messages wrap them with the bucket, key or endpoint concerned. Packages
+// built on the client (dataset, artifact) pass them through, wrapped.
 var (
-	// ErrNotFound: the object (or checkpoint, or model) does not exist.
+	// ErrNotFound: the object does not exist (package artifact also
+	// reports a missing checkpoint or model with it).
 	ErrNotFound = errors.New("object not found")
 	// ErrBucketNotFound: the configured bucket does not exist.
 	ErrBucketNotFound = errors.New("bucket not found")
@@ -33,15 +34,6 @@ var (
 	// ErrInvalidConfig: a ClientConfig field is missing or malformed. The
 	// command line maps it to exit code 2.
 	ErrInvalidConfig = errors.New("invalid S3 configuration")
-	// ErrChecksum: data read back does not match the checksum recorded
-	// when it was written (a checkpoint or model file).
-	ErrChecksum = errors.New("checksum mismatch")
-	// ErrInvalidJobID: a job ID is empty, too long, or holds characters
-	// other than letters, digits, '.', '_' and '-'.
-	ErrInvalidJobID = errors.New("invalid job ID")
-	// ErrModelExists: the destination of a model pull already exists and
-	// overwriting was not asked for.
-	ErrModelExists = errors.New("destination already exists")
 )
 
 // errorClass says what to do with a failed call.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/artifact"
 	"github.com/dsae/dsae/storage/s3server"
 )
 
@@ -46,9 +47,9 @@ func Example() {
 	rc.Close()
 	fmt.Printf("range: %s\n", b)
 
-	cs, _ := storage.NewCheckpointStore(c, "job-1")
+	cs, _ := artifact.NewCheckpointStore(c, "job-1")
 	for step := int64(100); step <= 300; step += 100 {
-		cs.Save(ctx, &storage.Checkpoint{Step: step, Params: []float32{float32(step), 2}})
+		cs.Save(ctx, &artifact.Checkpoint{Step: step, Params: []float32{float32(step), 2}})
 	}
 	cs.Prune(ctx, 2)
 	ck, info, err := cs.LoadLatest(ctx)

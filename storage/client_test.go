@@ -1,4 +1,4 @@
-package storage
+package storage_test
 
 import (
 	"bytes"
@@ -17,33 +17,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsae/dsae/storage"
 	"github.com/dsae/dsae/storage/s3server/s3test"
+	"github.com/dsae/dsae/storage/storetest"
 )
 
 func TestClientConfigValidate(t *testing.T) {
-	good := testClientConfig("127.0.0.1:9000", "dsae")
+	good := storetest.ClientConfig("127.0.0.1:9000", "dsae")
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for name, mod := range map[string]func(*ClientConfig){
-		"no endpoint":       func(c *ClientConfig) { c.Endpoint = "" },
-		"bad scheme":        func(c *ClientConfig) { c.Endpoint = "ftp://x:1" },
-		"endpoint path":     func(c *ClientConfig) { c.Endpoint = "http://x:1/bucket" },
-		"bad bucket":        func(c *ClientConfig) { c.Bucket = "Has_Upper" },
-		"short bucket":      func(c *ClientConfig) { c.Bucket = "ab" },
-		"only access key":   func(c *ClientConfig) { c.SecretKey = "" },
-		"no credentials":    func(c *ClientConfig) { c.AccessKey, c.SecretKey = "", "" },
-		"zero retry budget": func(c *ClientConfig) { c.RetryTimeout = 0 },
-		"tiny parts":        func(c *ClientConfig) { c.PartSize = 1 << 20 },
-		"big list page":     func(c *ClientConfig) { c.ListPageSize = 5000 },
+	for name, mod := range map[string]func(*storage.ClientConfig){
+		"no endpoint":       func(c *storage.ClientConfig) { c.Endpoint = "" },
+		"bad scheme":        func(c *storage.ClientConfig) { c.Endpoint = "ftp://x:1" },
+		"endpoint path":     func(c *storage.ClientConfig) { c.Endpoint = "http://x:1/bucket" },
+		"bad bucket":        func(c *storage.ClientConfig) { c.Bucket = "Has_Upper" },
+		"short bucket":      func(c *storage.ClientConfig) { c.Bucket = "ab" },
+		"only access key":   func(c *storage.ClientConfig) { c.SecretKey = "" },
+		"no credentials":    func(c *storage.ClientConfig) { c.AccessKey, c.SecretKey = "", "" },
+		"zero retry budget": func(c *storage.ClientConfig) { c.RetryTimeout = 0 },
+		"tiny parts":        func(c *storage.ClientConfig) { c.PartSize = 1 << 20 },
+		"big list page":     func(c *storage.ClientConfig) { c.ListPageSize = 5000 },
 	} {
 		c := good
 		mod(&c)
 		err := c.Validate()
-		if !errors.Is(err, ErrInvalidConfig) {
+		if !errors.Is(err, storage.ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
-		if _, err := NewClient(c); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := storage.NewClient(c); !errors.Is(err, storage.ErrInvalidConfig) {
 			t.Errorf("%s: NewClient %v, want ErrInvalidConfig", name, err)
 		}
 	}
@@ -55,7 +57,7 @@ func TestClientConfigValidate(t *testing.T) {
 }
 
 func TestClientConfigRedactsCredentials(t *testing.T) {
-	cfg := testClientConfig("127.0.0.1:9000", "dsae")
+	cfg := storetest.ClientConfig("127.0.0.1:9000", "dsae")
 	cfg.AccessKey, cfg.SecretKey, cfg.SessionToken = "AKIDVISIBLE", "SECRETVISIBLE", "TOKENVISIBLE"
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "s3", cfg)
@@ -75,12 +77,12 @@ func TestClientConfigRedactsCredentials(t *testing.T) {
 
 func TestClientConfigFillFromEnv(t *testing.T) {
 	env := map[string]string{"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk", "AWS_REGION": "eu-west-1"}
-	var c ClientConfig
+	var c storage.ClientConfig
 	c.FillFromEnv(func(k string) string { return env[k] })
 	if c.AccessKey != "ak" || c.SecretKey != "sk" || c.Region != "eu-west-1" {
 		t.Fatalf("from env: %q %q %q", c.AccessKey, c.SecretKey, c.Region)
 	}
-	c = ClientConfig{AccessKey: "flag-ak", SecretKey: "flag-sk", Region: "us-east-1"}
+	c = storage.ClientConfig{AccessKey: "flag-ak", SecretKey: "flag-sk", Region: "us-east-1"}
 	c.FillFromEnv(func(k string) string { return env[k] })
 	if c.AccessKey != "flag-ak" || c.SecretKey != "flag-sk" || c.Region != "us-east-1" {
 		t.Fatal("environment overrode explicit values")
@@ -96,9 +98,9 @@ func TestUnreachableBounded(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	cfg := testClientConfig(addr, "dsae")
+	cfg := storetest.ClientConfig(addr, "dsae")
 	cfg.RetryTimeout = 300 * time.Millisecond
-	c, err := NewClient(cfg)
+	c, err := storage.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,7 @@ func TestUnreachableBounded(t *testing.T) {
 		"bucket": func() error { _, err := c.BucketExists(ctx); return err },
 	} {
 		err := call()
-		if !errors.Is(err, ErrUnreachable) {
+		if !errors.Is(err, storage.ErrUnreachable) {
 			t.Fatalf("%s: %v, want ErrUnreachable", name, err)
 		}
 		if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "attempts") {
@@ -119,7 +121,7 @@ func TestUnreachableBounded(t *testing.T) {
 	}
 	// Cancellation wins over the retry budget.
 	cfg.RetryTimeout = 20 * time.Second // far beyond the cancellation below
-	c, _ = NewClient(cfg)
+	c, _ = storage.NewClient(cfg)
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if _, err := c.Stat(cctx, "k"); !errors.Is(err, context.Canceled) {
@@ -180,7 +182,7 @@ func (c *cuttingWriter) Write(b []byte) (int, error) {
 
 func startFaultyProxy(t *testing.T) (*faultyProxy, *s3test.Server) {
 	t.Helper()
-	backend := startEmbeddedS3(t, "")
+	backend := storetest.StartS3(t, "")
 	u, _ := url.Parse("http://" + backend.Endpoint)
 	p := &faultyProxy{proxy: httputil.NewSingleHostReverseProxy(u)}
 	p.proxy.ErrorLog = nil
@@ -192,7 +194,7 @@ func startFaultyProxy(t *testing.T) (*faultyProxy, *s3test.Server) {
 
 func TestRetriesTransientErrors(t *testing.T) {
 	p, backend := startFaultyProxy(t)
-	c, err := NewClient(testClientConfig(backend.Endpoint, "dsae"))
+	c, err := storage.NewClient(storetest.ClientConfig(backend.Endpoint, "dsae"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ func TestRetriesTransientErrors(t *testing.T) {
 	if err := c.EnsureBucket(ctx); err != nil {
 		t.Fatalf("EnsureBucket through 3 SlowDowns: %v", err)
 	}
-	data := seededBytes(11, 3<<20)
+	data := storetest.SeededBytes(11, 3<<20)
 	p.failFirst.Store(2)
 	if err := c.Put(ctx, "obj", bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatalf("Put through 2 SlowDowns: %v", err)
@@ -227,18 +229,18 @@ func TestRetriesTransientErrors(t *testing.T) {
 	}
 	// A server that keeps failing gives ErrUnreachable within the budget.
 	p.failFirst.Store(1 << 30)
-	cfg := testClientConfig(backend.Endpoint, "dsae")
+	cfg := storetest.ClientConfig(backend.Endpoint, "dsae")
 	cfg.RetryTimeout = 300 * time.Millisecond
-	c, _ = NewClient(cfg)
-	if _, err := c.Stat(ctx, "obj"); !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "503") {
+	c, _ = storage.NewClient(cfg)
+	if _, err := c.Stat(ctx, "obj"); !errors.Is(err, storage.ErrUnreachable) || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("persistent SlowDown: %v", err)
 	}
 }
 
 func TestPutNonRewindableNotRetriedAfterRead(t *testing.T) {
 	p, backend := startFaultyProxy(t)
-	cfg := testClientConfig(backend.Endpoint, "dsae")
-	c, _ := NewClient(cfg)
+	cfg := storetest.ClientConfig(backend.Endpoint, "dsae")
+	c, _ := storage.NewClient(cfg)
 	ctx := context.Background()
 	if err := c.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
@@ -246,16 +248,16 @@ func TestPutNonRewindableNotRetriedAfterRead(t *testing.T) {
 	p.failFirst.Store(1)
 	// The 503 arrives after the body was sent: a plain reader cannot be replayed.
 	err := c.Put(ctx, "once", struct{ io.Reader }{strings.NewReader("payload")}, 7)
-	if err == nil || errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "not retried") {
+	if err == nil || errors.Is(err, storage.ErrUnreachable) || !strings.Contains(err.Error(), "not retried") {
 		t.Fatalf("non-rewindable put after a 503: %v", err)
 	}
 }
 
 func TestObjectInfoJSON(t *testing.T) {
 	// ObjectInfo is plain data: it must survive JSON (the CLI prints it).
-	in := ObjectInfo{Key: "k", Size: 3, ETag: "e", LastModified: time.Unix(5, 0).UTC()}
+	in := storage.ObjectInfo{Key: "k", Size: 3, ETag: "e", LastModified: time.Unix(5, 0).UTC()}
 	b, _ := json.Marshal(in)
-	var out ObjectInfo
+	var out storage.ObjectInfo
 	if err := json.Unmarshal(b, &out); err != nil || out != in {
 		t.Fatalf("round trip %+v -> %+v (%v)", in, out, err)
 	}
@@ -264,15 +266,15 @@ func TestObjectInfoJSON(t *testing.T) {
 // TestPutFromOffset: a reader already advanced is uploaded from where it
 // stands, also for io.ReaderAt sources large enough for multipart.
 func TestPutFromOffset(t *testing.T) {
-	e := startEmbeddedS3(t, "")
-	cfg := testClientConfig(e.Endpoint, "dsae")
+	e := storetest.StartS3(t, "")
+	cfg := storetest.ClientConfig(e.Endpoint, "dsae")
 	cfg.PartSize = 5 << 20
-	c, _ := NewClient(cfg)
+	c, _ := storage.NewClient(cfg)
 	ctx := context.Background()
 	if err := c.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	data := seededBytes(60, 11<<20)
+	data := storetest.SeededBytes(60, 11<<20)
 	for _, off := range []int64{0, 100, 3 << 20} {
 		r := bytes.NewReader(data)
 		r.Seek(off, io.SeekStart)

@@ -1,4 +1,4 @@
-package storage
+package storage_test
 
 import (
 	"bytes"
@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsae/dsae/storage"
 	"github.com/dsae/dsae/storage/s3server/s3test"
+	"github.com/dsae/dsae/storage/storetest"
 )
 
 // selfSignedCert writes a certificate for 127.0.0.1 and its key as PEM
@@ -63,21 +65,21 @@ func TestClientTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := s3test.Start(t, s3test.Options{AccessKey: testAccessKey, SecretKey: testSecretKey,
+	srv := s3test.Start(t, s3test.Options{AccessKey: storetest.AccessKey, SecretKey: storetest.SecretKey,
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	ctx := context.Background()
 
-	cfg := testClientConfig("https://"+srv.Endpoint, "dsae")
+	cfg := storetest.ClientConfig("https://"+srv.Endpoint, "dsae")
 	cfg.CAFile = certFile
 	cfg.PartSize = 5 << 20
-	c, err := NewClient(cfg)
+	c, err := storage.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	src := newSeededReader(40, 12<<20)
+	src := storetest.NewSeededReader(40, 12<<20)
 	if err := c.Put(ctx, "tls.bin", struct{ io.Reader }{src}, 12<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -88,31 +90,31 @@ func TestClientTLS(t *testing.T) {
 	h := sha256.New()
 	io.Copy(h, rc)
 	rc.Close()
-	if !bytes.Equal(h.Sum(nil), src.sum.Sum(nil)) {
+	if !bytes.Equal(h.Sum(nil), src.Sum()) {
 		t.Fatal("sha256 over TLS differs")
 	}
 
 	untrusted := cfg
 	untrusted.CAFile = ""
 	untrusted.RetryTimeout = 5 * time.Second // a retried certificate error would end in ErrUnreachable
-	u, err := NewClient(untrusted)
+	u, err := storage.NewClient(untrusted)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = u.Stat(ctx, "tls.bin")
-	if err == nil || errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "certificate") {
+	if err == nil || errors.Is(err, storage.ErrUnreachable) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted certificate: %v", err)
 	}
 	plain := cfg
 	plain.Endpoint, plain.CAFile = "http://"+srv.Endpoint, ""
 	plain.RetryTimeout = 5 * time.Second
-	p, _ := NewClient(plain)
-	if _, err := p.Stat(ctx, "tls.bin"); err == nil || errors.Is(err, ErrUnreachable) {
+	p, _ := storage.NewClient(plain)
+	if _, err := p.Stat(ctx, "tls.bin"); err == nil || errors.Is(err, storage.ErrUnreachable) {
 		t.Fatalf("plain HTTP to a TLS port: %v", err)
 	}
 	bad := cfg
 	bad.CAFile = filepath.Join(t.TempDir(), "missing.pem")
-	if _, err := NewClient(bad); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := storage.NewClient(bad); !errors.Is(err, storage.ErrInvalidConfig) {
 		t.Fatalf("missing CA file: %v", err)
 	}
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/dsae/dsae/coordinator/client"
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/artifact"
+	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/worker/transferpb"
 )
 
@@ -34,7 +35,7 @@ type jobState struct {
 	steps     int64 // total steps of the job
 	seed      uint64
 	batch     int
-	reader    *storage.Reader
+	reader    *dataset.Reader
 	source    ReaderSource
 
 	every   int64 // steps per history point
@@ -89,7 +90,7 @@ func (a *Agent) jobState(ctx context.Context, j *pb.Job) (*jobState, error) {
 		return js, nil
 	}
 	spec := j.Spec
-	r, err := storage.OpenReader(ctx, a.cfg.Store, spec.GetData(), storage.ReaderOptions{SkipLabels: true})
+	r, err := dataset.OpenReader(ctx, a.cfg.Store, spec.GetData(), dataset.ReaderOptions{SkipLabels: true})
 	if err != nil {
 		return nil, fmt.Errorf("job %s: dataset %q: %w", j.Id, spec.GetData(), err)
 	}
@@ -342,7 +343,7 @@ func (a *Agent) fetchFromDonor(ctx context.Context, addr, job string, step int64
 	return nil, nil, fmt.Errorf("from donor %s: %w", addr, lastErr)
 }
 
-// trackerBytes encodes the dead-latent tracker as storage.Checkpoint keeps
+// trackerBytes encodes the dead-latent tracker as artifact.Checkpoint keeps
 // it: little-endian uint32s (loadCheckpoint decodes them).
 func trackerBytes(t []uint32) []byte {
 	b := make([]byte, 4*len(t))
@@ -355,7 +356,7 @@ func trackerBytes(t []uint32) []byte {
 // loadCheckpoint reads checkpoint id of job and checks it is the start
 // state the generation names.
 func (a *Agent) loadCheckpoint(ctx context.Context, job, id string, step int64, sum Checksum) (*Snapshot, []byte, error) {
-	store, err := storage.NewCheckpointStore(a.cfg.Store, job)
+	store, err := artifact.NewCheckpointStore(a.cfg.Store, job)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -424,11 +425,11 @@ func (c *checkpointer) maybeSave(ctx context.Context, js *jobState, tr *Trainer)
 }
 
 func (c *checkpointer) save(ctx context.Context, snap *Snapshot, epoch int64, seed uint64, history []byte) error {
-	store, err := storage.NewCheckpointStore(c.a.cfg.Store, c.job)
+	store, err := artifact.NewCheckpointStore(c.a.cfg.Store, c.job)
 	if err != nil {
 		return err
 	}
-	info, err := store.Save(ctx, &storage.Checkpoint{Step: snap.Completed, Epoch: epoch, Seed: seed, Params: snap.Params,
+	info, err := store.Save(ctx, &artifact.Checkpoint{Step: snap.Completed, Epoch: epoch, Seed: seed, Params: snap.Params,
 		OptimizerState: snap.Optimizer, TrackerState: trackerBytes(snap.Tracker), Metrics: history})
 	if err != nil {
 		return err
@@ -458,7 +459,7 @@ func (a *Agent) finish(ctx context.Context, js *jobState, j *pb.Job) error {
 		return err
 	}
 	if err := retry(ctx, a.log, "upload the model", func(ctx context.Context) error {
-		_, err := storage.UploadModel(ctx, a.cfg.Store, j.Id, dir)
+		_, err := artifact.UploadModel(ctx, a.cfg.Store, j.Id, dir)
 		return err
 	}); err != nil {
 		return err
@@ -495,7 +496,7 @@ func (a *Agent) evaluate(ctx context.Context, js *jobState) (*Report, error) {
 		rep.SamplesPerSec = float64(js.samples) / js.trainTime.Seconds()
 	}
 	if t := js.spec.GetTest(); t != "" {
-		ds, err := storage.LoadDataset(ctx, a.cfg.Store, t)
+		ds, err := dataset.LoadDataset(ctx, a.cfg.Store, t)
 		if err != nil {
 			return nil, fmt.Errorf("test dataset %s: %w", t, err)
 		}

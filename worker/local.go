@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
 )
 
 // LocalRun is a training run in one process: the Trainer with a one-member
@@ -25,8 +25,8 @@ type LocalRun struct {
 	// metrics are evaluated on one more pass over Source in batches of
 	// EvalBatch rows; for any other Source they are the mean of the step
 	// metrics of the last epoch.
-	Train *storage.Dataset
-	Test  *storage.Dataset // optional
+	Train *datafile.Matrix
+	Test  *datafile.Matrix // optional
 	Batch int
 	Steps int64  // total steps
 	Seed  uint64 // data-order seed

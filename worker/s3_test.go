@@ -10,6 +10,8 @@ import (
 
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
+	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
@@ -31,10 +33,10 @@ func startS3(t *testing.T) *storage.Client {
 }
 
 // writeNPY writes ds as a float32 .npy file.
-func writeNPY(t *testing.T, path string, ds *storage.Dataset) {
+func writeNPY(t *testing.T, path string, ds *datafile.Matrix) {
 	t.Helper()
 	var b bytes.Buffer
-	if err := storage.WriteNPY(&b, ds.Rows, ds.D, ds.X); err != nil {
+	if err := datafile.WriteNPY(&b, ds.Rows, ds.D, ds.X); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
@@ -55,11 +57,11 @@ func TestTrainFromS3MatchesMemory(t *testing.T) {
 	writeNPY(t, path, ds)
 	client := startS3(t)
 	ctx := context.Background()
-	if _, err := storage.Ingest(ctx, client, "toy", []string{path}, storage.IngestOptions{ChunkRows: chunk}); err != nil {
+	if _, err := dataset.Ingest(ctx, client, "toy", []string{path}, dataset.IngestOptions{ChunkRows: chunk}); err != nil {
 		t.Fatal(err)
 	}
 	const cache = 8
-	reader, err := storage.OpenReader(ctx, client, "toy", storage.ReaderOptions{Cache: cache})
+	reader, err := dataset.OpenReader(ctx, client, "toy", dataset.ReaderOptions{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestTrainFromS3MatchesMemory(t *testing.T) {
 	}
 
 	cfg := testConfig(sae.SparsityKL)
-	run := func(src Source, train *storage.Dataset, progress func(StepResult, Progress)) ([]float32, *Report) {
+	run := func(src Source, train *datafile.Matrix, progress func(StepResult, Progress)) ([]float32, *Report) {
 		m, err := sae.New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -83,7 +85,7 @@ func TestTrainFromS3MatchesMemory(t *testing.T) {
 		}
 		return m.Params, rep
 	}
-	var afterTraining storage.ReaderStats
+	var afterTraining dataset.ReaderStats
 	fromS3, s3Rep := run(ReaderSource{R: reader}, nil, func(_ StepResult, p Progress) {
 		if p.Done == p.Total {
 			afterTraining = reader.Stats()

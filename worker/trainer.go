@@ -13,7 +13,7 @@ import (
 	"github.com/minio/crc64nvme"
 
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/order"
 )
 
 // Sentinel errors of package worker; errors wrap them with %w.
@@ -27,7 +27,7 @@ var (
 	// that disagrees with its dataset); the message names the setting.
 	ErrInvalidConfig = errors.New("invalid training options")
 	// ErrData: this member's rows of a step could not be read (for example
-	// a chunk that fails its checksum, storage.ErrCorrupt, or a store that
+	// a chunk that fails its checksum, dataset.ErrCorrupt, or a store that
 	// stays unreachable past the client's retries). Nothing of that step was
 	// applied; the error names the dataset, shard and chunk.
 	ErrData = errors.New("training data unreadable")
@@ -38,18 +38,18 @@ var (
 	ErrReplicaMismatch = errors.New("replicas disagree")
 )
 
-// Source gives a member its share of each global batch. storage.Reader
+// Source gives a member its share of each global batch. dataset.Reader
 // (datasets in S3, prefetched) and MemorySource implement it.
 type Source interface {
 	// Layout is the shard and chunk layout the epoch order is built on.
-	Layout() storage.Layout
+	Layout() order.Layout
 	// Dim is the number of features per row.
 	Dim() int
 	// ReadStep copies into dst the rows of rank's share of the global batch
-	// step (counted within the epoch) of order o, as storage.BatchSlice
+	// step (counted within the epoch) of order o, as order.BatchSlice
 	// defines it, and returns how many rows it wrote. It may start fetching
 	// the shares of later steps.
-	ReadStep(ctx context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error)
+	ReadStep(ctx context.Context, o *order.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error)
 }
 
 // Phase names which buffer of a step is being reduced; reducers put it in
@@ -116,7 +116,7 @@ type Trainer struct {
 	red   Reducer
 	done  int64 // completed steps
 	ws    *sae.Step
-	order *storage.EpochOrder
+	order *order.EpochOrder
 	epoch int64
 
 	rows    int64 // dataset rows
@@ -233,7 +233,7 @@ func (t *Trainer) Step(ctx context.Context) (StepResult, error) {
 	s := t.done
 	epoch := s / t.spe
 	if epoch != t.epoch {
-		t.order = storage.NewEpochOrder(t.opt.Source.Layout(), t.opt.Seed, epoch)
+		t.order = order.NewEpochOrder(t.opt.Source.Layout(), t.opt.Seed, epoch)
 		t.epoch = epoch
 	}
 	var tm StepTimes

@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
+	"github.com/dsae/dsae/storage/order"
 )
 
 // groupReducer reduces in memory between n goroutines of one process: each
@@ -97,8 +98,8 @@ type recordingSource struct {
 	seen map[int64]int
 }
 
-func (s *recordingSource) ReadStep(ctx context.Context, o *storage.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
-	lo, hi := storage.BatchSlice(o.Len(), batch, step, rank, ranks)
+func (s *recordingSource) ReadStep(ctx context.Context, o *order.EpochOrder, batch int, step int64, rank, ranks int, dst []float32) (int, error) {
+	lo, hi := order.BatchSlice(o.Len(), batch, step, rank, ranks)
 	s.mu.Lock()
 	for _, id := range o.Rows(lo, hi-lo, nil) {
 		s.seen[id]++
@@ -109,13 +110,13 @@ func (s *recordingSource) ReadStep(ctx context.Context, o *storage.EpochOrder, b
 	return own.ReadStep(ctx, o, batch, step, rank, ranks, dst)
 }
 
-func testData(rows, d int, seed uint64) *storage.Dataset {
+func testData(rows, d int, seed uint64) *datafile.Matrix {
 	r := rand.New(rand.NewPCG(seed, 7))
 	x := make([]float32, rows*d)
 	for i := range x {
 		x[i] = r.Float32()
 	}
-	return &storage.Dataset{Name: "test", Rows: rows, D: d, X: x}
+	return &datafile.Matrix{Name: "test", Rows: rows, D: d, X: x}
 }
 
 func testConfig(sparsity string) sae.Config {
@@ -132,7 +133,7 @@ func testConfig(sparsity string) sae.Config {
 
 // train runs steps steps of a job with n members and returns every member's
 // final parameters.
-func train(t *testing.T, cfg sae.Config, ds *storage.Dataset, n, batch int, steps int64, src Source) [][]float32 {
+func train(t *testing.T, cfg sae.Config, ds *datafile.Matrix, n, batch int, steps int64, src Source) [][]float32 {
 	t.Helper()
 	g := newGroup(n)
 	out := make([][]float32, n)

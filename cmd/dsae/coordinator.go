@@ -14,6 +14,7 @@ import (
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/auth"
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/worker/jobspec"
 )
 
@@ -163,8 +164,8 @@ var (
 )
 
 func (s storeDatasets) LookupDataset(ctx context.Context, name string) (coordinator.DatasetInfo, bool, error) {
-	m, err := storage.LoadManifest(ctx, s.c, name)
-	if errors.Is(err, storage.ErrDatasetNotFound) {
+	m, err := dataset.LoadManifest(ctx, s.c, name)
+	if errors.Is(err, dataset.ErrDatasetNotFound) {
 		return coordinator.DatasetInfo{}, false, nil
 	}
 	if err != nil {

@@ -9,12 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/dataset"
 )
 
 func newDatasetPutCmd() *cobra.Command {
 	var (
-		opt     storage.IngestOptions
+		opt     dataset.IngestOptions
 		builtin string
 		s3      *s3ClientFlags
 	)
@@ -53,7 +53,7 @@ cleans up what it left. An existing NAME is an error unless --overwrite.`,
 			if builtin != "" && builtin != "mnist" {
 				return invalid(fmt.Errorf("--builtin %q unknown; want mnist", builtin))
 			}
-			if err := storage.ValidateDatasetName(args[0]); err != nil {
+			if err := dataset.ValidateDatasetName(args[0]); err != nil {
 				return err
 			}
 			c, err := s3.client()
@@ -64,12 +64,12 @@ cleans up what it left. An existing NAME is an error unless --overwrite.`,
 				return err
 			}
 			start := time.Now()
-			var ms []*storage.Manifest
+			var ms []*dataset.Manifest
 			if builtin != "" {
-				ms, err = storage.IngestMNIST(cmd.Context(), c, args[0], opt)
+				ms, err = dataset.IngestMNIST(cmd.Context(), c, args[0], opt)
 			} else {
-				var m *storage.Manifest
-				m, err = storage.Ingest(cmd.Context(), c, args[0], args[1:], opt)
+				var m *dataset.Manifest
+				m, err = dataset.Ingest(cmd.Context(), c, args[0], args[1:], opt)
 				ms = append(ms, m)
 			}
 			if err != nil {
@@ -109,14 +109,14 @@ func newDatasetLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			names, err := storage.ListDatasets(cmd.Context(), c)
+			names, err := dataset.ListDatasets(cmd.Context(), c)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tROWS\tD\tSHARDS\tBYTES\tLABELS\tCREATED")
 			for _, n := range names {
-				m, err := storage.LoadManifest(cmd.Context(), c, n)
+				m, err := dataset.LoadManifest(cmd.Context(), c, n)
 				if err != nil {
 					return err
 				}
@@ -144,7 +144,7 @@ func newDatasetShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := storage.LoadManifest(cmd.Context(), c, args[0])
+			m, err := dataset.LoadManifest(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -183,7 +183,7 @@ mismatch is reported with its shard and chunk.`,
 			if err != nil {
 				return err
 			}
-			m, err := storage.VerifyDataset(cmd.Context(), c, args[0])
+			m, err := dataset.VerifyDataset(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -206,7 +206,7 @@ func newDatasetRmCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := storage.DeleteDataset(cmd.Context(), c, args[0]); err != nil {
+			if err := dataset.DeleteDataset(cmd.Context(), c, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed dataset %s\n", args[0])

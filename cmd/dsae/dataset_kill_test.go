@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
+	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/storage/s3server/s3test"
 )
 
@@ -116,7 +118,7 @@ func TestDatasetPutKilledMidway(t *testing.T) {
 	if !slices.Equal(keys, []string{"shard-00000.npy", "shard-00001.npy", "shard-00002.npy"}) {
 		t.Fatalf("after the kill the store holds %v; want shards 0-2 and no manifest", keys)
 	}
-	if _, err := storage.LoadManifest(ctx, c, "killed"); !errors.Is(err, storage.ErrDatasetNotFound) {
+	if _, err := dataset.LoadManifest(ctx, c, "killed"); !errors.Is(err, dataset.ErrDatasetNotFound) {
 		t.Fatalf("killed dataset visible: %v", err)
 	}
 	if out, err := runCmd(ctx, "dataset", "ls", "--s3-endpoint", endpoint); err != nil || strings.Contains(out, "killed") {
@@ -127,7 +129,7 @@ func TestDatasetPutKilledMidway(t *testing.T) {
 	if out, err := runCmd(ctx, args...); err != nil {
 		t.Fatalf("rerun: %v\n%s", err, out)
 	}
-	ds, err := storage.LoadDataset(ctx, c, "killed")
+	ds, err := dataset.LoadDataset(ctx, c, "killed")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func childPeakRSS(t *testing.T, endpoint, name string, rows, d int) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := storage.WriteNPYHeader(f, "<f4", false, int64(rows), int64(d)); err != nil {
+	if err := datafile.WriteNPYHeader(f, "<f4", false, int64(rows), int64(d)); err != nil {
 		t.Fatal(err)
 	}
 	block := make([]byte, 4*d*256)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
+	"github.com/dsae/dsae/storage/dataset"
 )
 
 // writeF32NPY writes a rows×d float32 .npy file whose value (i, j) is i*d+j.
@@ -21,7 +23,7 @@ func writeF32NPY(t *testing.T, path string, rows, d int) {
 		x[i] = float32(i)
 	}
 	var b bytes.Buffer
-	if err := storage.WriteNPY(&b, rows, d, x); err != nil {
+	if err := datafile.WriteNPY(&b, rows, d, x); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
@@ -58,7 +60,7 @@ func TestDatasetCommands(t *testing.T) {
 	if out := run("dataset", "show", "acts"); !strings.Contains(out, "datasets/acts/shard-00003.npy") || !strings.Contains(out, "rows 130, d 6") {
 		t.Fatalf("show output %q", out)
 	}
-	var m storage.Manifest
+	var m dataset.Manifest
 	if err := json.Unmarshal([]byte(run("dataset", "show", "acts", "--json")), &m); err != nil || m.Rows != 130 || len(m.Shards[0].ChunkCRC32C) != 5 {
 		t.Fatalf("show --json: %v, %+v", err, m)
 	}
@@ -73,7 +75,7 @@ func TestDatasetCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := storage.OpenReader(ctx, c, "acts", storage.ReaderOptions{})
+	rd, err := dataset.OpenReader(ctx, c, "acts", dataset.ReaderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

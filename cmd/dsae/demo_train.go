@@ -14,7 +14,7 @@ import (
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/artifact"
 	"github.com/dsae/dsae/worker"
 )
 
@@ -296,7 +296,7 @@ func (d *demo) summarize(r *trainResult, total time.Duration) demoSummary {
 // history, or, when the model has none, from the progress the demo saw.
 func (d *demo) writeArtifacts(ctx context.Context, r *trainResult, s *demoSummary) error {
 	modelDir := filepath.Join(d.dir, "model")
-	if _, err := storage.PullModel(ctx, d.store, r.job.Id, modelDir, false); err != nil {
+	if _, err := artifact.PullModel(ctx, d.store, r.job.Id, modelDir, false); err != nil {
 		return fmt.Errorf("pulling the model of %s: %w", r.job.Id, err)
 	}
 	s.Model = modelDir

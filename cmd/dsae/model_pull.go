@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/artifact"
 )
 
 func newModelPullCmd() *cobra.Command {
@@ -26,7 +26,7 @@ to DIR at the end: DIR either holds the whole model or is left as it was.`,
 			if err != nil {
 				return err
 			}
-			m, err := storage.PullModel(cmd.Context(), c, args[0], args[1], overwrite)
+			m, err := artifact.PullModel(cmd.Context(), c, args[0], args[1], overwrite)
 			if err != nil {
 				return err
 			}

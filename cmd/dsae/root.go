@@ -12,6 +12,9 @@ import (
 	"github.com/dsae/dsae/coordinator/auth"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/artifact"
+	"github.com/dsae/dsae/storage/datafile"
+	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/storage/s3server"
 	"github.com/dsae/dsae/worker"
 	"github.com/dsae/dsae/worker/jobspec"
@@ -118,11 +121,11 @@ var invalidInputErrors = []error{
 	sae.ErrSafetensors,
 	sae.ErrShape,
 	s3server.ErrConfig,
-	storage.ErrBadInput,
-	storage.ErrDatasetNotFound,
+	datafile.ErrBadInput,
+	dataset.ErrDatasetNotFound,
 	storage.ErrInvalidConfig,
-	storage.ErrInvalidJobID,
-	storage.ErrModelExists,
+	artifact.ErrInvalidJobID,
+	artifact.ErrModelExists,
 	worker.ErrInvalidConfig,
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/artifact"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one poller.
@@ -100,7 +101,7 @@ func TestS3ServeAndModelPull(t *testing.T) {
 	for n, d := range files {
 		os.WriteFile(filepath.Join(src, n), []byte(d), 0o644)
 	}
-	if _, err := storage.UploadModel(ctx, c, "job1", src); err != nil {
+	if _, err := artifact.UploadModel(ctx, c, "job1", src); err != nil {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(t.TempDir(), "pulled")

