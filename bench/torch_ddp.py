@@ -17,7 +17,7 @@ global batch of m rows x in [0,1]^784:
          + beta sum_j KL(rho || rhohat_j)           rho = 0.1, beta = 3
 
 Adam, lr 3e-3, bias-corrected, constant. The global batch (256 rows) is split
-over the N ranks as dsae splits it (storage.BatchSlice): rank r takes rows
+over the N ranks as dsae splits it (order.BatchSlice in storage/order): rank r takes rows
 [b*r/N, b*(r+1)/N) of the b rows of the step, so with N = 3 the shares are
 85, 85 and 86 rows.
 
@@ -87,7 +87,7 @@ BATCH = 256
 
 
 def batch_slice(epoch_len, batch, step, rank, ranks):
-    """Positions [lo, hi) of the epoch order that rank reads at step (dsae's storage.BatchSlice)."""
+    """Positions [lo, hi) of the epoch order that rank reads at step (dsae's order.BatchSlice)."""
     base = step * batch
     if base >= epoch_len:
         return epoch_len, epoch_len
