@@ -83,11 +83,11 @@ type RowSource interface {
 }
 
 // OpenRows opens path as a stream of rows in format: "npy", "csv" or "idx"
-// (optionally gzip-compressed), or "" to tell it from the name (FormatOf).
-// It returns the source and the format it was read as. The formats are
-// those ReadNPY and ReadCSV read, and IDX: dimension 0 is the row, the
-// product of the others the width, values kept as they are. Errors wrap
-// ErrBadInput.
+// (IDX optionally gzip-compressed), or "" to tell it from the name
+// (FormatOf). It returns the source and the format it was read as. The
+// formats are those ReadNPY and ReadCSV read, and IDX: dimension 0 is the
+// row, the product of the others the width, values kept as they are.
+// Errors wrap ErrBadInput.
 func OpenRows(path, format string) (RowSource, string, error) {
 	if format == "" {
 		var err error

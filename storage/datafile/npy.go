@@ -324,8 +324,8 @@ func EncodeNPYHeader(descr string, fortran bool, shape ...int64) []byte {
 
 // EncodeNPYHeaderSize is EncodeNPYHeader for a C-order array, padded to
 // exactly size bytes: dataset.Ingest writes a shard's header, of a fixed
-// size, once the shard's rows are known. It panics if the header does not fit (a
-// caller bug: size is a constant chosen to fit any 2-D shape).
+// size, once the shard's rows are known. It panics if the header does not
+// fit (a caller bug: size is a constant chosen to fit any 2-D shape).
 func EncodeNPYHeaderSize(size int, descr string, shape ...int64) []byte {
 	return npyPreamble(npyDict(descr, false, shape), size)
 }

@@ -78,8 +78,8 @@ type ingestInput struct {
 // disk, one being written while the previous one uploads). Bad input (an
 // unreadable, malformed or empty file, NaN or Inf, files of different
 // widths) and an existing name without opt.Overwrite are errors wrapping
-// datafile.ErrBadInput and publish nothing; so does any failure or a killed process,
-// and a later run cleans up what a failed one left behind.
+// datafile.ErrBadInput and publish nothing; so does any failure or a
+// killed process, and a later run cleans up what a failed one left behind.
 func Ingest(ctx context.Context, store storage.ObjectStore, name string, files []string, opt IngestOptions) (*Manifest, error) {
 	if err := ValidateDatasetName(name); err != nil {
 		return nil, err

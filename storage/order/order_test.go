@@ -104,6 +104,23 @@ func TestEpochOrderIsAPermutationOfChunks(t *testing.T) {
 	}
 }
 
+// ChunkShuffle, which dataset.Reader uses to copy a chunk's rows out, is
+// the in-chunk shuffle ChunkRow and Rows apply.
+func TestChunkShuffleMatchesChunkRow(t *testing.T) {
+	for _, l := range orderLayouts() {
+		o := NewEpochOrder(l, 9, 2)
+		for i := range o.NumChunks() {
+			c := o.ChunkAt(i)
+			p := o.ChunkShuffle(c)
+			for k := 0; k < c.Rows; k++ {
+				if got, want := c.Global+p.Offset(int64(k)), o.ChunkRow(c, k); got != want {
+					t.Fatalf("layout %+v chunk %+v offset %d: ChunkShuffle gives row %d, ChunkRow %d", l, c, k, got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestEpochOrderDeterministicAndVaried(t *testing.T) {
 	l := Layout{ShardRows: []int64{1000, 999, 17}, ChunkRows: 64}
 	base := allRows(NewEpochOrder(l, 7, 0))
