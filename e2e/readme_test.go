@@ -131,6 +131,8 @@ var (
 	reComment = regexp.MustCompile(`\s+#.*$`)
 	reEpochs  = regexp.MustCompile(`--epochs \S+`)
 	reSteps   = regexp.MustCompile(`--steps \S+`)
+	// Checkpoints within the few steps run.
+	reCheckpoint = regexp.MustCompile(`--checkpoint-every \S+`)
 )
 
 var reWarmup = regexp.MustCompile(`--warmup-steps (\d+)`)
@@ -140,12 +142,13 @@ var reWarmup = regexp.MustCompile(`--warmup-steps (\d+)`)
 // the command asks for, which a schedule requires).
 func shorten(cmd string) string {
 	cmd = strings.ReplaceAll(cmd, "go run ./cmd/dsae ", "dsae ")
-	if strings.HasPrefix(cmd, "dsae train ") {
+	if strings.HasPrefix(cmd, "dsae train ") && !strings.Contains(cmd, "--resume") { // a resumed run keeps its own steps
 		steps := 4
 		if m := reWarmup.FindStringSubmatch(cmd); m != nil {
 			w, _ := strconv.Atoi(m[1])
 			steps = w + 4
 		}
+		cmd = reCheckpoint.ReplaceAllString(cmd, "--checkpoint-every 2")
 		cmd = reEpochs.ReplaceAllString(cmd, "")
 		cmd = reSteps.ReplaceAllString(cmd, "")
 		cmd = strings.Join(strings.Fields(cmd), " ") + fmt.Sprintf(" --steps %d", steps)
