@@ -30,6 +30,14 @@ type trainFlags struct {
 	s3       *s3ClientFlags
 	threads  *threadsFlag
 	resume   string
+	norm     string
+}
+
+// trainSettings are what a checkpoint of `dsae train` records to resume
+// with: the run's spec and the scaling of its data.
+type trainSettings struct {
+	Spec      jobspec.Spec `json:"spec"`
+	Normalize string       `json:"normalize"`
 }
 
 func newTrainCmd() *cobra.Command {
@@ -65,6 +73,7 @@ The model, its configuration and its metrics are written to --out:
 	f.s3 = addS3ClientFlags(fl)
 	f.threads = addThreadsFlag(fl)
 	jobspec.AddCheckpointFlag(fl, &f.spec)
+	fl.StringVar(&f.norm, "normalize", normNone, "scale each feature before training: none, minmax (to [0, 1], for --output sigmoid) or standardize (mean 0, std 1; the store's manifest gives them for s3:// data); recorded in OUT/"+normalizationFile)
 	fl.StringVar(&f.resume, "resume", "", "continue the run whose checkpoint is in this directory (OUT/checkpoint of an interrupted or checkpointed run), with its settings")
 	return cmd
 }
@@ -102,6 +111,10 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	if data.test != nil && data.test.D != data.d {
 		return invalid(fmt.Errorf("--test %s has d = %d but --data %s has d = %d", spec.Test, data.test.D, spec.Data, data.d))
 	}
+	norm, err := normalize(f.norm, spec.Data, model.Cfg, data)
+	if err != nil {
+		return err
+	}
 	if int64(spec.Batch) > data.rows {
 		return invalid(fmt.Errorf("--batch = %d out of range [1, %d] (rows of %s)", spec.Batch, data.rows, spec.Data))
 	}
@@ -115,7 +128,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		archName(model.Cfg), model.Cfg.D, model.Cfg.H, model.Cfg.Activation, model.Cfg.Output, model.Cfg.Sparsity,
 		spec.Data, data.rows, spec.Batch, spec.Steps, float64(spec.Steps)/float64(spe), opt.Kind, opt.LR, sae.Backend())
 
-	settings, err := json.Marshal(spec)
+	settings, err := json.Marshal(trainSettings{Spec: *spec, Normalize: f.norm})
 	if err != nil {
 		return err
 	}
@@ -144,6 +157,9 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		if serr := model.Save(f.out); serr != nil {
 			return fmt.Errorf("%w; writing the model so far to %s failed: %w", err, f.out, serr)
 		}
+		if serr := writeNormalization(f.out, norm); serr != nil {
+			return fmt.Errorf("%w; writing %s failed: %w", err, normalizationFile, serr)
+		}
 		fmt.Fprintf(stderr, "stopped: the model so far is in %s and its checkpoint in %s; continue with:\n  dsae train --resume %s --out DIR\n",
 			f.out, ckptDir, ckptDir)
 		return err
@@ -155,6 +171,9 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return fmt.Errorf("write model to %s: %w", f.out, err)
 	}
 	if err := sae.WriteJSON(f.out, sae.MetricsFile, rep); err != nil {
+		return err
+	}
+	if err := writeNormalization(f.out, norm); err != nil {
 		return err
 	}
 	if err := sae.WriteJSON(f.out, historyFile, rep.History); err != nil {
@@ -178,9 +197,11 @@ type trainData struct {
 	source worker.Source    // nil: train from memory
 	train  *storage.Dataset // in memory, for training and evaluation (nil for S3)
 	test   *storage.Dataset
-	d      int
-	rows   int64
-	close  func()
+	// manifest describes an s3:// training set (nil for data in memory).
+	manifest *storage.Manifest
+	d        int
+	rows     int64
+	close    func()
 }
 
 // openTrainData opens --data and --test. Local files and MNIST are loaded
@@ -208,15 +229,15 @@ func loadResume(cmd *cobra.Command, f *trainFlags) (*worker.LocalCheckpoint, err
 	if err != nil {
 		return nil, invalid(err)
 	}
-	var saved jobspec.Spec
-	if err := json.Unmarshal(c.Settings, &saved); err != nil {
-		return nil, invalid(fmt.Errorf("--resume %s: %w: the run settings in checkpoint.json: %v", f.resume, worker.ErrCheckpoint, err))
+	var saved trainSettings
+	if err := json.Unmarshal(c.Settings, &saved); err != nil || saved.Normalize == "" {
+		return nil, invalid(fmt.Errorf("--resume %s: %w: the run settings in checkpoint.json are not those of dsae train (%v)", f.resume, worker.ErrCheckpoint, err))
 	}
 	every := f.spec.CheckpointEvery
 	if !cmd.Flags().Changed("checkpoint-every") {
-		every = saved.CheckpointEvery
+		every = saved.Spec.CheckpointEvery
 	}
-	f.spec = saved
+	f.spec, f.norm = saved.Spec, saved.Normalize
 	f.spec.CheckpointEvery = every
 	return c, nil
 }
@@ -252,7 +273,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		}
 		td.close = func() { r.Close() }
 		m := r.Manifest()
-		td.source, td.d, td.rows = worker.ReaderSource{R: r}, m.D, m.Rows
+		td.source, td.d, td.rows, td.manifest = worker.ReaderSource{R: r}, m.D, m.Rows, m
 	} else {
 		ds, err := storage.Open(f.spec.Data)
 		if err != nil {
