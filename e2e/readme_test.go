@@ -248,26 +248,7 @@ func elsewhere(cmd string) (string, bool) {
 func runReadmeScript(t *testing.T, line int, setup, cmds []string) {
 	dir := t.TempDir()
 	readmeFixtures(t, dir)
-	var sb strings.Builder
-	sb.WriteString("set -euo pipefail\ntrap 'jobs -p | xargs -r kill 2>/dev/null; wait' EXIT\n")
-	sb.WriteString(strings.Join(setup, "\n") + "\n")
-	sb.WriteString("set -x\n" + strings.Join(cmds, "\n") + "\n")
-	cmd := exec.Command("bash", "-c", sb.String())
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(dsaeBin)+":"+os.Getenv("PATH"))
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(4 * time.Minute):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("README block at line %d did not finish in 4 minutes:\n%s", line, tail(string(out), 3000))
-	}
-	if err != nil {
-		t.Fatalf("README block at line %d failed: %v\n%s", line, err, tail(string(out), 3000))
-	}
-	t.Logf("README block at line %d:\n%s", line, tail(string(out), 1500))
+	script := strings.Join(setup, "\n") + "\nset -x\n" + strings.Join(cmds, "\n")
+	out := runShell(t, dir, script, 4*time.Minute, fmt.Sprintf("README block at line %d", line))
+	t.Logf("README block at line %d:\n%s", line, tail(out, 1500))
 }
