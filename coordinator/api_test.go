@@ -372,3 +372,47 @@ func TestHealthServedWithoutToken(t *testing.T) {
 		return err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING
 	})
 }
+
+// TestReadAfterWriteOnFollower: a job submitted through the leader is
+// found through a follower that has not applied it yet (its raft traffic
+// cut off): the follower asks the leader and waits for its replica instead
+// of saying NotFound. A job the leader does not know is NotFound there.
+func TestReadAfterWriteOnFollower(t *testing.T) {
+	c := MakeCluster(t, 3)
+	c.WaitVoters(3)
+	leader := c.Leader()
+	f := c.Follower()
+	lc, fc := c.Client(c.Addrs()[leader]), c.Client(c.Addrs()[f])
+	ctx := ctxT(t)
+	c.Partition(f, true)
+	resp, err := lc.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: testSpec(), RequestId: "raw-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.Job.Id
+	if c.nodes[f].fsm.Job(id) != nil {
+		t.Fatalf("follower %d applied job %s while partitioned", f, id)
+	}
+	const heal = 300 * time.Millisecond
+	go func() {
+		time.Sleep(heal)
+		c.Partition(f, false)
+	}()
+	start := time.Now()
+	got, err := fc.GetJob(ctx, &pb.GetJobRequest{JobId: id})
+	if err != nil {
+		t.Fatalf("GetJob %s on follower %d right after the submit: %v", id, f, err)
+	}
+	if got.Job.Id != id || time.Since(start) < heal/2 {
+		t.Fatalf("GetJob on follower: job %s after %v, want %s once the follower applied it (after ~%v)", got.Job.Id, time.Since(start), id, heal)
+	}
+	w, err := fc.WatchJob(ctx, &pb.WatchJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := w.Recv(); err != nil || first.Job.Id != id {
+		t.Fatalf("WatchJob on follower: %v %v", first, err)
+	}
+	_, err = fc.GetJob(ctx, &pb.GetJobRequest{JobId: "job-999999"})
+	wantCode(t, err, codes.NotFound, "job-999999")
+}

@@ -81,7 +81,9 @@
 //
 // Every coordinator serves the controlpb.Control gRPC API and the gRPC
 // health service: reads come from the local replica, writes are forwarded
-// to the leader. Clients use client.Dial, which spreads calls over the
+// to the leader. A follower asked for a job it does not hold asks the
+// leader, and waits for its replica to apply a job the leader holds, so a
+// client reads its own submission through any coordinator. Clients use client.Dial, which spreads calls over the
 // coordinators given and retries on another one when a call fails with
 // Unavailable. Package auth derives from one cluster secret the gossip
 // encryption key, the raft connection key and the token every gRPC call

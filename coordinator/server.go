@@ -156,15 +156,58 @@ func (s *server) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.S
 	})
 }
 
-func (s *server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
+func (s *server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
 	if err := need("job_id", req.JobId); err != nil {
 		return nil, err
 	}
-	j := s.n.fsm.Job(req.JobId)
-	if j == nil {
-		return nil, status.Errorf(codes.NotFound, "job %q not found", req.JobId)
+	j, err := s.job(ctx, req.JobId)
+	if err != nil {
+		return nil, err
 	}
 	return &pb.GetJobResponse{Job: j}, nil
+}
+
+// job returns job id from this node's replica. Reads are served locally,
+// so a follower can lag the leader by a few milliseconds: a client that
+// submits through one coordinator and then asks another could be told the
+// job does not exist. So a follower that does not know id asks the leader,
+// and if the leader knows it, waits for its own replica to apply it (for
+// at most WatchStaleness; then Unavailable, and the client moves on). Only
+// the leader's answer makes a job NotFound.
+func (s *server) job(ctx context.Context, id string) (*pb.Job, error) {
+	var deadline time.Time
+	for {
+		changed := s.n.fsm.Changed()
+		if j := s.n.fsm.Job(id); j != nil {
+			return j, nil
+		}
+		if deadline.IsZero() {
+			c, fctx, err := s.leader(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if c == nil { // this node leads: its replica is the newest
+				return nil, status.Errorf(codes.NotFound, "job %q not found", id)
+			}
+			if _, err := c.GetJob(fctx, &pb.GetJobRequest{JobId: id}); err != nil {
+				return nil, err // NotFound from the leader, or why it could not answer
+			}
+			deadline = time.Now().Add(s.n.cfg.WatchStaleness)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, status.Errorf(codes.Unavailable, "coordinator %s has not applied job %q, which the leader holds, within %v; ask another coordinator",
+				s.n.cfg.ID, id, s.n.cfg.WatchStaleness)
+		}
+		select {
+		case <-changed:
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, toStatus(ctx.Err())
+		case <-s.n.ctx.Done():
+			return nil, status.Error(codes.Unavailable, "coordinator shutting down")
+		}
+	}
 }
 
 func (s *server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
@@ -233,7 +276,14 @@ func (s *server) WatchJob(req *pb.WatchJobRequest, stream grpc.ServerStreamingSe
 		changed := s.n.fsm.Changed()
 		j := s.n.fsm.Job(req.JobId)
 		if j == nil {
-			return status.Errorf(codes.NotFound, "job %q not found", req.JobId)
+			if last != nil {
+				return status.Errorf(codes.NotFound, "job %q not found", req.JobId)
+			}
+			// Not applied here yet? (see job)
+			var err error
+			if j, err = s.job(stream.Context(), req.JobId); err != nil {
+				return err
+			}
 		}
 		if !proto.Equal(j, last) {
 			if err := stream.Send(&pb.WatchJobResponse{Job: j}); err != nil {

@@ -177,15 +177,17 @@ func TestDemoKillWorker(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "demo")
 	start := time.Now()
-	r := run(t, dir, "demo", "--workers", "3", "--steps", "200", "--kill-worker-at", "60", "--out", out)
+	// Enough steps that the job outlasts the kill, the replacement's 2 s
+	// delay and its join (~120 steps/s here with 3 workers).
+	r := run(t, dir, "demo", "--workers", "3", "--steps", "1000", "--kill-worker-at", "60", "--out", out)
 	t.Logf("dsae demo (%v):\n%s\n%s", time.Since(start).Round(time.Second), r.stdout, r.stderr)
 	checkNoneLeft(t, demoProcesses(t, out))
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
 	s := readDemoSummary(t, out)
-	if s.State != "completed" || *s.Steps != 200 {
-		t.Errorf("state %s at step %d, want completed at 200", s.State, *s.Steps)
+	if s.State != "completed" || *s.Steps != 1000 {
+		t.Errorf("state %s at step %d, want completed at 1000", s.State, *s.Steps)
 	}
 	if len(s.Kills) != 1 || s.Kills[0].Worker == "w1" || s.Kills[0].Step < 60 || s.Kills[0].Replacement == "" {
 		t.Fatalf("kills: %+v; want one, not w1, at step >= 60, with a replacement", s.Kills)

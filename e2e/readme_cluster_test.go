@@ -36,7 +36,24 @@ func readmeBlock(t *testing.T, name string) string {
 func TestReadmeClusterByHand(t *testing.T) {
 	skipSlow(t, "the README's multi-process cluster, run by hand")
 	dir := t.TempDir()
-	script := "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + readmeBlock(t, "cluster-by-hand") + "\n"
+	out := runShell(t, dir, readmeBlock(t, "cluster-by-hand"), 8*time.Minute, "the README's cluster commands")
+	for _, f := range []string{"sae.safetensors", "cfg.json", "metrics.json", "history.json", "loss.png", "features.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "mnist-model", f)); err != nil {
+			t.Errorf("pulled model lacks %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(out, "completed") {
+		t.Errorf("job wait/status output does not say completed:\n%s", tail(out, 2000))
+	}
+}
+
+// runShell runs script with bash -euo pipefail in dir, with the built dsae
+// first on PATH, and returns its combined output; it fails the test (naming
+// what) if the script fails or runs longer than limit. Background jobs
+// (`&`) are killed when it ends.
+func runShell(t *testing.T, dir, script string, limit time.Duration, what string) string {
+	t.Helper()
+	script = "set -euo pipefail\ntrap 'jobs -p | xargs -r kill 2>/dev/null; wait' EXIT\n" + script + "\n"
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(dsaeBin)+":"+os.Getenv("PATH"))
@@ -46,22 +63,15 @@ func TestReadmeClusterByHand(t *testing.T) {
 	go func() { out, err = cmd.CombinedOutput(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(8 * time.Minute):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("the README's cluster commands did not finish in 8 minutes:\n%s", tail(string(out), 3000))
+		t.Fatalf("%s did not finish in %v:\n%s", what, limit, tail(string(out), 3000))
 	}
 	if err != nil {
-		t.Fatalf("the README's cluster commands failed: %v\n%s", err, tail(string(out), 3000))
+		t.Fatalf("%s failed: %v\n%s", what, err, tail(string(out), 3000))
 	}
-	for _, f := range []string{"sae.safetensors", "cfg.json", "metrics.json", "history.json", "loss.png", "features.png"} {
-		if _, err := os.Stat(filepath.Join(dir, "mnist-model", f)); err != nil {
-			t.Errorf("pulled model lacks %s: %v", f, err)
-		}
-	}
-	if !strings.Contains(string(out), "completed") {
-		t.Errorf("job wait/status output does not say completed:\n%s", tail(string(out), 2000))
-	}
+	return string(out)
 }
 
 func tail(s string, n int) string {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -38,7 +39,23 @@ type LocalRun struct {
 	HistoryEvery int64
 	// Progress, when set, is called after every step from the training goroutine.
 	Progress func(StepResult, Progress)
+
+	// Resume, when set, is the checkpoint to continue from: its State is
+	// restored into Model and the optimizer, and training starts after its
+	// completed steps, with its history; the result is the one an
+	// uninterrupted run reaches, bit for bit.
+	Resume *LocalCheckpoint
+	// Checkpoint, when set, is called with the run's state every
+	// CheckpointEvery completed steps (0: never) and, when ctx ends the run
+	// early, once with the state after the last completed step.
+	Checkpoint      func(*LocalCheckpoint) error
+	CheckpointEvery int64
 }
+
+// ErrInterrupted: the run's context ended it before its last step; the
+// model holds the parameters after the last completed step, which the error
+// names.
+var ErrInterrupted = errors.New("training interrupted")
 
 // Progress is the state of a run for progress displays.
 type Progress struct {
@@ -84,9 +101,25 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 		}
 		src = &MemorySource{DS: r.Train}
 	}
+	var completed int64
+	rep := &Report{}
+	var acc HistoryPoint
+	var accN, fvuN int64
+	var samples int64
+	var before time.Duration // training time of the run before Resume
+	if c := r.Resume; c != nil {
+		if err := c.State.Restore(r.Model, opt); err != nil {
+			return nil, fmt.Errorf("%w: resume: %w", ErrCheckpoint, err)
+		}
+		completed = c.State.Completed
+		p := c.Progress
+		rep.History = append(rep.History, p.History...)
+		acc, accN, fvuN, samples = p.Window, p.WindowSteps, p.WindowFVUs, p.Samples
+		before = time.Duration(p.TrainSeconds * float64(time.Second))
+	}
 	tr, err := NewTrainer(Options{
 		Model: r.Model, Optimizer: opt, Source: src,
-		Batch: r.Batch, Seed: r.Seed, Steps: r.Steps,
+		Batch: r.Batch, Seed: r.Seed, Steps: r.Steps, Completed: completed,
 	})
 	if err != nil {
 		return nil, err
@@ -95,18 +128,29 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 	if every < 1 {
 		every = max(1, tr.StepsPerEpoch()/20)
 	}
-	rep := &Report{}
-	var acc HistoryPoint
-	var accN, fvuN int64
 	var last lastEpoch
-	var samples int64
-	start := time.Now()
+	start := time.Now().Add(-before)
+	checkpoint := func() error {
+		if r.Checkpoint == nil {
+			return nil
+		}
+		snap, err := TakeSnapshot(r.Model, opt, tr.Completed())
+		if err != nil {
+			return err
+		}
+		return r.Checkpoint(&LocalCheckpoint{State: snap, Progress: RunProgress{
+			History: append([]HistoryPoint(nil), rep.History...), Window: acc, WindowSteps: accN, WindowFVUs: fvuN,
+			Samples: samples, TrainSeconds: time.Since(start).Seconds()}})
+	}
 	for !tr.Done() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, r.interrupted(ctx, tr, checkpoint)
 		}
 		res, err := tr.Step(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, r.interrupted(ctx, tr, checkpoint)
+			}
 			return nil, err
 		}
 		samples += int64(res.Metrics.Rows)
@@ -138,6 +182,11 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 				p.ETA = time.Duration(float64(el) / float64(done) * float64(r.Steps-done))
 			}
 			r.Progress(res, p)
+		}
+		if r.CheckpointEvery > 0 && res.Step%r.CheckpointEvery == 0 && !tr.Done() {
+			if err := checkpoint(); err != nil {
+				return nil, fmt.Errorf("checkpoint after step %d: %w", res.Step, err)
+			}
 		}
 	}
 	el := time.Since(start)
@@ -172,6 +221,16 @@ func (r LocalRun) Run(ctx context.Context) (*Report, error) {
 		rep.Test = &t
 	}
 	return rep, nil
+}
+
+// interrupted saves the checkpoint of a run that ctx ended and returns the
+// ErrInterrupted error describing it.
+func (r LocalRun) interrupted(ctx context.Context, tr *Trainer, checkpoint func() error) error {
+	err := fmt.Errorf("%w after step %d of %d: %w", ErrInterrupted, tr.Completed(), r.Steps, context.Cause(ctx))
+	if cerr := checkpoint(); cerr != nil {
+		return fmt.Errorf("%w; its checkpoint failed: %w", err, cerr)
+	}
+	return err
 }
 
 // RowReader is a Source that can also read its rows in storage order (the

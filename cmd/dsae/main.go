@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/dsae/dsae/worker"
 )
 
 // Exit codes. Invalid input (flags, configs, data files) exits 2 so that
@@ -20,6 +22,10 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitInvalid = 2
+	// exitInterrupted: SIGINT or SIGTERM stopped the run (128 + SIGINT, as
+	// shells report it); what was done is kept (dsae train: the model so far
+	// and a checkpoint).
+	exitInterrupted = 130
 )
 
 func main() {
@@ -53,6 +59,9 @@ func exitCode(err error) int {
 	// cobra reports an unknown subcommand with a plain error.
 	if errors.As(err, &u) || isInvalidInput(err) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitInvalid
+	}
+	if errors.Is(err, worker.ErrInterrupted) {
+		return exitInterrupted
 	}
 	return exitFailure
 }

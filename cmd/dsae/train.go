@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage"
@@ -28,6 +31,15 @@ type trainFlags struct {
 	progress time.Duration
 	s3       *s3ClientFlags
 	threads  *threadsFlag
+	resume   string
+	norm     string
+}
+
+// trainSettings are what a checkpoint of `dsae train` records to resume
+// with: the run's spec and the scaling of its data.
+type trainSettings struct {
+	Spec      jobspec.Spec `json:"spec"`
+	Normalize string       `json:"normalize"`
 }
 
 func newTrainCmd() *cobra.Command {
@@ -62,6 +74,9 @@ The model, its configuration and its metrics are written to --out:
 	fl.DurationVar(&f.progress, "progress", 2*time.Second, "interval between progress lines (0 = none)")
 	f.s3 = addS3ClientFlags(fl)
 	f.threads = addThreadsFlag(fl)
+	jobspec.AddCheckpointFlag(fl, &f.spec)
+	fl.StringVar(&f.norm, "normalize", normNone, "scale each feature before training: none, minmax (to [0, 1], for --output sigmoid) or standardize (mean 0, std 1; the store's manifest gives them for s3:// data); recorded in OUT/"+normalizationFile)
+	fl.StringVar(&f.resume, "resume", "", "continue the run whose checkpoint is in this directory (OUT/checkpoint of an interrupted or checkpointed run), with its settings")
 	return cmd
 }
 
@@ -71,6 +86,13 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	spec := &f.spec
 	if err := f.threads.apply(); err != nil {
 		return err
+	}
+	resume, err := loadResume(cmd, f)
+	if err != nil {
+		return err
+	}
+	if spec.CheckpointEvery < 0 {
+		return invalid(fmt.Errorf("--checkpoint-every = %d out of range [0, …) (0: only when interrupted)", spec.CheckpointEvery))
 	}
 	if f.init == "" {
 		// Before any data is read; `dsae job submit` gives the same message.
@@ -91,6 +113,10 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	if data.test != nil && data.test.D != data.d {
 		return invalid(fmt.Errorf("--test %s has d = %d but --data %s has d = %d", spec.Test, data.test.D, spec.Data, data.d))
 	}
+	norm, err := normalize(f.norm, spec.Data, model.Cfg, data)
+	if err != nil {
+		return err
+	}
 	if int64(spec.Batch) > data.rows {
 		return invalid(fmt.Errorf("--batch = %d out of range [1, %d] (rows of %s)", spec.Batch, data.rows, spec.Data))
 	}
@@ -104,10 +130,20 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		archName(model.Cfg), model.Cfg.D, model.Cfg.H, model.Cfg.Activation, model.Cfg.Output, model.Cfg.Sparsity,
 		spec.Data, data.rows, spec.Batch, spec.Steps, float64(spec.Steps)/float64(spe), opt.Kind, opt.LR, sae.Backend())
 
+	settings, err := json.Marshal(trainSettings{Spec: *spec, Normalize: f.norm})
+	if err != nil {
+		return err
+	}
+	ckptDir := filepath.Join(f.out, "checkpoint")
 	last := time.Now()
 	run := worker.LocalRun{
 		Model: model, Optimizer: opt, Source: data.source, Train: data.train, Test: data.test,
 		Batch: spec.Batch, Steps: spec.Steps, Seed: model.Cfg.Seed,
+		Resume: resume, CheckpointEvery: spec.CheckpointEvery,
+		Checkpoint: func(c *worker.LocalCheckpoint) error {
+			c.Settings = settings
+			return worker.SaveLocalCheckpoint(ckptDir, c)
+		},
 		Progress: func(r worker.StepResult, p worker.Progress) {
 			if f.progress <= 0 || (time.Since(last) < f.progress && p.Done != p.Total) {
 				return
@@ -117,6 +153,19 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		},
 	}
 	rep, err := run.Run(ctx)
+	if errors.Is(err, worker.ErrInterrupted) {
+		// The model holds the parameters of the last completed step, and
+		// the checkpoint was written: keep both.
+		if serr := model.Save(f.out); serr != nil {
+			return fmt.Errorf("%w; writing the model so far to %s failed: %w", err, f.out, serr)
+		}
+		if serr := writeNormalization(f.out, norm); serr != nil {
+			return fmt.Errorf("%w; writing %s failed: %w", err, normalizationFile, serr)
+		}
+		fmt.Fprintf(stderr, "stopped: the model so far is in %s and its checkpoint in %s; continue with:\n  dsae train --resume %s --out DIR\n",
+			f.out, ckptDir, ckptDir)
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -124,6 +173,9 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return fmt.Errorf("write model to %s: %w", f.out, err)
 	}
 	if err := sae.WriteJSON(f.out, sae.MetricsFile, rep); err != nil {
+		return err
+	}
+	if err := writeNormalization(f.out, norm); err != nil {
 		return err
 	}
 	if err := sae.WriteJSON(f.out, historyFile, rep.History); err != nil {
@@ -147,15 +199,51 @@ type trainData struct {
 	source worker.Source    // nil: train from memory
 	train  *datafile.Matrix // in memory, for training and evaluation (nil for S3)
 	test   *datafile.Matrix
-	d      int
-	rows   int64
-	close  func()
+	// manifest describes an s3:// training set (nil for data in memory).
+	manifest *dataset.Manifest
+	d        int
+	rows     int64
+	close    func()
 }
 
 // openTrainData opens --data and --test. Local files and MNIST are loaded
 // into memory; an s3:// training set is streamed through a prefetching
 // reader, for training and for the final train metrics alike, and never
 // loaded whole; an s3:// test set is loaded into memory.
+// loadResume reads the checkpoint --resume names and replaces f's run
+// settings with the ones it was written with; any flag that would change
+// them is refused by name.
+func loadResume(cmd *cobra.Command, f *trainFlags) (*worker.LocalCheckpoint, error) {
+	if f.resume == "" {
+		return nil, nil
+	}
+	var clash []string
+	own := map[string]bool{"resume": true, "out": true, "progress": true, "threads": true, "checkpoint-every": true}
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		if !own[fl.Name] && !strings.HasPrefix(fl.Name, "s3-") && fl.Name != "log-level" {
+			clash = append(clash, "--"+fl.Name)
+		}
+	})
+	if len(clash) > 0 {
+		return nil, invalid(fmt.Errorf("--resume %s continues that run with its own settings; drop %s", f.resume, strings.Join(clash, ", ")))
+	}
+	c, err := worker.LoadLocalCheckpoint(f.resume)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	var saved trainSettings
+	if err := json.Unmarshal(c.Settings, &saved); err != nil || saved.Normalize == "" {
+		return nil, invalid(fmt.Errorf("--resume %s: %w: the run settings in checkpoint.json are not those of dsae train (%v)", f.resume, worker.ErrCheckpoint, err))
+	}
+	every := f.spec.CheckpointEvery
+	if !cmd.Flags().Changed("checkpoint-every") {
+		every = saved.Spec.CheckpointEvery
+	}
+	f.spec, f.norm = saved.Spec, saved.Normalize
+	f.spec.CheckpointEvery = every
+	return c, nil
+}
+
 func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 	td := &trainData{close: func() {}}
 	var client *storage.Client
@@ -187,7 +275,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		}
 		td.close = func() { r.Close() }
 		m := r.Manifest()
-		td.source, td.d, td.rows = worker.ReaderSource{R: r}, m.D, m.Rows
+		td.source, td.d, td.rows, td.manifest = worker.ReaderSource{R: r}, m.D, m.Rows, m
 	} else {
 		ds, err := datafile.Open(f.spec.Data)
 		if err != nil {

@@ -157,6 +157,13 @@ func AddJobFlags(fs *pflag.FlagSet, s *Spec) {
 	addGroup(fs, s, groupJob, func(name string) string { return usage[name] })
 }
 
+// AddCheckpointFlag registers --checkpoint-every alone, bound to s, for a
+// run in one process (`dsae train`), which keeps checkpoints as a job does.
+func AddCheckpointFlag(fs *pflag.FlagSet, s *Spec) {
+	name := FlagName("checkpoint_every")
+	fs.Int64Var(&s.CheckpointEvery, name, s.CheckpointEvery, usage[name])
+}
+
 // flagSet returns every setting of s as a flag bound to s: the parser of
 // YAML files and of overrides.
 func flagSet(s *Spec) *pflag.FlagSet {
