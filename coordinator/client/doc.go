@@ -19,7 +19,7 @@
 //
 // The package imports gRPC, memberlist, auth and controlpb, never raft,
 // its bolt log store or the coordinator's state machine and server: a
-// test (TestClientLinksNoServer) runs `go list -deps` on this package and
+// test (TestClientLinksNoServer in e2e/layering_test.go) runs `go list -deps` on this package and
 // on the worker and fails if any of those appears. The gossip pool lives
 // here, not in package coordinator, because both sides gossip in the same
 // pool: package coordinator imports this package for it, for Terminal and
