@@ -51,7 +51,7 @@ func TestSubmitJobValidationOverGRPC(t *testing.T) {
 
 // TestSubmitJobInjectedValidator: with JobSpecs set (as cmd/dsae does)
 // SubmitJob refuses the model and optimizer settings that dsae train
-// refuses, with sae's message naming the field.
+// refuses, for sae's reason, naming the proto field (model.rho).
 func TestSubmitJobInjectedValidator(t *testing.T) {
 	c := MakeClusterWith(t, 1, func(cfg *Config) { cfg.JobSpecs = jobspec.Rules{} })
 	cl := c.Client()
@@ -59,13 +59,13 @@ func TestSubmitJobInjectedValidator(t *testing.T) {
 		edit func(*pb.JobSpec)
 		msg  string
 	}{
-		{func(s *pb.JobSpec) { s.Model.Rho = 1.5 }, "sae: rho = 1.5 out of range (0, 1)"},
-		{func(s *pb.JobSpec) { s.Model.Beta = -1 }, "sae: beta = -1 out of range [0, +inf)"},
-		{func(s *pb.JobSpec) { s.Model.Activation = "relu" }, "sae: sparsity kl requires activation sigmoid (outputs in (0,1)), got relu"},
-		{func(s *pb.JobSpec) { s.Model.Output = "identity" }, `sae: output "identity" unknown (want sigmoid or linear)`},
-		{func(s *pb.JobSpec) { s.Model.AuxK = 4 }, "sae: aux_k = 4 requires sparsity topk, got kl"},
-		{func(s *pb.JobSpec) { s.Optimizer.Optimizer = "momentum" }, `sae: invalid optimizer config: optimizer = "momentum", must be "sgd" or "adam"`},
-		{func(s *pb.JobSpec) { s.Optimizer.Schedule = "linear" }, `sae: invalid optimizer config: schedule = "linear", must be "constant" or "cosine"`},
+		{func(s *pb.JobSpec) { s.Model.Rho = 1.5 }, "model.rho = 1.5 out of range (0, 1)"},
+		{func(s *pb.JobSpec) { s.Model.Beta = -1 }, "model.beta = -1 out of range [0, +inf)"},
+		{func(s *pb.JobSpec) { s.Model.Activation = "relu" }, "model.sparsity kl requires model.activation sigmoid (outputs in (0,1)), got relu"},
+		{func(s *pb.JobSpec) { s.Model.Output = "identity" }, `model.output "identity" unknown (want sigmoid or linear)`},
+		{func(s *pb.JobSpec) { s.Model.AuxK = 4 }, "model.aux_k = 4 requires model.sparsity topk, got kl"},
+		{func(s *pb.JobSpec) { s.Optimizer.Optimizer = "momentum" }, `optimizer.optimizer = "momentum", must be "sgd" or "adam"`},
+		{func(s *pb.JobSpec) { s.Optimizer.Schedule = "linear" }, `optimizer.schedule = "linear", must be "constant" or "cosine"`},
 	} {
 		bad := testSpec()
 		tc.edit(bad)

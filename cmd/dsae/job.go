@@ -207,14 +207,43 @@ func submitSpec(args []string, fs *pflag.FlagSet) (*pb.JobSpec, error) {
 	if err := jobspec.Override(&s, fs); err != nil {
 		return nil, invalid(err)
 	}
+	file := ""
+	if len(args) == 1 {
+		file = args[0]
+	}
 	if err := s.Validate(); err != nil {
-		return nil, err
+		return nil, explainSpecErr(err, file, fs)
 	}
 	p := s.Proto()
 	if err := coordinator.ValidateSpec(p); err != nil {
-		return nil, err
+		return nil, explainSpecErr(err, file, fs)
 	}
 	return p, nil
+}
+
+// explainSpecErr tells a refused spec in the words the user wrote (see
+// jobspec.Explain): a setting set by a flag by its flag, any other by its
+// key when the spec comes from a file (prefixed with the file's name when
+// the setting at fault is one of the file's), else by its flag. It renames
+// the errors of jobspec's validation and coordinator.ValidateSpec.
+func explainSpecErr(err error, file string, fs *pflag.FlagSet) error {
+	words := func(name string) string {
+		if file == "" || fs.Changed(jobspec.FlagName(jobspec.Keys(name))) {
+			return jobspec.Flags(name)
+		}
+		return jobspec.Keys(name)
+	}
+	var fe *coordinator.FieldError
+	if errors.As(err, &fe) {
+		err = &jobspec.SettingError{Setting: fe.Field, Msg: words(fe.Field) + ": " + fe.Msg, Err: err}
+	} else {
+		err = jobspec.Explain(err, words)
+	}
+	var se *jobspec.SettingError
+	if errors.As(err, &se) && file != "" && !fs.Changed(jobspec.FlagName(se.Setting)) {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return err
 }
 
 // retryUnavailable calls f until it returns something other than

@@ -96,7 +96,7 @@ steps: 100
 		args []string
 		want string
 	}{
-		{[]string{"job", "submit", spec, "--rho", "2"}, "sae: rho = 2 out of range (0, 1)"},
+		{[]string{"job", "submit", spec, "--rho", "2"}, "--rho = 2 out of range (0, 1)"},
 		{[]string{"job", "submit", "--steps", "5"}, "data: empty"},
 		{[]string{"job", "submit", "--data", "mnist", "--h", "5"}, "unknown flag: --h"},
 		{[]string{"job", "status", "job-999999"}, "not found"},
@@ -142,14 +142,14 @@ func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	if err != nil || !strings.Contains(out, "data acts, model d=4 hidden=2") || !strings.Contains(out, "batch 4, steps 10, epochs 2") {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	// What needs the data is checked by the coordinator, with sae's rules:
-	// locally the step count is unknown, there it is 10.
+	// What needs the data is checked by the coordinator, with sae's rules
+	// in the API's words: locally the step count is unknown, there it is 10.
 	if _, err := submit("acts", "--schedule", "cosine", "--warmup-steps", "10"); err == nil || exitCode(err) != exitInvalid ||
-		!strings.Contains(err.Error(), "sae: invalid optimizer config: total_steps = 10, must be > warmup_steps = 10") {
+		!strings.Contains(err.Error(), "steps = 10, must be > optimizer.warmup_steps = 10") {
 		t.Fatalf("submit with warmup past the end: %v", err)
 	}
 	_, err = submit("absent")
-	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `data: "absent" not found in the store`) {
+	if err == nil || exitCode(err) != exitInvalid || !strings.HasSuffix(err.Error(), `data: "absent" not found in the store`) {
 		t.Fatalf("submit on a missing dataset: %v", err)
 	}
 }

@@ -71,9 +71,10 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return err
 	}
 	if f.init == "" {
-		// Before any data is read; `dsae job submit` gives the same message.
+		// Before any data is read; `dsae job submit` refuses the same
+		// settings for the same reason.
 		if err := spec.Validate(); err != nil {
-			return err
+			return jobspec.Explain(err, jobspec.Flags)
 		}
 	}
 	data, err := openTrainData(ctx, f)
@@ -94,7 +95,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	}
 	spec.Steps = spec.StepsFor(data.rows)
 	if err := spec.Validate(); err != nil { // now with d and the step count
-		return err
+		return jobspec.Explain(err, jobspec.Flags)
 	}
 	opt := spec.OptimizerConfig()
 	spe := (data.rows + int64(spec.Batch) - 1) / int64(spec.Batch)
@@ -238,7 +239,8 @@ const historyFile = worker.HistoryFile
 func buildModel(cmd *cobra.Command, f *trainFlags, d int) (*sae.Model, error) {
 	if f.init == "" {
 		f.spec.Model.D = d
-		return sae.New(f.spec.Model)
+		m, err := sae.New(f.spec.Model)
+		return m, jobspec.Explain(err, jobspec.Flags)
 	}
 	m, err := sae.Load(f.init)
 	if err != nil {
@@ -268,7 +270,7 @@ func buildModel(cmd *cobra.Command, f *trainFlags, d int) (*sae.Model, error) {
 	}
 	cfg := merged.Model
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, jobspec.Explain(err, jobspec.Flags)
 	}
 	wEnc, wDec, bEnc, bDec := m.SAELens()
 	return sae.FromSAELens(cfg, wEnc, wDec, bEnc, bDec)
