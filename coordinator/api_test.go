@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,21 @@ func (f fakeDatasets) LookupDataset(_ context.Context, name string) (DatasetInfo
 	return info, ok, nil
 }
 
+// suggestingDatasets adds the DatasetSuggester capability: the names that
+// begin with the missing one.
+type suggestingDatasets struct{ fakeDatasets }
+
+func (f suggestingDatasets) SuggestDatasets(_ context.Context, missing string) []string {
+	var out []string
+	for n := range f.fakeDatasets {
+		if strings.HasPrefix(n, missing) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func TestMalformedRPCs(t *testing.T) {
 	c := MakeCluster(t, 1)
 	cl := c.Client()
@@ -158,9 +174,21 @@ func TestSubmitChecksDataset(t *testing.T) {
 		_, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
 		wantCode(t, err, codes.InvalidArgument, tc.msg)
 	}
+	// A checker that can suggest names has them listed; one that cannot
+	// (above) does not.
+	sl := MakeClusterWith(t, 1, func(cfg *Config) { cfg.Datasets = suggestingDatasets{datasets} })
+	s := testSpec()
+	s.Data = "act"
+	_, err := sl.Client().SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+	wantCode(t, err, codes.InvalidArgument, `data: "act" not found in the store; did you mean acts, acts-test?`)
+	s.Data = "cifar"
+	_, err = sl.Client().SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+	if msg := status.Convert(err).Message(); !strings.HasSuffix(msg, `"cifar" not found in the store`) {
+		t.Errorf("no close name: %q, want no suggestion", msg)
+	}
 	// d and steps come from the manifest: 1000 rows in batches of 100, 2.5
 	// epochs, on a model submitted without d.
-	s := testSpec()
+	s = testSpec()
 	s.Data, s.Test, s.Model.D, s.Steps, s.Epochs, s.Batch = "acts", "acts-test", 0, 0, 2.5, 100
 	resp, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
 	if err != nil {

@@ -152,6 +152,11 @@ func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	if err == nil || exitCode(err) != exitInvalid || !strings.HasSuffix(err.Error(), `data: "absent" not found in the store`) {
 		t.Fatalf("submit on a missing dataset: %v", err)
 	}
+	// A name close to a published one is answered with it.
+	_, err = submit("act")
+	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `data: "act" not found in the store; did you mean acts?`) {
+		t.Fatalf("submit on a misspelt dataset: %v", err)
+	}
 }
 
 // TestSubmitHelpExampleIsFullSpec: the YAML spec shown by `dsae job submit

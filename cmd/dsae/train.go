@@ -182,7 +182,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		}
 		r, err := storage.OpenReader(ctx, client, name, storage.ReaderOptions{})
 		if err != nil {
-			return nil, err
+			return nil, withSuggestions(ctx, client, "--data "+f.spec.Data, name, err)
 		}
 		td.close = func() { r.Close() }
 		m := r.Manifest()
@@ -205,6 +205,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		var name string
 		if name, err = s3Dataset(testRef); err == nil {
 			td.test, err = storage.LoadDataset(ctx, client, name)
+			err = withSuggestions(ctx, client, "--test "+testRef, name, err)
 		}
 	default:
 		td.test, err = storage.Open(testRef)
