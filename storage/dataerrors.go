@@ -15,7 +15,8 @@ var (
 	ErrBadInput = errors.New("bad input data")
 
 	// ErrDatasetExists is returned by Ingest when the dataset name is taken
-	// and overwriting was not asked for. It also wraps ErrBadInput.
+	// and overwriting was not asked for. It is not ErrBadInput (the data is
+	// fine; the name is taken); the command line maps it to exit code 2.
 	ErrDatasetExists = errors.New("dataset already exists")
 
 	// ErrDatasetNotFound is returned when no manifest exists for a name.

@@ -338,7 +338,7 @@ func prepareName(ctx context.Context, store ObjectStore, name string, overwrite 
 	_, err := store.Stat(ctx, manifestKey(name))
 	switch {
 	case err == nil && !overwrite:
-		return fmt.Errorf("dataset %s: %w; use --overwrite to replace it (%w)", name, ErrDatasetExists, ErrBadInput)
+		return fmt.Errorf("dataset %s: %w; use --overwrite to replace it", name, ErrDatasetExists)
 	case err == nil:
 		if err := store.Delete(ctx, manifestKey(name)); err != nil {
 			return fmt.Errorf("dataset %s: unpublish: %w", name, err)

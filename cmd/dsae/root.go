@@ -119,6 +119,7 @@ var invalidInputErrors = []error{
 	sae.ErrShape,
 	s3server.ErrConfig,
 	storage.ErrBadInput,
+	storage.ErrDatasetExists,
 	storage.ErrDatasetNotFound,
 	storage.ErrInvalidConfig,
 	storage.ErrInvalidJobID,
