@@ -20,12 +20,13 @@ import (
 // vocabulary of jobspec (shared with `dsae job submit`) and the flags of a
 // local run.
 type trainFlags struct {
-	spec     jobspec.Spec
-	init     string
-	out      string
-	progress time.Duration
-	s3       *s3ClientFlags
-	threads  *threadsFlag
+	spec      jobspec.Spec
+	init      string
+	out       string
+	overwrite bool
+	progress  time.Duration
+	s3        *s3ClientFlags
+	threads   *threadsFlag
 }
 
 func newTrainCmd() *cobra.Command {
@@ -56,14 +57,15 @@ The model, its configuration and its metrics are written to --out:
 		"training data: mnist | FILE.npy | FILE.csv | s3://[BUCKET/]DATASET (streamed with ranged reads)",
 		"test data, as --data (default for --data mnist: the MNIST test set)")
 	fl.StringVar(&f.init, "init", "", "start from the model in this directory (continue training or fine-tune)")
-	fl.StringVar(&f.out, "out", "out", "directory to write the model into")
+	fl.StringVar(&f.out, "out", "out", "directory to write the model into: absent or empty, checked before training starts")
+	fl.BoolVar(&f.overwrite, "overwrite", false, "write into a non-empty --out, replacing the model files there (other files are left alone)")
 	fl.DurationVar(&f.progress, "progress", 2*time.Second, "interval between progress lines (0 = none)")
 	f.s3 = addS3ClientFlags(fl)
 	f.threads = addThreadsFlag(fl)
 	return cmd
 }
 
-func runTrain(cmd *cobra.Command, f *trainFlags) error {
+func runTrain(cmd *cobra.Command, f *trainFlags) (err error) {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	spec := &f.spec
@@ -77,6 +79,15 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 			return jobspec.Explain(err, jobspec.Flags)
 		}
 	}
+	undoOut, err := prepareTrainOut(f.out, f.overwrite)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			undoOut() // removes only the directories it made that are still empty
+		}
+	}()
 	data, err := openTrainData(ctx, f)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/png"
 	"log/slog"
@@ -131,6 +132,8 @@ func modelPictures(dir string, m *sae.Model) error {
 		if err := writePNG(filepath.Join(dir, "features.png"), func(f *os.File) error { return png.Encode(f, img) }); err != nil {
 			return err
 		}
+	} else if err := os.Remove(filepath.Join(dir, "features.png")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err // a previous model's picture in a directory written with --overwrite
 	}
 	return plotLoss(filepath.Join(dir, historyFile), filepath.Join(dir, "loss.png"))
 }
