@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +27,7 @@ type trainFlags struct {
 	init      string
 	out       string
 	overwrite bool
+	asJSON    bool
 	progress  time.Duration
 	s3        *s3ClientFlags
 	threads   *threadsFlag
@@ -39,9 +43,18 @@ func newTrainCmd() *cobra.Command {
 
 The model, its configuration and its metrics are written to --out:
   sae.safetensors  W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec (SAELens layout)
-  cfg.json         architecture, d_in, d_sae, dtype and dsae's full config
-  metrics.json     final train and test metrics, steps, samples/s
-  history.json     the loss curve (see 'dsae model features --loss-png')`,
+  cfg.json         architecture, d_in, d_sae, dtype and dsae's config (the settings that apply)
+  metrics.json     final train and test metrics, steps, samples/s, and "definitions": what each one measures
+  history.json     the loss curve, with the test split's loss at some points (see 'dsae model features --loss-png')
+  features.png     the encoder's features as images (when d is a square)
+  loss.png         the loss curve
+
+Progress and the results go to stderr; with --json, stdout gets one JSON
+document: {"out": DIR, "metrics": the content of metrics.json}.
+
+Metrics (metrics.json; the progress lines show loss, mse and l0 of the last
+batch):
+` + metricsHelp(),
 		Example: `  dsae train --data mnist --hidden 196 --sparsity kl --rho 0.1 --beta 3 --weight-decay 3e-3
   dsae train --data acts.npy --activation topk --sparsity topk --k 32 --aux-k 256 --output linear --hidden 4096
   dsae train --data mnist --schedule cosine --warmup-steps 200 --min-lr 1e-5 --clip-norm 1 --batch 128
@@ -60,6 +73,7 @@ The model, its configuration and its metrics are written to --out:
 	fl.StringVar(&f.out, "out", "out", "directory to write the model into: absent or empty, checked before training starts")
 	fl.BoolVar(&f.overwrite, "overwrite", false, "write into a non-empty --out, replacing the model files there (other files are left alone)")
 	fl.DurationVar(&f.progress, "progress", 2*time.Second, "interval between progress lines (0 = none)")
+	fl.BoolVar(&f.asJSON, "json", false, "print the result as one JSON document on stdout (progress stays on stderr)")
 	f.s3 = addS3ClientFlags(fl)
 	f.threads = addThreadsFlag(fl)
 	return cmd
@@ -139,8 +153,8 @@ func runTrain(cmd *cobra.Command, f *trainFlags) (err error) {
 	if err := sae.WriteJSON(f.out, historyFile, rep.History); err != nil {
 		return err
 	}
-	if err := modelPictures(f.out, model); err != nil {
-		return fmt.Errorf("pictures in %s: %w", f.out, err)
+	if err := writeModelExtras(f.out, model); err != nil {
+		return fmt.Errorf("%s: %w", f.out, err)
 	}
 	fmt.Fprintf(stderr, "train: mse %.5f  fvu %.4f  l0 %.2f  mean activation %.4f  dead %.3f  loss %.4f\n",
 		rep.Train.MSE, rep.Train.FVU, rep.Train.L0, rep.Train.MeanActivation, rep.Train.DeadFraction, rep.Train.Loss)
@@ -149,7 +163,28 @@ func runTrain(cmd *cobra.Command, f *trainFlags) (err error) {
 			rep.Test.MSE, rep.Test.FVU, rep.Test.L0, rep.Test.MeanActivation, rep.Test.DeadFraction, rep.Test.Loss)
 	}
 	fmt.Fprintf(stderr, "%d steps at %.0f samples/s; model written to %s\n", rep.Steps, rep.SamplesPerSec, f.out)
+	if f.asJSON {
+		return printTrainJSON(cmd.OutOrStdout(), f.out)
+	}
 	return nil
+}
+
+// printTrainJSON writes the result of `dsae train --json`: the model
+// directory and its metrics.json, as one JSON document.
+func printTrainJSON(w io.Writer, dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, sae.MetricsFile))
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(struct {
+		Out     string          `json:"out"`
+		Metrics json.RawMessage `json:"metrics"`
+	}{dir, raw}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
 }
 
 // trainData is what --data and --test resolve to.

@@ -92,7 +92,7 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 		}
 		defer ms.Close()
 		cfg.Registerer = reg
-		cfg.WriteModelFiles = modelPictures
+		cfg.WriteModelFiles = writeModelExtras
 		cfg.Logger = slog.Default()
 		ag, err := worker.NewAgent(cfg)
 		if err != nil {
@@ -118,6 +118,16 @@ func envList(name string) []string {
 		return strings.Split(v, ",")
 	}
 	return nil
+}
+
+// writeModelExtras completes a model directory that holds the model,
+// metrics.json and history.json (`dsae train`'s and the workers'): the
+// definitions in metrics.json, and the pictures.
+func writeModelExtras(dir string, m *sae.Model) error {
+	if err := addMetricDefinitions(dir, m.Cfg); err != nil {
+		return err
+	}
+	return modelPictures(dir, m)
 }
 
 // modelPictures adds features.png (the learned features as a grid of
