@@ -129,10 +129,13 @@ func runTrain(cmd *cobra.Command, f *trainFlags) (err error) {
 		spec.Data, data.rows, spec.Batch, spec.Steps, float64(spec.Steps)/float64(spe), opt.Kind, opt.LR, sae.Backend())
 
 	last := time.Now()
+	every := max(1, spe/20) // LocalRun's default history interval, set here for the test curve's points
+	curve := newTestCurve(data.test, model, spec.Steps, every)
 	run := worker.LocalRun{
 		Model: model, Optimizer: opt, Source: data.source, Train: data.train, Test: data.test,
-		Batch: spec.Batch, Steps: spec.Steps, Seed: model.Cfg.Seed,
+		Batch: spec.Batch, Steps: spec.Steps, Seed: model.Cfg.Seed, HistoryEvery: every,
 		Progress: func(r worker.StepResult, p worker.Progress) {
+			curve.observe(r.Step)
 			if f.progress <= 0 || (time.Since(last) < f.progress && p.Done != p.Total) {
 				return
 			}
@@ -150,7 +153,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) (err error) {
 	if err := sae.WriteJSON(f.out, sae.MetricsFile, rep); err != nil {
 		return err
 	}
-	if err := sae.WriteJSON(f.out, historyFile, rep.History); err != nil {
+	if err := sae.WriteJSON(f.out, historyFile, curve.history(rep.History)); err != nil {
 		return err
 	}
 	if err := writeModelExtras(f.out, model); err != nil {

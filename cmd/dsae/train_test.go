@@ -146,6 +146,15 @@ func TestTrainJSONAndMetricDefinitions(t *testing.T) {
 	if !strings.Contains(defs["l0"], "above 0 (relu") || !strings.Contains(defs["dead_fraction"], "dead_window = 1000 steps") {
 		t.Errorf("definitions do not describe this model: l0 %q, dead_fraction %q", defs["l0"], defs["dead_fraction"])
 	}
+	// With a test split, history.json holds the test loss too, at the last
+	// step among others, for the loss curve.
+	hist, err := readHistory(filepath.Join(out, historyFile))
+	if err != nil || len(hist) == 0 {
+		t.Fatalf("history.json: %v", err)
+	}
+	if last := hist[len(hist)-1]; last.Step != 5 || last.Test == nil || last.Test.Rows != 16 || !(last.Test.Loss > 0) {
+		t.Errorf("last history point %+v: want step 5 with the test loss on 16 rows", last)
+	}
 }
 
 // --out is checked before training: a file in its place or a non-empty

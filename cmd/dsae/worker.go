@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"image/png"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -135,15 +134,11 @@ func writeModelExtras(dir string, m *sae.Model) error {
 // directory.
 func modelPictures(dir string, m *sae.Model) error {
 	if tw, th, err := tileShape("", m.Cfg.D); err == nil {
-		img, err := m.FeatureGrid(tw, th, 2, 0)
-		if err != nil {
-			return err
-		}
-		if err := writePNG(filepath.Join(dir, "features.png"), func(f *os.File) error { return png.Encode(f, img) }); err != nil {
+		if err := writeFeatures(filepath.Join(dir, "features.png"), dir, m, tw, th, 2, 0); err != nil {
 			return err
 		}
 	} else if err := os.Remove(filepath.Join(dir, "features.png")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err // a previous model's picture in a directory written with --overwrite
 	}
-	return plotLoss(filepath.Join(dir, historyFile), filepath.Join(dir, "loss.png"))
+	return plotLoss(filepath.Join(dir, historyFile), filepath.Join(dir, "loss.png"), lossScaleLog)
 }
