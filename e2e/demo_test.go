@@ -265,7 +265,8 @@ func TestDemoBadFlagsExit2(t *testing.T) {
 		{[]string{"--workers", "0"}, "--workers"},
 		{[]string{"--workers", "1", "--kill-worker-at", "5"}, "--kill-worker-at"},
 		{[]string{"--steps", "10", "--kill-worker-at", "10"}, "--kill-worker-at"},
-		{[]string{"--hidden", "0"}, "hidden"},
+		{[]string{"--hidden", "0"}, "--hidden = 0 out of range"},
+		{[]string{"--epochs", "0"}, "--epochs 0: want > 0"},
 	} {
 		out := filepath.Join(dir, "never")
 		r := run(t, dir, append([]string{"demo", "--out", out}, c.args...)...)
