@@ -127,6 +127,11 @@ func plotLoss(historyPath, out, scale string) error {
 		p.Add(tl, pts)
 		p.Legend.Add(fmt.Sprintf("test (%d rows)", testRows), tl, pts)
 	}
+	if log && p.Y.Min == p.Y.Max {
+		// One value (a one-step run): gonum would widen the range by ±1,
+		// past 0 for a loss below 1.
+		p.Y.Min, p.Y.Max = p.Y.Min/2, p.Y.Max*2
+	}
 	w, err := p.WriterTo(10*vg.Inch, 5*vg.Inch, "png")
 	if err != nil {
 		return err

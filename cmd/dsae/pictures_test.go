@@ -97,7 +97,9 @@ func TestLogTicks(t *testing.T) {
 }
 
 // plotLoss draws train and test together on a log scale, falls back to a
-// linear axis for a loss of 0, and refuses a directory without history.
+// linear axis for a loss of 0, draws a one-point history (one value below
+// 1: gonum's ±1 widening would cross 0), and refuses a directory without
+// history.
 func TestPlotLoss(t *testing.T) {
 	dir := t.TempDir()
 	hist := []historyPoint{
@@ -108,11 +110,14 @@ func TestPlotLoss(t *testing.T) {
 	if err := sae.WriteJSON(dir, historyFile, hist); err != nil {
 		t.Fatal(err)
 	}
-	zero := t.TempDir()
+	zero, one := t.TempDir(), t.TempDir()
 	if err := sae.WriteJSON(zero, historyFile, []historyPoint{{HistoryPoint: worker.HistoryPoint{Step: 1, Loss: 0}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ dir, scale string }{{dir, lossScaleLog}, {dir, lossScaleLinear}, {zero, lossScaleLog}} {
+	if err := sae.WriteJSON(one, historyFile, []historyPoint{{HistoryPoint: worker.HistoryPoint{Step: 1, Loss: 0.25}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ dir, scale string }{{dir, lossScaleLog}, {dir, lossScaleLinear}, {zero, lossScaleLog}, {one, lossScaleLog}} {
 		out := filepath.Join(t.TempDir(), "loss.png")
 		if err := plotLoss(filepath.Join(c.dir, historyFile), out, c.scale); err != nil {
 			t.Fatalf("%s: %v", c.scale, err)
