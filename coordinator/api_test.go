@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestSubmitJobValidationOverGRPC(t *testing.T) {
 
 // TestSubmitJobInjectedValidator: with JobSpecs set (as cmd/dsae does)
 // SubmitJob refuses the model and optimizer settings that dsae train
-// refuses, with sae's message naming the field.
+// refuses, for sae's reason, naming the proto field (model.rho).
 func TestSubmitJobInjectedValidator(t *testing.T) {
 	c := MakeClusterWith(t, 1, func(cfg *Config) { cfg.JobSpecs = jobspec.Rules{} })
 	cl := c.Client()
@@ -59,13 +60,13 @@ func TestSubmitJobInjectedValidator(t *testing.T) {
 		edit func(*pb.JobSpec)
 		msg  string
 	}{
-		{func(s *pb.JobSpec) { s.Model.Rho = 1.5 }, "sae: rho = 1.5 out of range (0, 1)"},
-		{func(s *pb.JobSpec) { s.Model.Beta = -1 }, "sae: beta = -1 out of range [0, +inf)"},
-		{func(s *pb.JobSpec) { s.Model.Activation = "relu" }, "sae: sparsity kl requires activation sigmoid (outputs in (0,1)), got relu"},
-		{func(s *pb.JobSpec) { s.Model.Output = "identity" }, `sae: output "identity" unknown (want sigmoid or linear)`},
-		{func(s *pb.JobSpec) { s.Model.AuxK = 4 }, "sae: aux_k = 4 requires sparsity topk, got kl"},
-		{func(s *pb.JobSpec) { s.Optimizer.Optimizer = "momentum" }, `sae: invalid optimizer config: optimizer = "momentum", must be "sgd" or "adam"`},
-		{func(s *pb.JobSpec) { s.Optimizer.Schedule = "linear" }, `sae: invalid optimizer config: schedule = "linear", must be "constant" or "cosine"`},
+		{func(s *pb.JobSpec) { s.Model.Rho = 1.5 }, "model.rho = 1.5 out of range (0, 1)"},
+		{func(s *pb.JobSpec) { s.Model.Beta = -1 }, "model.beta = -1 out of range [0, +inf)"},
+		{func(s *pb.JobSpec) { s.Model.Activation = "relu" }, "model.sparsity kl requires model.activation sigmoid (outputs in (0,1)), got relu"},
+		{func(s *pb.JobSpec) { s.Model.Output = "identity" }, `model.output "identity" unknown (want sigmoid or linear)`},
+		{func(s *pb.JobSpec) { s.Model.AuxK = 4 }, "model.aux_k = 4 requires model.sparsity topk, got kl"},
+		{func(s *pb.JobSpec) { s.Optimizer.Optimizer = "momentum" }, `optimizer.optimizer = "momentum", must be "sgd" or "adam"`},
+		{func(s *pb.JobSpec) { s.Optimizer.Schedule = "linear" }, `optimizer.schedule = "linear", must be "constant" or "cosine"`},
 	} {
 		bad := testSpec()
 		tc.edit(bad)
@@ -84,6 +85,21 @@ type fakeDatasets map[string]DatasetInfo
 func (f fakeDatasets) LookupDataset(_ context.Context, name string) (DatasetInfo, bool, error) {
 	info, ok := f[name]
 	return info, ok, nil
+}
+
+// suggestingDatasets adds the DatasetSuggester capability: the names that
+// begin with the missing one.
+type suggestingDatasets struct{ fakeDatasets }
+
+func (f suggestingDatasets) SuggestDatasets(_ context.Context, missing string) []string {
+	var out []string
+	for n := range f.fakeDatasets {
+		if strings.HasPrefix(n, missing) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestMalformedRPCs(t *testing.T) {
@@ -158,9 +174,21 @@ func TestSubmitChecksDataset(t *testing.T) {
 		_, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
 		wantCode(t, err, codes.InvalidArgument, tc.msg)
 	}
+	// A checker that can suggest names has them listed; one that cannot
+	// (above) does not.
+	sl := MakeClusterWith(t, 1, func(cfg *Config) { cfg.Datasets = suggestingDatasets{datasets} })
+	s := testSpec()
+	s.Data = "act"
+	_, err := sl.Client().SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+	wantCode(t, err, codes.InvalidArgument, `data: "act" not found in the store; did you mean acts, acts-test?`)
+	s.Data = "cifar"
+	_, err = sl.Client().SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
+	if msg := status.Convert(err).Message(); !strings.HasSuffix(msg, `"cifar" not found in the store`) {
+		t.Errorf("no close name: %q, want no suggestion", msg)
+	}
 	// d and steps come from the manifest: 1000 rows in batches of 100, 2.5
 	// epochs, on a model submitted without d.
-	s := testSpec()
+	s = testSpec()
 	s.Data, s.Test, s.Model.D, s.Steps, s.Epochs, s.Batch = "acts", "acts-test", 0, 0, 2.5, 100
 	resp, err := client.SubmitJob(ctxT(t), &pb.SubmitJobRequest{Spec: s})
 	if err != nil {

@@ -79,6 +79,15 @@ type DatasetChecker interface {
 	LookupDataset(ctx context.Context, name string) (info DatasetInfo, found bool, err error)
 }
 
+// DatasetSuggester is an optional capability of a DatasetChecker: when a
+// job names a dataset the store does not have, SubmitJob's refusal lists
+// the published names close to it ("mnist" → mnist-test, mnist-train).
+// Called from gRPC handler goroutines, concurrently; a store that cannot
+// answer returns nil.
+type DatasetSuggester interface {
+	SuggestDatasets(ctx context.Context, missing string) []string
+}
+
 // DatasetInfo is what SubmitJob learns of a dataset.
 type DatasetInfo struct {
 	Rows int64 // rows in the dataset

@@ -40,7 +40,22 @@ var (
 	ErrInvalidConfig = client.ErrInvalidConfig
 )
 
-// fieldErr builds an ErrInvalidSpec error naming field.
+// FieldError is the type of the errors that refuse one JobSpec field
+// (ValidateSpec's, and SubmitJob's dataset checks): Field is the proto
+// field's name (batch, max_workers, d), Msg what is wrong with it, so that
+// a client can name the field in its own words (cmd/dsae: the flag). It
+// unwraps to ErrInvalidSpec; its message is "invalid argument: FIELD: MSG".
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return ErrInvalidSpec.Error() + ": " + e.Field + ": " + e.Msg }
+
+// Unwrap returns ErrInvalidSpec.
+func (e *FieldError) Unwrap() error { return ErrInvalidSpec }
+
+// fieldErr builds a *FieldError naming field.
 func fieldErr(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }

@@ -101,7 +101,7 @@ func completeSpec(ctx context.Context, cfg *Config, spec *controlpb.JobSpec) err
 				return status.Errorf(codes.Unavailable, "checking dataset %q: %v", ref.name, err)
 			}
 			if !found {
-				return toStatus(fieldErr(ref.field, "%q not found in the store", ref.name))
+				return toStatus(fieldErr(ref.field, "%q not found in the store%s", ref.name, suggestion(ctx, ds, ref.name)))
 			}
 			if ref.field == "data" {
 				d = int64(info.D)
@@ -126,4 +126,18 @@ func completeSpec(ctx context.Context, cfg *Config, spec *controlpb.JobSpec) err
 		}
 	}
 	return nil
+}
+
+// suggestion is "; did you mean A, B?" with the datasets close to the
+// missing name, when ds can suggest them (DatasetSuggester), else "".
+func suggestion(ctx context.Context, ds DatasetChecker, name string) string {
+	sg, ok := ds.(DatasetSuggester)
+	if !ok {
+		return ""
+	}
+	names := sg.SuggestDatasets(ctx, name)
+	if len(names) == 0 {
+		return ""
+	}
+	return "; did you mean " + strings.Join(names, ", ") + "?"
 }

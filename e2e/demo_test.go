@@ -154,9 +154,11 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 196 latents: a 14×14 grid of 28×28 tiles at scale 2 with one-pixel borders.
-	if b := img.Bounds(); b.Dx() != 14*57+1 || b.Dy() != 14*57+1 {
-		t.Errorf("features.png is %v, want %d×%d", b, 14*57+1, 14*57+1)
+	// 196 latents: a 14×14 grid of 28×28 tiles at scale 2 with one-pixel
+	// borders, under a title band of one to three 13-pixel lines (the
+	// model, its sparsity, its steps).
+	if b := img.Bounds(); b.Dx() != 14*57+1 || b.Dy() <= 14*57+1 || b.Dy() > 14*57+1+3*15+4 {
+		t.Errorf("features.png is %v, want %d wide and %d high plus a title band", b, 14*57+1, 14*57+1)
 	}
 	if fi, err := os.Stat(filepath.Join(out, "loss.png")); err != nil || fi.Size() < 1000 {
 		t.Errorf("loss.png missing or empty: %v", err)
@@ -265,7 +267,8 @@ func TestDemoBadFlagsExit2(t *testing.T) {
 		{[]string{"--workers", "0"}, "--workers"},
 		{[]string{"--workers", "1", "--kill-worker-at", "5"}, "--kill-worker-at"},
 		{[]string{"--steps", "10", "--kill-worker-at", "10"}, "--kill-worker-at"},
-		{[]string{"--hidden", "0"}, "hidden"},
+		{[]string{"--hidden", "0"}, "--hidden = 0 out of range"},
+		{[]string{"--epochs", "0"}, "--epochs 0: want > 0"},
 	} {
 		out := filepath.Join(dir, "never")
 		r := run(t, dir, append([]string{"demo", "--out", out}, c.args...)...)

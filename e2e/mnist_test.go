@@ -54,9 +54,10 @@ func TestMNISTClassicSAE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 196 latents: a 14×14 grid of 28×28 tiles with one-pixel borders.
-	if b := img.Bounds(); b.Dx() != 14*29+1 || b.Dy() != 14*29+1 {
-		t.Errorf("features.png is %v, want %d×%d", b, 14*29+1, 14*29+1)
+	// 196 latents: a 14×14 grid of 28×28 tiles with one-pixel borders,
+	// under a title band of one to three 13-pixel lines.
+	if b := img.Bounds(); b.Dx() != 14*29+1 || b.Dy() <= 14*29+1 || b.Dy() > 14*29+1+3*15+4 {
+		t.Errorf("features.png is %v, want %d wide and %d high plus a title band", b, 14*29+1, 14*29+1)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "loss.png")); err != nil || fi.Size() < 1000 {
 		t.Errorf("loss.png missing or empty: %v", err)

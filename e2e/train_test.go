@@ -256,24 +256,24 @@ func TestInvalidInputsExit2(t *testing.T) {
 		args []string
 		want []string // substrings of the one-line error
 	}{
-		{"rho out of range", []string{"--rho", "1.5"}, []string{"rho", "(0, 1)"}},
-		{"negative beta", []string{"--beta", "-1"}, []string{"beta"}},
-		{"negative l1", []string{"--sparsity", "l1", "--activation", "relu", "--l1", "-0.1"}, []string{"l1"}},
-		{"negative weight decay", []string{"--weight-decay", "-1"}, []string{"weight_decay"}},
-		{"kl with relu", []string{"--activation", "relu", "--sparsity", "kl"}, []string{"kl", "sigmoid"}},
-		{"k above hidden", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "9", "--hidden", "3"}, []string{"k = 9", "[1, hidden=3]"}},
-		{"k zero", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "0", "--hidden", "3"}, []string{"k"}},
-		{"hidden zero", []string{"--hidden", "0"}, []string{"h", "1"}},
-		{"unknown activation", []string{"--activation", "tanh"}, []string{"activation", "tanh"}},
+		{"rho out of range", []string{"--rho", "1.5"}, []string{"--rho = 1.5", "(0, 1)"}},
+		{"negative beta", []string{"--beta", "-1"}, []string{"--beta = -1"}},
+		{"negative l1", []string{"--sparsity", "l1", "--activation", "relu", "--l1", "-0.1"}, []string{"--l1 = -0.1"}},
+		{"negative weight decay", []string{"--weight-decay", "-1"}, []string{"--weight-decay = -1"}},
+		{"kl with relu", []string{"--activation", "relu", "--sparsity", "kl"}, []string{"--sparsity kl", "--activation sigmoid"}},
+		{"k above hidden", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "9", "--hidden", "3"}, []string{"--k = 9", "[1, --hidden=3]"}},
+		{"k zero", []string{"--activation", "topk", "--sparsity", "topk", "--output", "linear", "--k", "0", "--hidden", "3"}, []string{"--k = 0"}},
+		{"hidden zero", []string{"--hidden", "0"}, []string{"--hidden = 0 out of range [1, +inf)"}},
+		{"unknown activation", []string{"--activation", "tanh"}, []string{`--activation "tanh"`}},
 		{"ragged csv", []string{"--data", ragged}, []string{"ragged.csv", "line 3"}},
 		{"non-numeric csv", []string{"--data", word}, []string{"word.csv", "line 2", "column 2"}},
 		{"nan in data", []string{"--data", nan}, []string{"nan.csv", "line 2", "column 2"}},
 		{"npy rank 3", []string{"--data", rank3}, []string{"rank3.npy", "2, 2, 2"}},
 		{"missing file", []string{"--data", filepath.Join(dir, "nope.npy")}, []string{"nope.npy"}},
 		{"init with wrong d", []string{"--data", d5, "--init", "m4"}, []string{"d = 4", "d = 5"}},
-		{"batch too large", []string{"--batch", "100"}, []string{"batch", "100"}},
+		{"batch too large", []string{"--batch", "100"}, []string{"--batch = 100"}},
 		{"unknown flag", []string{"--nonsense"}, []string{"nonsense"}},
-		{"bad optimizer", []string{"--optimizer", "rmsprop"}, []string{"rmsprop"}},
+		{"bad optimizer", []string{"--optimizer", "rmsprop"}, []string{`--optimizer = "rmsprop"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,10 +35,13 @@ type dirConfig struct {
 	K                   int            `json:"k,omitempty"`
 	ApplyBDecToInput    bool           `json:"apply_b_dec_to_input"`
 	NormalizeActivation string         `json:"normalize_activations"`
-	DSAEConfig          Config         `json:"dsae"`
+	// DSAEConfig is dsae's Config, the settings that apply to the model
+	// only (Config.Applies): no k on a KL model, no rho on a TopK one.
+	DSAEConfig json.RawMessage `json:"dsae"`
 }
 
-// Save writes the model's tensors (SAELens layout) and cfg.json into dir,
+// Save writes the model's tensors (SAELens layout) and cfg.json into dir
+// (dsae's config there holds the settings that apply to the model),
 // creating it if needed. Each file is written to a temporary name and
 // renamed, so a crash never leaves a half-written file under its real name.
 func (m *Model) Save(dir string) error {
@@ -66,15 +69,21 @@ func (m *Model) Save(dir string) error {
 		arch = "topk"
 		kw["k"] = c.K
 	}
+	dsae, err := c.appliedJSON()
+	if err != nil {
+		return err
+	}
 	return WriteJSON(dir, ConfigFile, dirConfig{
 		Architecture: arch, DIn: c.D, DSAE: c.H, DType: "float32", Device: "cpu",
 		ActivationFn: act, ActivationFnStr: act, ActivationFnKwargs: kw, K: kw["k"],
-		NormalizeActivation: "none", DSAEConfig: c,
+		NormalizeActivation: "none", DSAEConfig: dsae,
 	})
 }
 
 // Load reads a model directory written by Save (or by any tool that writes
-// the same SAELens tensors and a cfg.json with a "dsae" section).
+// the same SAELens tensors and a cfg.json with a "dsae" section). Settings
+// that do not apply to the model may be missing from that section; they
+// take their DefaultConfig values.
 func Load(dir string) (*Model, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	if err != nil {
@@ -84,7 +93,10 @@ func Load(dir string) (*Model, error) {
 	if err := json.Unmarshal(raw, &dc); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrModelDir, filepath.Join(dir, ConfigFile), err)
 	}
-	cfg := dc.DSAEConfig
+	cfg, err := configFromApplied(dc.DSAEConfig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrModelDir, filepath.Join(dir, ConfigFile), err)
+	}
 	if cfg.D != dc.DIn || cfg.H != dc.DSAE {
 		return nil, fmt.Errorf("%w: %s: d_in/d_sae = %d/%d disagree with the dsae section's d/hidden = %d/%d",
 			ErrModelDir, filepath.Join(dir, ConfigFile), dc.DIn, dc.DSAE, cfg.D, cfg.H)

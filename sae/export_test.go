@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -150,4 +152,106 @@ func TestFeatureGrid(t *testing.T) {
 	if _, err := m.FeatureGrid(3, 2, 1, 0); !errors.Is(err, ErrShape) {
 		t.Errorf("3×2 tile for d = 4: err = %v", err)
 	}
+}
+
+// TestCfgJSONOnlyAppliedSettings: cfg.json's "dsae" section leaves out the
+// settings that do not apply to the model (k on a KL model, rho and beta
+// on a TopK one, ...), and loads back as the same model: the same tensors,
+// the same value of every setting that applies, the defaults for the
+// others, and a cfg.json that saves again byte for byte.
+func TestCfgJSONOnlyAppliedSettings(t *testing.T) {
+	kl := DefaultConfig()
+	kl.D, kl.H, kl.K, kl.L1 = 4, 3, 2, 0.5 // k and l1 do not apply to kl
+	l1 := kl
+	l1.Activation, l1.Sparsity, l1.L1, l1.L1DecoderNorm, l1.Rho = ActReLU, SparsityL1, 1e-3, true, 0.3
+	topk := kl
+	topk.Activation, topk.Sparsity, topk.Output, topk.K, topk.AuxK, topk.AuxCoef, topk.Beta = ActTopK, SparsityTopK, OutLinear, 2, 1, 0.5, 7
+	none := kl
+	none.Activation, none.Sparsity, none.AuxCoef = ActReLU, SparsityNone, 0.25
+	for _, c := range []struct {
+		name   string
+		cfg    Config
+		absent []string
+	}{
+		{"kl", kl, []string{"k", "l1", "l1_decoder_norm", "aux_k", "aux_coef"}},
+		{"l1", l1, []string{"k", "rho", "beta", "aux_k", "aux_coef"}},
+		{"topk", topk, []string{"rho", "beta", "l1", "l1_decoder_norm"}},
+		{"none", none, []string{"k", "rho", "beta", "l1", "l1_decoder_norm", "aux_k", "aux_coef"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := New(c.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := m.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+			var file struct{ DSAE map[string]any }
+			if err := json.Unmarshal(raw, &file); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range c.absent {
+				if _, ok := file.DSAE[k]; ok {
+					t.Errorf("cfg.json writes %s, which does not apply to a %s model", k, c.name)
+				}
+			}
+			for _, k := range []string{"d", "hidden", "activation", "output", "sparsity", "weight_decay", "tied", "dead_window", "seed"} {
+				if _, ok := file.DSAE[k]; !ok {
+					t.Errorf("cfg.json lacks %s", k)
+				}
+			}
+			got, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, def := c.cfg, DefaultConfig()
+			for _, k := range c.absent {
+				f := reflect.ValueOf(&want).Elem().FieldByIndex(fieldIndex(k))
+				f.Set(reflect.ValueOf(def).FieldByIndex(fieldIndex(k)))
+			}
+			if got.Cfg != want {
+				t.Errorf("loaded config %+v, want %+v", got.Cfg, want)
+			}
+			for i := range m.Params {
+				if math.Float32bits(got.Params[i]) != math.Float32bits(m.Params[i]) {
+					t.Fatalf("param %d = %v, want %v", i, got.Params[i], m.Params[i])
+				}
+			}
+			again := t.TempDir()
+			if err := got.Save(again); err != nil {
+				t.Fatal(err)
+			}
+			if raw2, _ := os.ReadFile(filepath.Join(again, ConfigFile)); string(raw2) != string(raw) {
+				t.Errorf("cfg.json saved again differs:\n%s\nvs\n%s", raw2, raw)
+			}
+		})
+	}
+	// A setting that applies must be there.
+	dir := t.TempDir()
+	m, _ := New(kl)
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	var cfg map[string]any
+	_ = json.Unmarshal(raw, &cfg)
+	delete(cfg["dsae"].(map[string]any), "rho")
+	raw, _ = json.Marshal(cfg)
+	_ = os.WriteFile(filepath.Join(dir, ConfigFile), raw, 0o644)
+	if _, err := Load(dir); !errors.Is(err, ErrModelDir) || !strings.Contains(err.Error(), `"rho"`) {
+		t.Errorf("cfg.json without rho on a kl model: err = %v", err)
+	}
+}
+
+// fieldIndex is the index of Config's field with JSON name name.
+func fieldIndex(name string) []int {
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if configFieldName(t.Field(i)) == name {
+			return []int{i}
+		}
+	}
+	panic("no Config field " + name)
 }

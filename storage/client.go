@@ -81,7 +81,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		mc:   mc,
 		core: minio.Core{Client: mc},
 		retry: retrier{timeout: cfg.RetryTimeout, base: cfg.RetryBase, cap: cfg.RetryCap,
-			endpoint: cfg.URL(), sleep: sleepCtx},
+			endpoint: cfg.URL(), onRetry: cfg.OnRetry, sleep: sleepCtx},
 	}, nil
 }
 

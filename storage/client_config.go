@@ -43,6 +43,11 @@ type ClientConfig struct {
 	// [0, min(RetryCap, RetryBase·2^n)] ("full jitter"). Defaults 100ms, 5s.
 	RetryBase time.Duration
 	RetryCap  time.Duration
+	// OnRetry, when set, is called before each wait of a call that is
+	// retrying a transient failure (see RetryEvent), from the caller's
+	// goroutine; it must not block. The command line uses it to say, within
+	// a few seconds, that an endpoint does not answer.
+	OnRetry func(RetryEvent)
 	// DialTimeout bounds connecting to the endpoint. Default 10s.
 	DialTimeout time.Duration
 	// PartSize is the multipart part size for large uploads; uploads
@@ -51,6 +56,17 @@ type ClientConfig struct {
 	// ListPageSize is the number of keys asked for per list request.
 	// Default 1000 (the S3 maximum).
 	ListPageSize int
+}
+
+// RetryEvent describes one retry of a call (ClientConfig.OnRetry).
+type RetryEvent struct {
+	Endpoint string        // the store's URL, as ClientConfig.URL
+	Op       string        // the operation, e.g. "get datasets/x/manifest.json"
+	Attempt  int           // the attempts that failed so far, from 1
+	Elapsed  time.Duration // time spent on the call so far
+	Wait     time.Duration // the wait before the next attempt
+	Budget   time.Duration // ClientConfig.RetryTimeout: the call gives up after it
+	Err      error         // the last transient failure
 }
 
 // DefaultClientConfig returns the defaults for everything but the

@@ -142,6 +142,7 @@ func isNetworkError(err error) bool {
 type retrier struct {
 	timeout, base, cap time.Duration
 	endpoint           string
+	onRetry            func(RetryEvent) // nil: silent
 	sleep              func(ctx context.Context, d time.Duration) error
 }
 
@@ -184,6 +185,10 @@ func (r retrier) do(ctx context.Context, what string, op func(ctx context.Contex
 		if time.Now().Add(wait).After(deadline) {
 			return fmt.Errorf("%w: %s: gave up after %d attempts in %s: %w",
 				ErrUnreachable, r.endpoint, attempt+1, time.Since(start).Round(time.Millisecond), err)
+		}
+		if r.onRetry != nil {
+			r.onRetry(RetryEvent{Endpoint: r.endpoint, Op: what, Attempt: attempt + 1, Elapsed: time.Since(start),
+				Wait: wait, Budget: r.timeout, Err: err})
 		}
 		if serr := r.sleep(ctx, wait); serr != nil {
 			return serr

@@ -129,6 +129,36 @@ func TestUnreachableBounded(t *testing.T) {
 	}
 }
 
+// TestOnRetry: every retry of a call to a server that is down is reported
+// to OnRetry with the endpoint, the operation and growing attempt counts.
+func TestOnRetry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var evs []storage.RetryEvent
+	cfg := storetest.ClientConfig(addr, "dsae")
+	cfg.RetryTimeout = 300 * time.Millisecond
+	cfg.OnRetry = func(e storage.RetryEvent) { evs = append(evs, e) }
+	c, err := storage.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stat(context.Background(), "k"); !errors.Is(err, storage.ErrUnreachable) {
+		t.Fatalf("Stat: %v, want ErrUnreachable", err)
+	}
+	if len(evs) == 0 {
+		t.Fatal("OnRetry was not called")
+	}
+	for i, e := range evs {
+		if e.Attempt != i+1 || e.Endpoint != "http://"+addr || e.Op != "stat k" || e.Budget != cfg.RetryTimeout || e.Err == nil {
+			t.Errorf("event %d: %+v", i, e)
+		}
+	}
+}
+
 // faultyProxy sits in front of an embedded server and injects failures.
 type faultyProxy struct {
 	failFirst atomic.Int64 // answer this many requests with 503 SlowDown

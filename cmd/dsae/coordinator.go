@@ -159,9 +159,15 @@ func (c *coordinatorFlags) config() coordinator.Config {
 type storeDatasets struct{ c *storage.Client }
 
 var (
-	_ coordinator.DatasetChecker = storeDatasets{}
-	_ coordinator.SpecRules      = jobspec.Rules{}
+	_ coordinator.DatasetChecker   = storeDatasets{}
+	_ coordinator.DatasetSuggester = storeDatasets{}
+	_ coordinator.SpecRules        = jobspec.Rules{}
 )
+
+// SuggestDatasets lists the published datasets close to a missing name.
+func (s storeDatasets) SuggestDatasets(ctx context.Context, missing string) []string {
+	return suggestDatasets(ctx, s.c, missing)
+}
 
 func (s storeDatasets) LookupDataset(ctx context.Context, name string) (coordinator.DatasetInfo, bool, error) {
 	m, err := dataset.LoadManifest(ctx, s.c, name)

@@ -146,7 +146,7 @@ func newDatasetShowCmd() *cobra.Command {
 			}
 			m, err := dataset.LoadManifest(cmd.Context(), c, args[0])
 			if err != nil {
-				return err
+				return withSuggestions(cmd.Context(), c, "dataset "+args[0], args[0], err)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -185,7 +185,7 @@ mismatch is reported with its shard and chunk.`,
 			}
 			m, err := dataset.VerifyDataset(cmd.Context(), c, args[0])
 			if err != nil {
-				return err
+				return withSuggestions(cmd.Context(), c, "dataset "+args[0], args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "dataset %s verified: %d shards, %d rows, %d bytes\n", m.Name, len(m.Shards), m.Rows, m.DataBytes())
 			return nil
@@ -207,7 +207,7 @@ func newDatasetRmCmd() *cobra.Command {
 				return err
 			}
 			if err := dataset.DeleteDataset(cmd.Context(), c, args[0]); err != nil {
-				return err
+				return withSuggestions(cmd.Context(), c, "dataset "+args[0], args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed dataset %s\n", args[0])
 			return nil

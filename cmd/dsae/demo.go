@@ -112,7 +112,8 @@ func demoSpec(f demoFlags) (*pb.JobSpec, error) {
 		s.CheckpointEvery = max(1, f.killAt/2)
 	}
 	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("demo job: %w", err)
+		// The settings the demo takes are flags of the same names.
+		return nil, fmt.Errorf("demo job: %w", jobspec.Explain(err, jobspec.Flags))
 	}
 	p := s.Proto()
 	if err := coordinator.ValidateSpec(p); err != nil {

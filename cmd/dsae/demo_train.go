@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -305,12 +304,8 @@ func (d *demo) writeArtifacts(ctx context.Context, r *trainResult, s *demoSummar
 		return err
 	}
 	if tw, th, err := tileShape("", m.Cfg.D); err == nil {
-		img, err := m.FeatureGrid(tw, th, 2, 0)
-		if err != nil {
-			return err
-		}
 		s.Features = filepath.Join(d.dir, "features.png")
-		if err := writePNG(s.Features, func(f *os.File) error { return png.Encode(f, img) }); err != nil {
+		if err := writeFeatures(s.Features, modelDir, m, tw, th, 2, 0); err != nil {
 			return err
 		}
 	}
@@ -323,7 +318,7 @@ func (d *demo) writeArtifacts(ctx context.Context, r *trainResult, s *demoSummar
 		hist = observed
 	}
 	s.Loss = filepath.Join(d.dir, "loss.png")
-	if err := plotLoss(hist, s.Loss); err != nil {
+	if err := plotLoss(hist, s.Loss, lossScaleLog); err != nil {
 		return fmt.Errorf("loss curve: %w", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dsae/dsae/coordinator"
 	"github.com/dsae/dsae/coordinator/client"
@@ -207,14 +208,43 @@ func submitSpec(args []string, fs *pflag.FlagSet) (*pb.JobSpec, error) {
 	if err := jobspec.Override(&s, fs); err != nil {
 		return nil, invalid(err)
 	}
+	file := ""
+	if len(args) == 1 {
+		file = args[0]
+	}
 	if err := s.Validate(); err != nil {
-		return nil, err
+		return nil, explainSpecErr(err, file, fs)
 	}
 	p := s.Proto()
 	if err := coordinator.ValidateSpec(p); err != nil {
-		return nil, err
+		return nil, explainSpecErr(err, file, fs)
 	}
 	return p, nil
+}
+
+// explainSpecErr tells a refused spec in the words the user wrote (see
+// jobspec.Explain): a setting set by a flag by its flag, any other by its
+// key when the spec comes from a file (prefixed with the file's name when
+// the setting at fault is one of the file's), else by its flag. It renames
+// the errors of jobspec's validation and coordinator.ValidateSpec.
+func explainSpecErr(err error, file string, fs *pflag.FlagSet) error {
+	words := func(name string) string {
+		if file == "" || fs.Changed(jobspec.FlagName(jobspec.Keys(name))) {
+			return jobspec.Flags(name)
+		}
+		return jobspec.Keys(name)
+	}
+	var fe *coordinator.FieldError
+	if errors.As(err, &fe) {
+		err = &jobspec.SettingError{Setting: fe.Field, Msg: words(fe.Field) + ": " + fe.Msg, Err: err}
+	} else {
+		err = jobspec.Explain(err, words)
+	}
+	var se *jobspec.SettingError
+	if errors.As(err, &se) && file != "" && !fs.Changed(jobspec.FlagName(se.Setting)) {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return err
 }
 
 // retryUnavailable calls f until it returns something other than
@@ -237,8 +267,10 @@ func retryUnavailable(ctx context.Context, f func() error) error {
 	}
 }
 
-func printJSON(w io.Writer, j *pb.Job) error {
-	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(j)
+// printJSON writes m (a job, a job list) as one JSON document: the
+// output of --json for scripts.
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(m)
 	if err != nil {
 		return err
 	}
@@ -251,13 +283,18 @@ func stateName(s pb.JobState) string {
 }
 
 func newJobLsCmd() *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{Use: "ls", Short: "List jobs", Args: exactArgs(0)}
 	cf := addControlFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print the jobs as one JSON document ({"jobs": [...]})`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
 			resp, err := cl.ListJobs(ctx, &pb.ListJobsRequest{})
 			if err != nil {
 				return rpcErr(err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), resp)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDATASET\tGEN\tWORKERS\tSTEP\tREASON")
@@ -349,9 +386,11 @@ func newJobStatusCmd() *cobra.Command {
 
 func newJobCancelCmd() *cobra.Command {
 	var reason string
+	var asJSON bool
 	cmd := &cobra.Command{Use: "cancel JOB", Short: "Cancel a job", Args: exactArgs(1)}
 	cf := addControlFlags(cmd.Flags())
 	cmd.Flags().StringVar(&reason, "reason", "", "reason recorded with the job")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the canceled job as JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return cf.call(cmd, func(ctx context.Context, cl pb.ControlClient) error {
 			resp, err := cl.CancelJob(ctx, &pb.CancelJobRequest{JobId: args[0], Reason: reason})
@@ -360,6 +399,9 @@ func newJobCancelCmd() *cobra.Command {
 					return invalid(errors.New(status.Convert(err).Message()))
 				}
 				return rpcErr(err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), resp.Job)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "canceled %s\n", resp.Job.Id)
 			return nil

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,7 +98,7 @@ steps: 100
 		args []string
 		want string
 	}{
-		{[]string{"job", "submit", spec, "--rho", "2"}, "sae: rho = 2 out of range (0, 1)"},
+		{[]string{"job", "submit", spec, "--rho", "2"}, "--rho = 2 out of range (0, 1)"},
 		{[]string{"job", "submit", "--steps", "5"}, "data: empty"},
 		{[]string{"job", "submit", "--data", "mnist", "--h", "5"}, "unknown flag: --h"},
 		{[]string{"job", "status", "job-999999"}, "not found"},
@@ -142,15 +144,20 @@ func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	if err != nil || !strings.Contains(out, "data acts, model d=4 hidden=2") || !strings.Contains(out, "batch 4, steps 10, epochs 2") {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	// What needs the data is checked by the coordinator, with sae's rules:
-	// locally the step count is unknown, there it is 10.
+	// What needs the data is checked by the coordinator, with sae's rules
+	// in the API's words: locally the step count is unknown, there it is 10.
 	if _, err := submit("acts", "--schedule", "cosine", "--warmup-steps", "10"); err == nil || exitCode(err) != exitInvalid ||
-		!strings.Contains(err.Error(), "sae: invalid optimizer config: total_steps = 10, must be > warmup_steps = 10") {
+		!strings.Contains(err.Error(), "steps = 10, must be > optimizer.warmup_steps = 10") {
 		t.Fatalf("submit with warmup past the end: %v", err)
 	}
 	_, err = submit("absent")
-	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `data: "absent" not found in the store`) {
+	if err == nil || exitCode(err) != exitInvalid || !strings.HasSuffix(err.Error(), `data: "absent" not found in the store`) {
 		t.Fatalf("submit on a missing dataset: %v", err)
+	}
+	// A name close to a published one is answered with it.
+	_, err = submit("act")
+	if err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), `data: "act" not found in the store; did you mean acts?`) {
+		t.Fatalf("submit on a misspelt dataset: %v", err)
 	}
 }
 
@@ -179,4 +186,68 @@ func TestSubmitHelpExampleIsFullSpec(t *testing.T) {
 			t.Errorf("the help's example spec lacks %s", f.Name)
 		}
 	})
+}
+
+// runCmdSplit runs dsae in-process with args and returns stdout and stderr
+// apart.
+func runCmdSplit(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	var out, errb syncBuffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	err = root.ExecuteContext(ctx)
+	return out.String(), errb.String(), err
+}
+
+// TestJobCommandsJSON: with --json every job command prints exactly one
+// JSON document on stdout, for scripts; job wait's progress and summary go
+// to stderr then.
+func TestJobCommandsJSON(t *testing.T) {
+	addr := startCoordinator(t)
+	ctx := context.Background()
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		out, errOut, err := runCmdSplit(ctx, append(args, "--coordinator", addr, "--log-level", "error")...)
+		if err != nil && !errors.Is(err, errJobUnsuccessful) {
+			t.Fatalf("dsae %v: %v\n%s", args, err, errOut)
+		}
+		return out, errOut
+	}
+	type job struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	decode := func(what, s string, v any) {
+		t.Helper()
+		dec := json.NewDecoder(strings.NewReader(s))
+		if err := dec.Decode(v); err != nil {
+			t.Fatalf("%s: stdout is not JSON: %v\n%s", what, err, s)
+		}
+		if dec.More() {
+			t.Fatalf("%s: stdout holds more than one JSON document:\n%s", what, s)
+		}
+	}
+	var sub job
+	out, _ := run("job", "submit", "--data", "mnist", "--steps", "10", "--json")
+	decode("submit", out, &sub)
+	var list struct{ Jobs []job }
+	out, _ = run("job", "ls", "--json")
+	decode("ls", out, &list)
+	if len(list.Jobs) != 1 || list.Jobs[0].ID != sub.ID {
+		t.Fatalf("ls --json: %+v, want the job %s", list, sub.ID)
+	}
+	var st, canceled, waited job
+	out, _ = run("job", "status", sub.ID, "--json")
+	decode("status", out, &st)
+	out, _ = run("job", "cancel", sub.ID, "--json")
+	decode("cancel", out, &canceled)
+	out, errOut := run("job", "wait", sub.ID, "--json")
+	decode("wait", out, &waited)
+	if st.State != "JOB_STATE_QUEUED" || canceled.State != "JOB_STATE_CANCELED" || waited.ID != sub.ID || waited.State != "JOB_STATE_CANCELED" {
+		t.Errorf("status %+v, cancel %+v, wait %+v", st, canceled, waited)
+	}
+	if !strings.Contains(errOut, "job "+sub.ID+" canceled") {
+		t.Errorf("job wait --json: the progress is not on stderr:\n%s", errOut)
+	}
 }

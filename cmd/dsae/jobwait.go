@@ -22,6 +22,7 @@ var errJobUnsuccessful = errors.New("job did not complete")
 
 func newJobWaitCmd() *cobra.Command {
 	var every time.Duration
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "wait JOB",
 		Short: "Follow a job until it ends, with a live progress bar; fails unless it completed",
@@ -29,11 +30,13 @@ func newJobWaitCmd() *cobra.Command {
 line is redrawn in place (step/total, epoch, loss, samples/s, ETA, members,
 generation); otherwise a plain line is printed every --progress and whenever the
 state or the generation changes. A summary follows at the end. Exits 0 only
-if the job completed.`,
+if the job completed. With --json the progress and the summary go to stderr
+and stdout gets one JSON document: the job as it ended.`,
 		Args: exactArgs(1),
 	}
 	cf := addControlFlags(cmd.Flags())
 	cmd.Flags().DurationVar(&every, "progress", 5*time.Second, "interval between plain progress lines when the output is not a terminal")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the ended job as JSON on stdout (progress on stderr)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if every <= 0 {
 			return invalid(fmt.Errorf("--progress %v: want > 0", every))
@@ -44,6 +47,9 @@ if the job completed.`,
 		}
 		defer done()
 		out := cmd.OutOrStdout()
+		if asJSON {
+			out = cmd.ErrOrStderr()
+		}
 		p := newProgress(out, isTerminal(out), every)
 		last, err := watchJob(cmd.Context(), cl, args[0], cf.timeout, func(j *pb.Job) { p.Update(j) })
 		p.Done()
@@ -51,6 +57,11 @@ if the job completed.`,
 			return err
 		}
 		writeJobSummary(out, last, p.Generations())
+		if asJSON {
+			if err := printJSON(cmd.OutOrStdout(), last); err != nil {
+				return err
+			}
+		}
 		if last.State != pb.JobState_JOB_STATE_COMPLETED {
 			return fmt.Errorf("%w: %s %s: %s", errJobUnsuccessful, last.Id, stateName(last.State), last.Reason)
 		}

@@ -1,29 +1,27 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/dsae/dsae/sae"
-	"github.com/dsae/dsae/worker"
 )
 
 func newModelFeaturesCmd() *cobra.Command {
-	var pngPath, lossPath, tile string
+	var pngPath, lossPath, lossScale, tile string
 	var scale, limit int
 	cmd := &cobra.Command{
 		Use:   "features DIR",
 		Short: "Draw a model's learned features as a grid of images, and its loss curve",
+		Long: `Draw the encoder's features of the model in DIR as a grid of grey-scale
+images under a title (sizes, activations, sparsity, steps), and the loss
+curve of its training history: the training loss and, for a dsae train run
+with a test split, the test loss, on a log scale by default.`,
 		Example: `  dsae model features out --png features.png --loss-png loss.png
   dsae model features out --png features.png --tile 16x32 --limit 256`,
 		Args: exactArgs(1),
@@ -41,11 +39,10 @@ func newModelFeaturesCmd() *cobra.Command {
 				if err != nil {
 					return invalid(err)
 				}
-				img, err := m.FeatureGrid(tw, th, scale, limit)
-				if err != nil {
-					return invalid(err)
-				}
-				if err := writePNG(pngPath, func(f *os.File) error { return png.Encode(f, img) }); err != nil {
+				if err := writeFeatures(pngPath, dir, m, tw, th, scale, limit); err != nil {
+					if errors.Is(err, sae.ErrShape) {
+						return invalid(err)
+					}
 					return err
 				}
 				n := m.Cfg.H
@@ -55,7 +52,10 @@ func newModelFeaturesCmd() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "features: %d tiles of %dx%d written to %s\n", n, tw, th, pngPath)
 			}
 			if lossPath != "" {
-				if err := plotLoss(filepath.Join(dir, historyFile), lossPath); err != nil {
+				if lossScale != lossScaleLog && lossScale != lossScaleLinear {
+					return invalid(fmt.Errorf("--loss-scale %q: want log or linear", lossScale))
+				}
+				if err := plotLoss(filepath.Join(dir, historyFile), lossPath, lossScale); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "loss curve written to %s\n", lossPath)
@@ -64,7 +64,8 @@ func newModelFeaturesCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&pngPath, "png", "", "write the feature grid to this PNG file")
-	cmd.Flags().StringVar(&lossPath, "loss-png", "", "write the training loss curve to this PNG file")
+	cmd.Flags().StringVar(&lossPath, "loss-png", "", "write the loss curve (train, and test when the history has it) to this PNG file")
+	cmd.Flags().StringVar(&lossScale, "loss-scale", lossScaleLog, "y axis of --loss-png: log (the first steps do not squash the rest) or linear")
 	cmd.Flags().StringVar(&tile, "tile", "", "tile shape WxH with W·H = d (default: square when d is a square)")
 	cmd.Flags().IntVar(&scale, "scale", 2, "pixels per weight")
 	cmd.Flags().IntVar(&limit, "limit", 0, "draw only the first N latents (0 = all)")
@@ -85,39 +86,6 @@ func tileShape(spec string, d int) (int, int, error) {
 		return 0, 0, fmt.Errorf("--tile %q: want WxH with W·H = d = %d", spec, d)
 	}
 	return w, h, nil
-}
-
-// plotLoss draws the loss and reconstruction MSE of a history.json.
-func plotLoss(historyPath, out string) error {
-	raw, err := os.ReadFile(historyPath)
-	if err != nil {
-		return invalid(fmt.Errorf("loss curve: %w (the model directory has no training history)", err))
-	}
-	var hist []worker.HistoryPoint
-	if err := json.Unmarshal(raw, &hist); err != nil {
-		return invalid(fmt.Errorf("loss curve: %s: %w", historyPath, err))
-	}
-	if len(hist) == 0 {
-		return invalid(fmt.Errorf("loss curve: %s has no points", historyPath))
-	}
-	p := plot.New()
-	p.Title.Text = "training loss"
-	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss (batch mean)"
-	pts := make(plotter.XYs, len(hist))
-	for i, h := range hist {
-		pts[i] = plotter.XY{X: float64(h.Step), Y: h.Loss}
-	}
-	line, err := plotter.NewLine(pts)
-	if err != nil {
-		return err
-	}
-	p.Add(line, plotter.NewGrid())
-	w, err := p.WriterTo(8*vg.Inch, 4*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
-	return writePNG(out, func(f *os.File) error { _, err := w.WriteTo(f); return err })
 }
 
 // writePNG writes a file through a temporary name so that a failed write

@@ -25,11 +25,14 @@ import (
 // (train.go, job.go, ...); the groups that only hold subcommands are
 // defined here. TestCommandTree lists the same tree, so a command that is
 // built but not wired here (or wired but not listed there) fails a test.
+// cobra adds, when the tree runs, help, --version (versionLine) and
+// `dsae completion bash|zsh|fish|powershell`.
 func newRootCmd() *cobra.Command {
 	var logLevel string
 	root := &cobra.Command{
 		Use:           "dsae",
 		Short:         "Train sparse autoencoders on one machine or a cluster",
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -43,6 +46,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return invalid(err) })
+	root.SetVersionTemplate("{{.Version}}\n") // dsae --version prints what dsae version prints
 
 	root.AddCommand(
 		newTrainCmd(),
@@ -122,6 +126,7 @@ var invalidInputErrors = []error{
 	sae.ErrShape,
 	s3server.ErrConfig,
 	datafile.ErrBadInput,
+	dataset.ErrDatasetExists,
 	dataset.ErrDatasetNotFound,
 	storage.ErrInvalidConfig,
 	artifact.ErrInvalidJobID,

@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -131,6 +133,7 @@ func (f *s3ClientFlags) config() (storage.ClientConfig, error) {
 	cfg.Endpoint, cfg.Bucket, cfg.Region = f.endpoint, f.bucket, f.region
 	cfg.UseTLS, cfg.PathStyle, cfg.CAFile = f.tls, !f.virtualHost, f.caFile
 	cfg.RetryTimeout = f.retryTimeout
+	cfg.OnRetry = newRetryNotice(os.Stderr).report
 	sk, err := secretFrom(f.secretKey, f.secretFile)
 	if err != nil {
 		return cfg, invalid(err)
@@ -178,4 +181,44 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// Retry notices: a call that keeps failing says so on stderr once it has
+// retried for retryNoticeAfter, and again every retryNoticeEvery, so that
+// an unreachable endpoint is not --s3-retry-timeout of silence. A single
+// retried hiccup stays silent.
+const (
+	retryNoticeAfter = time.Second
+	retryNoticeEvery = 5 * time.Second
+)
+
+// retryNotice writes the retry notices of one client. Safe for concurrent
+// use (a client's calls run on several goroutines).
+type retryNotice struct {
+	w    io.Writer
+	now  func() time.Time
+	mu   sync.Mutex
+	last time.Time // of the last notice
+}
+
+func newRetryNotice(w io.Writer) *retryNotice { return &retryNotice{w: w, now: time.Now} }
+
+// report is a storage.ClientConfig.OnRetry.
+func (n *retryNotice) report(e storage.RetryEvent) {
+	if e.Elapsed < retryNoticeAfter {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.now()
+	if !n.last.IsZero() && now.Sub(n.last) < retryNoticeEvery {
+		return
+	}
+	n.last = now
+	cause := e.Err.Error()
+	if oe := (*net.OpError)(nil); errors.As(e.Err, &oe) {
+		cause = oe.Error() // "dial tcp …: connection refused", without the request
+	}
+	fmt.Fprintf(n.w, "dsae: S3 endpoint %s is not answering (%s; %d attempts in %s); retrying for up to %s in all (--s3-retry-timeout)\n",
+		e.Endpoint, oneLine(cause), e.Attempt, e.Elapsed.Round(100*time.Millisecond), e.Budget)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -173,4 +174,40 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// A call that keeps retrying says so once it has retried for a second,
+// naming the endpoint and the cause, then at most every 5 s; a short
+// hiccup stays silent.
+func TestRetryNotice(t *testing.T) {
+	var out bytes.Buffer
+	n := newRetryNotice(&out)
+	now := time.Unix(0, 0)
+	n.now = func() time.Time { return now }
+	cause := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	ev := func(elapsed time.Duration) storage.RetryEvent {
+		return storage.RetryEvent{Endpoint: "http://127.0.0.1:1", Op: "stat k", Attempt: 3, Elapsed: elapsed, Budget: 30 * time.Second,
+			Err: fmt.Errorf("stat k: Get \"http://127.0.0.1:1/b/k\": %w", cause)}
+	}
+	n.report(ev(300 * time.Millisecond))
+	if out.Len() != 0 {
+		t.Fatalf("a retry after 0.3 s printed %q", out.String())
+	}
+	n.report(ev(1200 * time.Millisecond))
+	now = now.Add(time.Second)
+	n.report(ev(2200 * time.Millisecond)) // within 5 s of the first notice
+	now = now.Add(5 * time.Second)
+	n.report(ev(7200 * time.Millisecond))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d notices, want 2:\n%s", len(lines), out.String())
+	}
+	for _, want := range []string{"http://127.0.0.1:1", "connection refused", "retrying for up to 30s", "--s3-retry-timeout"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("notice %q lacks %q", lines[0], want)
+		}
+	}
+	if strings.Contains(lines[0], "/b/k") {
+		t.Errorf("notice %q repeats the request URL", lines[0])
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,21 +26,27 @@ import (
 // vocabulary of jobspec (shared with `dsae job submit`) and the flags of a
 // local run.
 type trainFlags struct {
-	spec     jobspec.Spec
-	init     string
-	out      string
-	progress time.Duration
-	s3       *s3ClientFlags
-	threads  *threadsFlag
-	resume   string
-	norm     string
+	spec      jobspec.Spec
+	init      string
+	out       string
+	overwrite bool
+	asJSON    bool
+	progress  time.Duration
+	s3        *s3ClientFlags
+	threads   *threadsFlag
+	resume    string
+	norm      string
+	// resumed are the settings of the checkpoint --resume names.
+	resumed *trainSettings
 }
 
 // trainSettings are what a checkpoint of `dsae train` records to resume
-// with: the run's spec and the scaling of its data.
+// with: the run's spec, the scaling of its data and the test-curve points
+// evaluated so far.
 type trainSettings struct {
-	Spec      jobspec.Spec `json:"spec"`
-	Normalize string       `json:"normalize"`
+	Spec       jobspec.Spec        `json:"spec"`
+	Normalize  string              `json:"normalize"`
+	TestPoints map[int64]testPoint `json:"test_points,omitempty"`
 }
 
 func newTrainCmd() *cobra.Command {
@@ -52,9 +59,18 @@ func newTrainCmd() *cobra.Command {
 
 The model, its configuration and its metrics are written to --out:
   sae.safetensors  W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec (SAELens layout)
-  cfg.json         architecture, d_in, d_sae, dtype and dsae's full config
-  metrics.json     final train and test metrics, steps, samples/s
-  history.json     the loss curve (see 'dsae model features --loss-png')`,
+  cfg.json         architecture, d_in, d_sae, dtype and dsae's config (the settings that apply)
+  metrics.json     final train and test metrics, steps, samples/s, and "definitions": what each one measures
+  history.json     the loss curve, with the test split's loss at some points (see 'dsae model features --loss-png')
+  features.png     the encoder's features as images (when d is a square)
+  loss.png         the loss curve
+
+Progress and the results go to stderr; with --json, stdout gets one JSON
+document: {"out": DIR, "metrics": the content of metrics.json}.
+
+Metrics (metrics.json; the progress lines show loss, mse and l0 of the last
+batch):
+` + metricsHelp(),
 		Example: `  dsae train --data mnist --hidden 196 --sparsity kl --rho 0.1 --beta 3 --weight-decay 3e-3
   dsae train --data acts.npy --activation topk --sparsity topk --k 32 --aux-k 256 --output linear --hidden 4096
   dsae train --data mnist --schedule cosine --warmup-steps 200 --min-lr 1e-5 --clip-norm 1 --batch 128
@@ -70,8 +86,10 @@ The model, its configuration and its metrics are written to --out:
 		"training data: mnist | FILE.npy | FILE.csv | s3://[BUCKET/]DATASET (streamed with ranged reads)",
 		"test data, as --data (default for --data mnist: the MNIST test set)")
 	fl.StringVar(&f.init, "init", "", "start from the model in this directory (continue training or fine-tune)")
-	fl.StringVar(&f.out, "out", "out", "directory to write the model into")
+	fl.StringVar(&f.out, "out", "out", "directory to write the model into: absent or empty, checked before training starts")
+	fl.BoolVar(&f.overwrite, "overwrite", false, "write into a non-empty --out, replacing the model files there (other files are left alone)")
 	fl.DurationVar(&f.progress, "progress", 2*time.Second, "interval between progress lines (0 = none)")
+	fl.BoolVar(&f.asJSON, "json", false, "print the result as one JSON document on stdout (progress stays on stderr)")
 	f.s3 = addS3ClientFlags(fl)
 	f.threads = addThreadsFlag(fl)
 	jobspec.AddCheckpointFlag(fl, &f.spec)
@@ -80,7 +98,7 @@ The model, its configuration and its metrics are written to --out:
 	return cmd
 }
 
-func runTrain(cmd *cobra.Command, f *trainFlags) error {
+func runTrain(cmd *cobra.Command, f *trainFlags) (err error) {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	spec := &f.spec
@@ -95,11 +113,21 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return invalid(fmt.Errorf("--checkpoint-every = %d out of range [0, …) (0: only when interrupted)", spec.CheckpointEvery))
 	}
 	if f.init == "" {
-		// Before any data is read; `dsae job submit` gives the same message.
+		// Before any data is read; `dsae job submit` refuses the same
+		// settings for the same reason.
 		if err := spec.Validate(); err != nil {
-			return err
+			return jobspec.Explain(err, jobspec.Flags)
 		}
 	}
+	undoOut, err := prepareTrainOut(f.out, f.overwrite)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			undoOut() // removes only the directories it made that are still empty
+		}
+	}()
 	data, err := openTrainData(ctx, f)
 	if err != nil {
 		return err
@@ -122,7 +150,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	}
 	spec.Steps = spec.StepsFor(data.rows)
 	if err := spec.Validate(); err != nil { // now with d and the step count
-		return err
+		return jobspec.Explain(err, jobspec.Flags)
 	}
 	opt := spec.OptimizerConfig()
 	spe := (data.rows + int64(spec.Batch) - 1) / int64(spec.Batch)
@@ -130,21 +158,27 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		archName(model.Cfg), model.Cfg.D, model.Cfg.H, model.Cfg.Activation, model.Cfg.Output, model.Cfg.Sparsity,
 		spec.Data, data.rows, spec.Batch, spec.Steps, float64(spec.Steps)/float64(spe), opt.Kind, opt.LR, sae.Backend())
 
-	settings, err := json.Marshal(trainSettings{Spec: *spec, Normalize: f.norm})
-	if err != nil {
-		return err
-	}
 	ckptDir := filepath.Join(f.out, "checkpoint")
 	last := time.Now()
+	every := max(1, spe/20) // LocalRun's default history interval, set here for the test curve's points
+	curve := newTestCurve(data.test, model, spec.Steps, every)
+	if f.resumed != nil {
+		curve.restore(f.resumed.TestPoints)
+	}
 	run := worker.LocalRun{
 		Model: model, Optimizer: opt, Source: data.source, Train: data.train, Test: data.test,
-		Batch: spec.Batch, Steps: spec.Steps, Seed: model.Cfg.Seed,
+		Batch: spec.Batch, Steps: spec.Steps, Seed: model.Cfg.Seed, HistoryEvery: every,
 		Resume: resume, CheckpointEvery: spec.CheckpointEvery,
 		Checkpoint: func(c *worker.LocalCheckpoint) error {
-			c.Settings = settings
+			b, err := json.Marshal(trainSettings{Spec: *spec, Normalize: f.norm, TestPoints: curve.pointsSoFar()})
+			if err != nil {
+				return err
+			}
+			c.Settings = b
 			return worker.SaveLocalCheckpoint(ckptDir, c)
 		},
 		Progress: func(r worker.StepResult, p worker.Progress) {
+			curve.observe(r.Step)
 			if f.progress <= 0 || (time.Since(last) < f.progress && p.Done != p.Total) {
 				return
 			}
@@ -178,11 +212,11 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	if err := writeNormalization(f.out, norm); err != nil {
 		return err
 	}
-	if err := sae.WriteJSON(f.out, historyFile, rep.History); err != nil {
+	if err := sae.WriteJSON(f.out, historyFile, curve.history(rep.History)); err != nil {
 		return err
 	}
-	if err := modelPictures(f.out, model); err != nil {
-		return fmt.Errorf("pictures in %s: %w", f.out, err)
+	if err := writeModelExtras(f.out, model); err != nil {
+		return fmt.Errorf("%s: %w", f.out, err)
 	}
 	fmt.Fprintf(stderr, "train: mse %.5f  fvu %.4f  l0 %.2f  mean activation %.4f  dead %.3f  loss %.4f\n",
 		rep.Train.MSE, rep.Train.FVU, rep.Train.L0, rep.Train.MeanActivation, rep.Train.DeadFraction, rep.Train.Loss)
@@ -191,7 +225,28 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 			rep.Test.MSE, rep.Test.FVU, rep.Test.L0, rep.Test.MeanActivation, rep.Test.DeadFraction, rep.Test.Loss)
 	}
 	fmt.Fprintf(stderr, "%d steps at %.0f samples/s; model written to %s\n", rep.Steps, rep.SamplesPerSec, f.out)
+	if f.asJSON {
+		return printTrainJSON(cmd.OutOrStdout(), f.out)
+	}
 	return nil
+}
+
+// printTrainJSON writes the result of `dsae train --json`: the model
+// directory and its metrics.json, as one JSON document.
+func printTrainJSON(w io.Writer, dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, sae.MetricsFile))
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(struct {
+		Out     string          `json:"out"`
+		Metrics json.RawMessage `json:"metrics"`
+	}{dir, raw}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
 }
 
 // trainData is what --data and --test resolve to.
@@ -239,7 +294,7 @@ func loadResume(cmd *cobra.Command, f *trainFlags) (*worker.LocalCheckpoint, err
 	if !cmd.Flags().Changed("checkpoint-every") {
 		every = saved.Spec.CheckpointEvery
 	}
-	f.spec, f.norm = saved.Spec, saved.Normalize
+	f.spec, f.norm, f.resumed = saved.Spec, saved.Normalize, &saved
 	f.spec.CheckpointEvery = every
 	return c, nil
 }
@@ -271,7 +326,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		}
 		r, err := dataset.OpenReader(ctx, client, name, dataset.ReaderOptions{})
 		if err != nil {
-			return nil, err
+			return nil, withSuggestions(ctx, client, "--data "+f.spec.Data, name, err)
 		}
 		td.close = func() { r.Close() }
 		m := r.Manifest()
@@ -294,6 +349,7 @@ func openTrainData(ctx context.Context, f *trainFlags) (*trainData, error) {
 		var name string
 		if name, err = s3Dataset(testRef); err == nil {
 			td.test, err = dataset.LoadDataset(ctx, client, name)
+			err = withSuggestions(ctx, client, "--test "+testRef, name, err)
 		}
 	default:
 		td.test, err = datafile.Open(testRef)
@@ -328,7 +384,8 @@ const historyFile = worker.HistoryFile
 func buildModel(cmd *cobra.Command, f *trainFlags, d int) (*sae.Model, error) {
 	if f.init == "" {
 		f.spec.Model.D = d
-		return sae.New(f.spec.Model)
+		m, err := sae.New(f.spec.Model)
+		return m, jobspec.Explain(err, jobspec.Flags)
 	}
 	m, err := sae.Load(f.init)
 	if err != nil {
@@ -358,7 +415,7 @@ func buildModel(cmd *cobra.Command, f *trainFlags, d int) (*sae.Model, error) {
 	}
 	cfg := merged.Model
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, jobspec.Explain(err, jobspec.Flags)
 	}
 	wEnc, wDec, bEnc, bDec := m.SAELens()
 	return sae.FromSAELens(cfg, wEnc, wDec, bEnc, bDec)

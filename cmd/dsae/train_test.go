@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -79,4 +80,118 @@ func trainMetricsJSON(t *testing.T, dir string) []byte {
 		t.Fatalf("metrics.json has no train metrics:\n%s", b)
 	}
 	return m["train"]
+}
+
+// `dsae train --json` prints one JSON document on stdout, the model
+// directory and its metrics.json, while the progress stays on stderr; and
+// metrics.json defines every number it holds, for this model (L0 above 0
+// for a relu encoder).
+func TestTrainJSONAndMetricDefinitions(t *testing.T) {
+	dir := t.TempDir()
+	data, test := filepath.Join(dir, "x.npy"), filepath.Join(dir, "t.npy")
+	writeF32NPY(t, data, 64, 4)
+	writeF32NPY(t, test, 16, 4)
+	out := filepath.Join(dir, "m")
+	stdout, stderr, err := runCmdSplit(context.Background(), "train", "--data", data, "--test", test, "--hidden", "3", "--activation", "relu",
+		"--output", "linear", "--sparsity", "l1", "--l1", "1e-3", "--lr", "1e-4", "--steps", "5", "--batch", "16", "--out", out,
+		"--progress", "1ns", "--json")
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "step 5/5") {
+		t.Errorf("progress is not on stderr:\n%s", stderr)
+	}
+	var res struct {
+		Out     string
+		Metrics map[string]json.RawMessage
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	if err := dec.Decode(&res); err != nil || dec.More() || res.Out != out {
+		t.Fatalf("stdout is not one JSON document naming %s (%v):\n%s", out, err, stdout)
+	}
+	file, err := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromFile map[string]json.RawMessage
+	if err := json.Unmarshal(file, &fromFile); err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	mj, _ := json.Marshal(res.Metrics)
+	if json.Unmarshal(file, &a) != nil || json.Unmarshal(mj, &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("--json metrics differ from metrics.json:\n%s\n%s", mj, file)
+	}
+	var defs map[string]string
+	if err := json.Unmarshal(fromFile["definitions"], &defs); err != nil {
+		t.Fatalf("metrics.json has no definitions: %v\n%s", err, file)
+	}
+	keys := func(raw json.RawMessage) []string {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	all := append(append(keys(file), keys(fromFile["train"])...), keys(fromFile["test"])...)
+	for _, k := range all {
+		if k != "definitions" && defs[k] == "" {
+			t.Errorf("metrics.json has %q but no definition of it", k)
+		}
+	}
+	if !strings.Contains(defs["l0"], "above 0 (relu") || !strings.Contains(defs["dead_fraction"], "dead_window = 1000 steps") {
+		t.Errorf("definitions do not describe this model: l0 %q, dead_fraction %q", defs["l0"], defs["dead_fraction"])
+	}
+	// With a test split, history.json holds the test loss too, at the last
+	// step among others, for the loss curve.
+	hist, err := readHistory(filepath.Join(out, historyFile))
+	if err != nil || len(hist) == 0 {
+		t.Fatalf("history.json: %v", err)
+	}
+	if last := hist[len(hist)-1]; last.Step != 5 || last.Test == nil || last.Test.Rows != 16 || !(last.Test.Loss > 0) {
+		t.Errorf("last history point %+v: want step 5 with the test loss on 16 rows", last)
+	}
+}
+
+// --out is checked before training: a file in its place or a non-empty
+// directory is refused at once (exit 2, naming --out); --overwrite writes
+// into the directory.
+func TestTrainChecksOut(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "x.npy")
+	writeF32NPY(t, data, 32, 4)
+	train := []string{"train", "--data", data, "--hidden", "2", "--output", "linear", "--steps", "2", "--batch", "8", "--progress", "0"}
+	file := filepath.Join(dir, "afile")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if _, err := runCmd(context.Background(), append(train, "--out", file)...); err == nil || exitCode(err) != exitInvalid ||
+		!strings.Contains(err.Error(), "--out "+file+" is a file") {
+		t.Errorf("--out a file: %v", err)
+	}
+	full := filepath.Join(dir, "full")
+	os.Mkdir(full, 0o755)
+	os.WriteFile(filepath.Join(full, "notes.txt"), []byte("mine"), 0o644)
+	if _, err := runCmd(context.Background(), append(train, "--out", full)...); err == nil || exitCode(err) != exitInvalid ||
+		!strings.Contains(err.Error(), "is not empty (notes.txt)") || !strings.Contains(err.Error(), "use --overwrite to replace") {
+		t.Errorf("--out non-empty: %v", err)
+	}
+	if out, err := runCmd(context.Background(), append(train, "--out", full, "--overwrite")...); err != nil {
+		t.Fatalf("--overwrite: %v\n%s", err, out)
+	}
+	for _, f := range []string{"notes.txt", "sae.safetensors", "metrics.json"} {
+		if _, err := os.Stat(filepath.Join(full, f)); err != nil {
+			t.Errorf("after --overwrite: %v", err)
+		}
+	}
+	// A run that fails after the check leaves no directory behind.
+	gone := filepath.Join(dir, "new", "deeper")
+	if _, err := runCmd(context.Background(), append(train, "--out", gone, "--batch", "1000")...); err == nil {
+		t.Fatal("--batch beyond the rows: no error")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		t.Error("a failed run left the --out directories it created")
+	}
 }

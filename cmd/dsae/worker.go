@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"image/png"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -91,7 +91,7 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 		}
 		defer ms.Close()
 		cfg.Registerer = reg
-		cfg.WriteModelFiles = modelPictures
+		cfg.WriteModelFiles = writeModelExtras
 		cfg.Logger = slog.Default()
 		ag, err := worker.NewAgent(cfg)
 		if err != nil {
@@ -119,18 +119,26 @@ func envList(name string) []string {
 	return nil
 }
 
+// writeModelExtras completes a model directory that holds the model,
+// metrics.json and history.json (`dsae train`'s and the workers'): the
+// definitions in metrics.json, and the pictures.
+func writeModelExtras(dir string, m *sae.Model) error {
+	if err := addMetricDefinitions(dir, m.Cfg); err != nil {
+		return err
+	}
+	return modelPictures(dir, m)
+}
+
 // modelPictures adds features.png (the learned features as a grid of
 // images, when d is a square) and loss.png (the loss curve) to a model
 // directory.
 func modelPictures(dir string, m *sae.Model) error {
 	if tw, th, err := tileShape("", m.Cfg.D); err == nil {
-		img, err := m.FeatureGrid(tw, th, 2, 0)
-		if err != nil {
+		if err := writeFeatures(filepath.Join(dir, "features.png"), dir, m, tw, th, 2, 0); err != nil {
 			return err
 		}
-		if err := writePNG(filepath.Join(dir, "features.png"), func(f *os.File) error { return png.Encode(f, img) }); err != nil {
-			return err
-		}
+	} else if err := os.Remove(filepath.Join(dir, "features.png")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err // a previous model's picture in a directory written with --overwrite
 	}
-	return plotLoss(filepath.Join(dir, historyFile), filepath.Join(dir, "loss.png"))
+	return plotLoss(filepath.Join(dir, historyFile), filepath.Join(dir, "loss.png"), lossScaleLog)
 }

@@ -11,8 +11,8 @@ var (
 	// or malformed file, an unsupported dtype or shape, a ragged or
 	// non-numeric CSV, NaN or Inf values, empty input, inconsistent widths.
 	// It is the one sentinel for bad user data in dsae: package dataset
-	// marks its own (a bad dataset name or ingest option, a name taken)
-	// with it too, through BadInput. The command line maps it to exit
+	// marks its own (a bad dataset name or ingest option) with it too,
+	// through BadInput. The command line maps it to exit
 	// code 2.
 	ErrBadInput = errors.New("bad input data")
 )

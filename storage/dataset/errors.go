@@ -8,7 +8,9 @@ import "errors"
 // pass through, wrapped.
 var (
 	// ErrDatasetExists is returned by Ingest when the dataset name is taken
-	// and overwriting was not asked for. It also wraps datafile.ErrBadInput.
+	// and overwriting was not asked for. It is not datafile.ErrBadInput (the
+	// data is fine; the name is taken); the command line maps it to exit
+	// code 2.
 	ErrDatasetExists = errors.New("dataset already exists")
 
 	// ErrDatasetNotFound is returned when no manifest exists for a name.

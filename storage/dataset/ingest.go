@@ -299,7 +299,7 @@ func prepareName(ctx context.Context, store storage.ObjectStore, name string, ov
 	_, err := store.Stat(ctx, manifestKey(name))
 	switch {
 	case err == nil && !overwrite:
-		return fmt.Errorf("dataset %s: %w; use --overwrite to replace it (%w)", name, ErrDatasetExists, datafile.ErrBadInput)
+		return fmt.Errorf("dataset %s: %w; use --overwrite to replace it", name, ErrDatasetExists)
 	case err == nil:
 		if err := store.Delete(ctx, manifestKey(name)); err != nil {
 			return fmt.Errorf("dataset %s: unpublish: %w", name, err)

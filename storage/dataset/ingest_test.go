@@ -273,8 +273,9 @@ func TestIngestExistingNameAndOverwrite(t *testing.T) {
 	}
 	before := store.Keys()
 	_, err := Ingest(ctx, store, "ds", []string{pb}, IngestOptions{})
-	if !errors.Is(err, ErrDatasetExists) || !errors.Is(err, datafile.ErrBadInput) || !strings.Contains(err.Error(), "--overwrite") {
-		t.Fatalf("error %v, want ErrDatasetExists mentioning --overwrite", err)
+	if !errors.Is(err, ErrDatasetExists) || errors.Is(err, datafile.ErrBadInput) || !strings.Contains(err.Error(), "--overwrite") ||
+		strings.Contains(err.Error(), datafile.ErrBadInput.Error()) {
+		t.Fatalf("error %v, want ErrDatasetExists mentioning --overwrite, not bad input data", err)
 	}
 	if !slices.Equal(store.Keys(), before) {
 		t.Fatal("a refused ingest changed the store")

@@ -8,7 +8,9 @@
 // from their struct tags, ParseYAML sets the same flag values from a file
 // (so both paths share parsing), and Proto and FromProto convert by name.
 // Validate returns sae's own errors, so `dsae train` and `dsae job submit`
-// refuse a bad setting with the same message.
+// refuse a bad setting for the same reason; Explain tells such an error in
+// the words of the source of the settings: the flag (--weight-decay), the
+// YAML key (weight_decay) or the proto field (model.weight_decay).
 //
 // Two sae fields are not part of the vocabulary: d, the input size, comes
 // from the data (0 in a spec until the data is known), and total_steps, the
@@ -24,4 +26,5 @@
 //	jobspec.AddFlags(fs, &s)
 //	_ = fs.Parse([]string{"--hidden", "64", "--rho", "0.05"})
 //	err := s.Validate() // nil, or sae's message naming the field
+//	err = jobspec.Explain(err, jobspec.Flags) // "--rho = 1.5 out of range (0, 1)"
 package jobspec

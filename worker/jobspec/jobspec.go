@@ -14,8 +14,21 @@ import (
 // sae.ErrInvalidOptimizer.
 var ErrInvalidSpec = errors.New("jobspec: invalid spec")
 
+// specError is an error of this package: msg wraps ErrInvalidSpec, and
+// setting, when set, is the setting at fault (Validate's errors, which
+// Explain renames).
+type specError struct{ setting, msg string }
+
+func (e *specError) Error() string { return ErrInvalidSpec.Error() + ": " + e.msg }
+func (e *specError) Unwrap() error { return ErrInvalidSpec }
+
 func specErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, args...))
+	return &specError{msg: fmt.Sprintf(format, args...)}
+}
+
+// settingErr is specErr naming the setting at fault.
+func settingErr(setting, format string, args ...any) error {
+	return &specError{setting: setting, msg: fmt.Sprintf(format, args...)}
 }
 
 // Spec is a training run in sae's terms. The JSON name of each field is its
@@ -102,7 +115,8 @@ func (s *Spec) OptimizerConfig() sae.OptimizerConfig {
 
 // Validate checks the model and optimizer with sae's own Validate (the
 // error is sae's, naming the field) and then Batch, Steps and Epochs
-// (wrapping ErrInvalidSpec). What the data decides may still be unknown:
+// (wrapping ErrInvalidSpec); Explain renames the settings in the words of
+// a command line, a YAML file or the API. What the data decides may still be unknown:
 // with Model.D = 0 the model is checked as if d were 1 (the d·hidden bound
 // waits for d), and with Steps = 0 the cosine rule warmup_steps <
 // total_steps waits for the step count. Name, Data, Test and the job-only
@@ -123,16 +137,16 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	if s.Batch < 1 {
-		return specErr("batch = %d out of range [1, +inf)", s.Batch)
+		return settingErr("batch", "batch = %d out of range [1, +inf)", s.Batch)
 	}
 	if s.Steps < 0 {
-		return specErr("steps = %d out of range [0, +inf) (0: from epochs)", s.Steps)
+		return settingErr("steps", "steps = %d out of range [0, +inf) (0: from epochs)", s.Steps)
 	}
 	if math.IsNaN(s.Epochs) || math.IsInf(s.Epochs, 0) || s.Epochs < 0 {
-		return specErr("epochs = %v out of range [0, +inf)", s.Epochs)
+		return settingErr("epochs", "epochs = %v out of range [0, +inf)", s.Epochs)
 	}
 	if s.Steps == 0 && s.Epochs == 0 {
-		return specErr("steps = 0 and epochs = 0: set one of them")
+		return settingErr("epochs", "epochs = 0 out of range (0, +inf) (or set steps)")
 	}
 	return nil
 }

@@ -240,7 +240,7 @@ func TestValidate(t *testing.T) {
 		{"batch", func(s *Spec) { s.Batch = 0 }, ErrInvalidSpec, "jobspec: invalid spec: batch = 0 out of range [1, +inf)"},
 		{"steps", func(s *Spec) { s.Steps = -1 }, ErrInvalidSpec, "jobspec: invalid spec: steps = -1 out of range [0, +inf) (0: from epochs)"},
 		{"epochs", func(s *Spec) { s.Epochs = math.Inf(1) }, ErrInvalidSpec, "jobspec: invalid spec: epochs = +Inf out of range [0, +inf)"},
-		{"neither", func(s *Spec) { s.Epochs = 0 }, ErrInvalidSpec, "jobspec: invalid spec: steps = 0 and epochs = 0: set one of them"},
+		{"neither", func(s *Spec) { s.Epochs = 0 }, ErrInvalidSpec, "jobspec: invalid spec: epochs = 0 out of range (0, +inf) (or set steps)"},
 		{"steps without epochs", func(s *Spec) { s.Epochs, s.Steps = 0, 5 }, nil, ""},
 	}
 	for _, c := range cases {
@@ -260,9 +260,9 @@ func TestValidate(t *testing.T) {
 			if c.msg != "" && err.Error() != c.msg {
 				t.Errorf("message %q, want %q", err, c.msg)
 			}
-			// The proto path gives the same message.
-			if perr := ValidateProto(s.Proto()); perr == nil || perr.Error() != err.Error() {
-				t.Errorf("ValidateProto = %v, want %v", perr, err)
+			// The proto path refuses it too, in proto field names.
+			if perr, want := ValidateProto(s.Proto()), Explain(err, Fields); perr == nil || perr.Error() != want.Error() || !errors.Is(perr, c.is) {
+				t.Errorf("ValidateProto = %v, want %v", perr, want)
 			}
 		})
 	}

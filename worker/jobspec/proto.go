@@ -112,11 +112,13 @@ func fromMessage(v reflect.Value, m protoreflect.Message) {
 	}
 }
 
-// ValidateProto validates the spec p describes: FromProto, then Validate.
-// Its errors are those `dsae train` reports for the same settings.
+// ValidateProto validates the spec p describes: FromProto, then Validate,
+// with the error told in proto field names (Explain with Fields:
+// "model.rho = 1.5 out of range (0, 1)"). The rule is the one `dsae train`
+// applies to the same settings.
 func ValidateProto(p *pb.JobSpec) error {
 	s := FromProto(p)
-	return s.Validate()
+	return Explain(s.Validate(), Fields)
 }
 
 // Rules gives the coordinator the model's view of a proto spec without the
