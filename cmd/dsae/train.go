@@ -273,7 +273,7 @@ func loadResume(cmd *cobra.Command, f *trainFlags) (*worker.LocalCheckpoint, err
 		return nil, nil
 	}
 	var clash []string
-	own := map[string]bool{"resume": true, "out": true, "progress": true, "threads": true, "checkpoint-every": true}
+	own := map[string]bool{"resume": true, "out": true, "overwrite": true, "json": true, "progress": true, "threads": true, "checkpoint-every": true}
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
 		if !own[fl.Name] && !strings.HasPrefix(fl.Name, "s3-") && fl.Name != "log-level" {
 			clash = append(clash, "--"+fl.Name)
