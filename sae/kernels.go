@@ -154,12 +154,12 @@ func parallelFor(w, n int, fn func(lo, hi int)) {
 // it when it is created (NewStep), products and optimizer sweeps each time
 // they run. Results do not depend on it beyond what Step documents.
 //
-// Processes sharing a machine set it to their share of the cores. Keeping
-// GOMAXPROCS above it leaves the Go scheduler room to run the goroutines
-// that move data (network reads, all-reduce) while a product is in flight:
-// the assembly kernels cannot be preempted by the scheduler, so with
-// GOMAXPROCS equal to the threads a goroutine woken by the network waits
-// for the product to end.
+// It lets a process keep GOMAXPROCS above the kernels' share, so that the
+// goroutines that move data (network reads, all-reduce) can run while a
+// product is in flight: the assembly kernels cannot be preempted by the
+// scheduler. Whether that pays depends on the machine: where the workers
+// fill every core, idle Ps spinning for work cost more than it gains, and
+// GOMAXPROCS set to the share (the default budget then) is faster.
 func SetThreads(n int) { kernels.SetThreads(n) }
 
 // Threads returns the goroutine budget of one operation (see SetThreads).

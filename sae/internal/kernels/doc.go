@@ -12,7 +12,6 @@
 //
 // Threads: one product runs on up to Threads() goroutines (small products on
 // one): runtime.GOMAXPROCS(0) unless SetThreads chose another budget.
-// Processes sharing a machine set it to their share of the cores; keeping
-// GOMAXPROCS above it leaves room for the goroutines that move data (network
-// reads, all-reduce) to run while a product is in flight.
+// Processes sharing a machine set it, or GOMAXPROCS, to their share of the
+// cores.
 package kernels
