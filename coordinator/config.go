@@ -92,6 +92,9 @@ type DatasetSuggester interface {
 type DatasetInfo struct {
 	Rows int64 // rows in the dataset
 	D    int   // values per row
+	// Mean and Std are the per-feature mean and population standard
+	// deviation the store records (nil when it records none).
+	Mean, Std []float64
 }
 
 // SpecRules is the model's view of a job spec, injected by the binary so
@@ -104,6 +107,14 @@ type SpecRules interface {
 	// Validate returns nil or an error naming the first model or optimizer
 	// setting of spec outside its range.
 	Validate(spec *controlpb.JobSpec) error
+}
+
+// DataRules is an optional capability of SpecRules: whether the model of
+// spec can reconstruct training data with these per-feature statistics (a
+// sigmoid output cannot reconstruct data outside [0, 1]). SubmitJob asks
+// it when the DatasetChecker gives the statistics.
+type DataRules interface {
+	CheckData(spec *controlpb.JobSpec, mean, std []float64) error
 }
 
 // RaftTimings are the raft timeouts. DefaultRaftTimings suits a LAN.

@@ -115,6 +115,11 @@ func completeSpec(ctx context.Context, cfg *Config, spec *controlpb.JobSpec) err
 				if spec.Steps == 0 && cfg.JobSpecs != nil {
 					spec.Steps = cfg.JobSpecs.Steps(spec, info.Rows)
 				}
+				if dr, ok := cfg.JobSpecs.(DataRules); ok && info.Mean != nil {
+					if err := dr.CheckData(spec, info.Mean, info.Std); err != nil {
+						return toStatus(fieldErr("data", "%q: %v", ref.name, err))
+					}
+				}
 			} else if int64(info.D) != d {
 				return toStatus(fieldErr("test", "%q has d = %d but data %q has d = %d", ref.name, info.D, spec.Data, d))
 			}

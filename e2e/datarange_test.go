@@ -92,3 +92,25 @@ func TestTrainDataRange(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// `dsae job submit` refuses a sigmoid-output job on a dataset whose
+// manifest shows values outside [0, 1] (the coordinator checks, with the
+// rule dsae train applies), naming the data field and the way out, and
+// accepts it with --output linear.
+func TestSubmitChecksDataRange(t *testing.T) {
+	skipSlow(t, "a coordinator and an S3 server as processes, for job submit's data check")
+	c := startCluster(t, clusterOpts{coordinators: 1})
+	g := make([]float32, 300*8)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range g {
+		g[i] = float32(3 * rng.NormFloat64())
+	}
+	writeNPY(t, filepath.Join(c.dir, "g3.npy"), 300, 8, g)
+	c.mustDsae("dataset", "put", "g3", "g3.npy")
+	submit := []string{"job", "submit", "--coordinator", strings.Join(c.coordAddrs(), ","), "--secret-file", c.secret, "--data", "g3", "--hidden", "4", "--steps", "5", "--batch", "32"}
+	r := c.dsae(submit...)
+	if r.code != 2 || !strings.Contains(r.stderr, `data: "g3"`) || !strings.Contains(r.stderr, "[0, 1]") || !strings.Contains(r.stderr, "output linear") {
+		t.Errorf("job submit of a sigmoid job on N(0, 3) data: exit %d, %q; want exit 2 naming the data field, the range and output linear", r.code, r.stderr)
+	}
+	c.mustDsae(append(submit, "--output", "linear")...)
+}

@@ -177,5 +177,5 @@ func (s storeDatasets) LookupDataset(ctx context.Context, name string) (coordina
 	if err != nil {
 		return coordinator.DatasetInfo{}, false, err
 	}
-	return coordinator.DatasetInfo{Rows: m.Rows, D: m.D}, true, nil
+	return coordinator.DatasetInfo{Rows: m.Rows, D: m.D, Mean: m.Mean, Std: m.Std}, true, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/dsae/dsae/storage/dataset"
 	"github.com/dsae/dsae/storage/order"
 	"github.com/dsae/dsae/worker"
+	"github.com/dsae/dsae/worker/jobspec"
 )
 
 // Values of --normalize.
@@ -114,18 +115,11 @@ func checkOutputRange(cfg sae.Config, data string, x []float32, d int) error {
 }
 
 // checkManifestRange is checkOutputRange for a dataset in the store, from
-// the per-feature mean and standard deviation its manifest records: values
-// in [0, 1] have a mean in [0, 1] and a standard deviation of at most 1/2,
-// so a feature outside either bound proves the data leave [0, 1].
+// the per-feature mean and standard deviation its manifest records (the
+// rule job submit applies too: jobspec.CheckStatsRange).
 func checkManifestRange(cfg sae.Config, data string, m *dataset.Manifest) error {
-	if cfg.Output != sae.OutSigmoid || len(m.Mean) != m.D || len(m.Std) != m.D {
-		return nil
-	}
-	for j := range m.D {
-		if m.Mean[j] < 0 || m.Mean[j] > 1 || m.Std[j] > 0.5 {
-			return invalid(fmt.Errorf("--data %s: feature %d has mean %g and standard deviation %g (its manifest), so its values leave [0, 1], "+
-				"but --output sigmoid reconstructs values in [0, 1]: use --output linear, or --normalize standardize", data, j, m.Mean[j], m.Std[j]))
-		}
+	if err := jobspec.CheckStatsRange(cfg.Output, m.Mean, m.Std); err != nil {
+		return invalid(fmt.Errorf("--data %s: its manifest's %v (--output linear), or --normalize standardize", data, err))
 	}
 	return nil
 }

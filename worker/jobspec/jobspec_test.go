@@ -288,3 +288,26 @@ func TestOptimizerConfigTotalSteps(t *testing.T) {
 		t.Errorf("TotalSteps %d (spec's %d), want 123 (0)", o.TotalSteps, s.Optimizer.TotalSteps)
 	}
 }
+
+// TestCheckStatsRange: a sigmoid output is refused on statistics that
+// prove values outside [0, 1] (a mean outside it, or a standard deviation
+// above 1/2, the largest values in [0, 1] can have), and nothing else is.
+func TestCheckStatsRange(t *testing.T) {
+	for _, tc := range []struct {
+		output    string
+		mean, std []float64
+		refused   bool
+	}{
+		{"sigmoid", []float64{0.1, 0.9}, []float64{0.3, 0.5}, false},
+		{"sigmoid", []float64{0.1, -0.01}, []float64{0.3, 0.1}, true},
+		{"sigmoid", []float64{0.1, 1.5}, []float64{0.3, 0.1}, true},
+		{"sigmoid", []float64{0.5, 0.5}, []float64{0.3, 0.51}, true},
+		{"linear", []float64{100}, []float64{30}, false},
+		{"sigmoid", nil, nil, false}, // no statistics: nothing to go by
+	} {
+		err := CheckStatsRange(tc.output, tc.mean, tc.std)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s, mean %v, std %v: %v, want refused = %v", tc.output, tc.mean, tc.std, err, tc.refused)
+		}
+	}
+}

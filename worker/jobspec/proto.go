@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/dsae/dsae/coordinator/controlpb"
+	"github.com/dsae/dsae/sae"
 )
 
 // Proto returns s as the protobuf JobSpec. Fields are matched by name: a
@@ -135,3 +136,27 @@ func (Rules) Steps(p *pb.JobSpec, rows int64) int64 {
 
 // Validate is ValidateProto.
 func (Rules) Validate(p *pb.JobSpec) error { return ValidateProto(p) }
+
+// CheckData refuses a sigmoid-output model on data its manifest shows to
+// leave [0, 1] (see CheckStatsRange).
+func (Rules) CheckData(p *pb.JobSpec, mean, std []float64) error {
+	return CheckStatsRange(FromProto(p).Model.Output, mean, std)
+}
+
+// CheckStatsRange reports data that a model with output g cannot
+// reconstruct, from per-feature means and population standard deviations:
+// values in [0, 1] have a mean in [0, 1] and a standard deviation of at
+// most 1/2, so a feature outside either bound proves a sigmoid output
+// wrong for the data. `dsae train` and SubmitJob share it.
+func CheckStatsRange(output string, mean, std []float64) error {
+	if output != sae.OutSigmoid || len(mean) != len(std) {
+		return nil
+	}
+	for j := range mean {
+		if mean[j] < 0 || mean[j] > 1 || std[j] > 0.5 {
+			return fmt.Errorf("feature %d has mean %g and standard deviation %g, so the data leave [0, 1], "+
+				"which a sigmoid output cannot reconstruct: use output linear", j, mean[j], std[j])
+		}
+	}
+	return nil
+}
