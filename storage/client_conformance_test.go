@@ -7,9 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,32 +89,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want []string
-		for i := range 30 {
-			k := key(fmt.Sprintf("list/d%d/k%03d", i%3, i))
-			want = append(want, k)
-			if err := pc.Put(ctx, k, strings.NewReader("v"), 1); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := pc.Put(ctx, key("listx"), strings.NewReader("v"), 1); err != nil {
-			t.Fatal(err)
-		}
-		objs, err := pc.List(ctx, key("list/"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, o := range objs {
-			got = append(got, o.Key)
-			if o.Size != 1 {
-				t.Fatalf("%s size %d, want 1", o.Key, o.Size)
-			}
-		}
-		slices.Sort(want)
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("List returned %d keys:\n%v\nwant %d:\n%v", len(got), got, len(want), want)
-		}
+		storetest.CheckList(t, pc, key("list/"), 30) // more than four pages
 		dirs, err := pc.ListDirs(ctx, key("list/"))
 		if err != nil {
 			t.Fatal(err)

@@ -129,32 +129,7 @@ func ObjectStoreContract(t *testing.T, s storage.ObjectStore, prefix string) {
 	})
 
 	t.Run("list", func(t *testing.T) {
-		var want []string
-		for i := range 12 {
-			k := key(fmt.Sprintf("lst/d%d/k%03d", i%3, i))
-			want = append(want, k)
-			if err := s.Put(ctx, k, strings.NewReader("v"), 1); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Put(ctx, key("lstx"), strings.NewReader("v"), 1); err != nil {
-			t.Fatal(err)
-		}
-		objs, err := s.List(ctx, key("lst/"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, o := range objs {
-			got = append(got, o.Key)
-			if o.Size != 1 {
-				t.Fatalf("%s size %d, want 1", o.Key, o.Size)
-			}
-		}
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Fatalf("List returned %v, want %v", got, want)
-		}
+		CheckList(t, s, prefix+"lst/", 12)
 		if objs, err := s.List(ctx, key("nothing-here/")); err != nil || len(objs) != 0 {
 			t.Fatalf("empty listing = %v, %v", objs, err)
 		}
@@ -177,4 +152,38 @@ func ObjectStoreContract(t *testing.T, s storage.ObjectStore, prefix string) {
 			t.Fatalf("deleting a missing key: %v", err)
 		}
 	})
+}
+
+// CheckList puts n one-byte objects under dir (in three subfolders) and
+// one beside it whose name only starts like dir, and requires List(dir) to
+// return exactly the n, in key order, with their sizes.
+func CheckList(t *testing.T, s storage.ObjectStore, dir string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	var want []string
+	for i := range n {
+		k := fmt.Sprintf("%sd%d/k%03d", dir, i%3, i)
+		want = append(want, k)
+		if err := s.Put(ctx, k, strings.NewReader("v"), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, strings.TrimSuffix(dir, "/")+"x", strings.NewReader("v"), 1); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := s.List(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Key)
+		if o.Size != 1 {
+			t.Fatalf("%s size %d, want 1", o.Key, o.Size)
+		}
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("List(%s) returned %d keys:\n%v\nwant %d:\n%v", dir, len(got), got, len(want), want)
+	}
 }
