@@ -133,7 +133,12 @@ func TestJobSubmitChecksDatasetInStore(t *testing.T) {
 	}
 	submit := func(dataset string, args ...string) (string, error) {
 		return runCmd(ctx, append([]string{"job", "submit", "--data", dataset, "--hidden", "2", "--batch", "4", "--epochs", "2",
-			"--coordinator", addr, "--log-level", "error"}, args...)...)
+			"--output", "linear", "--coordinator", addr, "--log-level", "error"}, args...)...)
+	}
+	// writeF32NPY's values leave [0, 1]: a sigmoid output is refused
+	// through the manifest's statistics, before any job exists.
+	if _, err := submit("acts", "--output", "sigmoid"); err == nil || exitCode(err) != exitInvalid || !strings.Contains(err.Error(), "[0, 1]") {
+		t.Fatalf("sigmoid job on data outside [0, 1]: %v (exit %d), want exit 2 naming the range", err, exitCode(err))
 	}
 	if out, err := submit("acts"); err != nil || !strings.Contains(out, "submitted job-000001") {
 		t.Fatalf("submit on a published dataset: %v\n%s", err, out)
