@@ -79,7 +79,9 @@ func TestDatasetPutKilledMidway(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "x.npy")
 	writeF32NPY(t, data, 1000, 16)
-	args := []string{"dataset", "put", "killed", data, "--shard-rows", "100", "--chunk-rows", "10", "--s3-endpoint", endpoint}
+	// The killed process cannot remove the shard it was staging: stage in
+	// the test's own directory, not the machine's temporary one.
+	args := []string{"dataset", "put", "killed", data, "--shard-rows", "100", "--chunk-rows", "10", "--s3-endpoint", endpoint, "--tmp-dir", dir}
 	raw, _ := json.Marshal(args)
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperDsae$")
 	child.Env = append(os.Environ(), helperArgsEnv+"="+string(raw))
