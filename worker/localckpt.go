@@ -169,13 +169,11 @@ func encodeSnapshot(s *Snapshot) []byte {
 	u64 := func(v uint64) { binary.Write(&b, binary.LittleEndian, v) }
 	u64(uint64(s.Completed))
 	u64(uint64(len(s.Params)))
-	for _, v := range s.Params {
-		binary.Write(&b, binary.LittleEndian, math.Float32bits(v))
-	}
+	b.Write(float32Bytes(s.Params)) // little-endian, as the checksum reads them
 	u64(uint64(len(s.Optimizer)))
 	b.Write(s.Optimizer)
 	u64(uint64(len(s.Tracker)))
-	binary.Write(&b, binary.LittleEndian, s.Tracker)
+	b.Write(uint32Bytes(s.Tracker))
 	return b.Bytes()
 }
 
@@ -203,12 +201,8 @@ func decodeSnapshot(data []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	bits := make([]uint32, np)
-	binary.Read(r, binary.LittleEndian, bits)
 	s.Params = make([]float32, np)
-	for i, v := range bits {
-		s.Params[i] = math.Float32frombits(v)
-	}
+	io.ReadFull(r, float32Bytes(s.Params))
 	no, err := length("optimizer state", 1)
 	if err != nil {
 		return nil, err
@@ -220,7 +214,7 @@ func decodeSnapshot(data []byte) (*Snapshot, error) {
 		return nil, err
 	}
 	s.Tracker = make([]uint32, nt)
-	binary.Read(r, binary.LittleEndian, s.Tracker)
+	io.ReadFull(r, uint32Bytes(s.Tracker))
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%d bytes after the tracker", r.Len())
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/storage/dataset"
@@ -196,5 +195,5 @@ func writeNormalization(dir string, n *normalization) error {
 	if n == nil {
 		return nil
 	}
-	return sae.WriteJSON(filepath.Dir(filepath.Join(dir, normalizationFile)), normalizationFile, n)
+	return sae.WriteJSON(dir, normalizationFile, n)
 }
