@@ -67,9 +67,7 @@ func (m *Model) Finalize(grad []float32, sums []float64) Metrics {
 		wsq += scaleAddDecay(g, w, inv, lambda)
 	}
 	for _, s := range []Span{m.layout.BEnc, m.layout.BDec} {
-		for i := s.Off; i < s.End(); i++ {
-			grad[i] *= inv
-		}
+		scaleUnit(inv, grad[s.Off:s.End()])
 	}
 	h := m.Cfg.H
 	fired := sums[sumHead+m.Cfg.D+h : sumHead+m.Cfg.D+2*h]
@@ -102,7 +100,7 @@ func scaleAddDecay(g, w []float32, inv, lambda float32) float64 {
 		for c := lo; c < hi; c++ {
 			a, b := c*decayChunk, min((c+1)*decayChunk, len(g))
 			gc, wc := g[a:b], w[a:b]
-			level1.Sscal(len(gc), inv, gc, 1)
+			scaleUnit(inv, gc)
 			if lambda == 0 {
 				continue
 			}

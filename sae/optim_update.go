@@ -208,23 +208,36 @@ func (o *optimizer) chunk(lo, hi int) float64 {
 	return ss
 }
 
-// sumSquares returns Σ g² in float64 with four interleaved accumulators.
-// The explicit conversions keep products and sums separately rounded (no
-// FMA), so the value is the same on every platform.
-func sumSquares(g []float32) float64 {
-	var s0, s1, s2, s3 float64
-	for ; len(g) >= 4; g = g[4:] {
-		a, b, c, d := float64(g[0]), float64(g[1]), float64(g[2]), float64(g[3])
-		s0 += float64(a * a)
-		s1 += float64(b * b)
-		s2 += float64(c * c)
-		s3 += float64(d * d)
+// sumSquaresGo returns Σ g² in float64 with sixteen interleaved
+// accumulators (element i goes to accumulator i mod 16, the rest after the
+// last full group of 16 to accumulator 0), combined in a fixed tree. The
+// explicit conversions keep products and sums separately rounded (no FMA),
+// so the value is the same on every platform and from the vector kernel.
+func sumSquaresGo(g []float32) float64 {
+	var acc [16]float64
+	n := len(g) &^ 15
+	for i := 0; i < n; i += 16 {
+		for k := range acc {
+			a := float64(g[i+k])
+			acc[k] += float64(a * a)
+		}
 	}
-	for _, x := range g {
+	return sumSquaresFinish(&acc, g[n:])
+}
+
+// sumSquaresFinish adds the tail (fewer than 16 values) to accumulator 0
+// and combines the sixteen accumulators pairwise.
+func sumSquaresFinish(acc *[16]float64, tail []float32) float64 {
+	for _, x := range tail {
 		a := float64(x)
-		s0 += float64(a * a)
+		acc[0] += float64(a * a)
 	}
-	return (s0 + s1) + (s2 + s3)
+	for w := 8; w >= 1; w /= 2 {
+		for k := range w {
+			acc[k] += acc[k+w]
+		}
+	}
+	return acc[0]
 }
 
 // sgdKernel: W ← W − lr·g.

@@ -17,6 +17,36 @@ func axpyAVX2(alpha float32, x, y []float32)
 //go:noescape
 func dotAVX2(x, y []float32) float32
 
+//go:noescape
+func scaleAVX2(alpha float32, x []float32)
+
+//go:noescape
+func sumSquaresAVX2(g []float32, acc *[16]float64)
+
+// scaleUnit computes x *= alpha.
+func scaleUnit(alpha float32, x []float32) {
+	if !haveSigmoidAVX2 {
+		level1.Sscal(len(x), alpha, x, 1)
+		return
+	}
+	n := len(x) &^ 7
+	scaleAVX2(alpha, x[:n])
+	for i := n; i < len(x); i++ {
+		x[i] *= alpha
+	}
+}
+
+// sumSquares returns Σ g² in float64 in the order of sumSquaresGo.
+func sumSquares(g []float32) float64 {
+	if !haveSigmoidAVX2 {
+		return sumSquaresGo(g)
+	}
+	var acc [16]float64
+	n := len(g) &^ 15
+	sumSquaresAVX2(g[:n], &acc)
+	return sumSquaresFinish(&acc, g[n:])
+}
+
 // axpyUnit computes y += alpha*x for len(y) >= len(x).
 func axpyUnit(alpha float32, x, y []float32) {
 	if !haveSigmoidAVX2 {

@@ -11,6 +11,14 @@ func sigmoidBias(dst, x, b []float32) {
 	sigmoidBiasGo(dst, x[:len(dst)], b[:len(dst)])
 }
 
+// scaleUnit computes x *= alpha.
+func scaleUnit(alpha float32, x []float32) {
+	level1.Sscal(len(x), alpha, x, 1)
+}
+
+// sumSquares returns Σ g² in float64 (see sumSquaresGo).
+func sumSquares(g []float32) float64 { return sumSquaresGo(g) }
+
 // axpyUnit computes y += alpha*x for len(y) >= len(x).
 func axpyUnit(alpha float32, x, y []float32) {
 	level1.Saxpy(len(x), alpha, x, 1, y, 1)

@@ -117,3 +117,42 @@ func BenchmarkGemm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFinalize times Finalize alone (scale by 1/m, weight decay, the
+// dead-latent tracker, metrics) on one thread — what each worker of a
+// cluster with one core per worker runs after the gradient all-reduce —
+// and on the default budget, and reports parameters/s. The row count is 1
+// so that repeated calls do not shrink the gradient towards denormals.
+func BenchmarkFinalize(b *testing.B) {
+	for _, sz := range benchSizes {
+		for _, threads := range []int{1, 0} {
+			name := fmt.Sprintf("d=%d,h=%d/threads=%d", sz.d, sz.h, threads)
+			if threads == 0 {
+				name = fmt.Sprintf("d=%d,h=%d/threads=default", sz.d, sz.h)
+			}
+			b.Run(name, func(b *testing.B) {
+				if threads > 0 {
+					defer SetThreads(Threads())
+					SetThreads(threads)
+				}
+				m, err := New(benchConfig("kl", sz.d, sz.h))
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows := min(sz.b, 64)
+				s := m.NewStep(rows)
+				grad := make([]float32, m.GradLen())
+				sums := make([]float64, m.SumsLen())
+				stats := make([]float64, m.StatsLen())
+				s.Stats(benchData(rows, sz.d), rows, stats)
+				s.Gradient(stats, grad, sums)
+				sums[sumRows] = 1
+				b.ResetTimer()
+				for b.Loop() {
+					m.Finalize(grad, sums)
+				}
+				b.ReportMetric(float64(m.GradLen())*float64(b.N)/b.Elapsed().Seconds(), "params/s")
+			})
+		}
+	}
+}

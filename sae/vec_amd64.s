@@ -101,3 +101,82 @@ dsum:
 	VZEROUPPER
 	MOVSS X1, ret+48(FP)
 	RET
+
+// func scaleAVX2(alpha float32, x []float32)
+// x[i] *= alpha for i < len(x)&^7.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Y0
+	MOVQ x_base+8(FP), DI
+	MOVQ x_len+16(FP), CX
+	MOVQ CX, DX
+	SHRQ $5, CX
+	JZ   stail8
+
+sloop32:
+	VMULPS (DI), Y0, Y1
+	VMULPS 32(DI), Y0, Y2
+	VMULPS 64(DI), Y0, Y3
+	VMULPS 96(DI), Y0, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  sloop32
+
+stail8:
+	ANDQ $31, DX
+	SHRQ $3, DX
+	JZ   sdone
+
+sloop8:
+	VMULPS (DI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	DECQ DX
+	JNZ  sloop8
+
+sdone:
+	VZEROUPPER
+	RET
+
+// func sumSquaresAVX2(g []float32, acc *[16]float64)
+// acc[k] += float64(g[i])² (product and sum each rounded, no FMA) for every
+// i ≡ k (mod 16), i < len(g)&^15: sixteen interleaved float64 accumulators
+// in four registers, the order sumSquaresGo follows.
+TEXT ·sumSquaresAVX2(SB), NOSPLIT, $0-32
+	MOVQ g_base+0(FP), SI
+	MOVQ g_len+8(FP), CX
+	MOVQ acc+24(FP), DI
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	SHRQ $4, CX
+	JZ   qdone
+
+qloop16:
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VCVTPS2PD 32(SI), Y6
+	VCVTPS2PD 48(SI), Y7
+	VMULPD Y4, Y4, Y4
+	VMULPD Y5, Y5, Y5
+	VMULPD Y6, Y6, Y6
+	VMULPD Y7, Y7, Y7
+	VADDPD Y4, Y0, Y0
+	VADDPD Y5, Y1, Y1
+	VADDPD Y6, Y2, Y2
+	VADDPD Y7, Y3, Y3
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  qloop16
+
+qdone:
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VZEROUPPER
+	RET

@@ -434,10 +434,39 @@ func uint32Bytes(v []uint32) []byte {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
+// finite32 reports whether no value of v is NaN or ±Inf. It reads v as
+// 64-bit words of two float32: a value is non-finite exactly when its
+// exponent bits are all ones, and then masking to the exponent and adding
+// one exponent unit carries into that value's sign bit (never across into
+// the other half of the word).
 func finite32(v []float32) bool {
-	var acc float32
-	for _, x := range v {
-		acc += x * 0 // NaN or ±Inf anywhere makes acc NaN
+	const (
+		exp   = 0x7f800000_7f800000
+		unit  = 0x00800000_00800000
+		carry = 0x80000000_80000000
+	)
+	var acc uint64
+	if len(v) > 0 && uintptr(unsafe.Pointer(&v[0]))%8 != 0 {
+		acc = uint64(math.Float32bits(v[0])&0x7f800000 + 0x00800000)
+		v = v[1:]
 	}
-	return acc == 0
+	if n := len(v) / 2; n > 0 {
+		w := unsafe.Slice((*uint64)(unsafe.Pointer(&v[0])), n)
+		var a0, a1, a2, a3 uint64
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			a0 |= w[i]&exp + unit
+			a1 |= w[i+1]&exp + unit
+			a2 |= w[i+2]&exp + unit
+			a3 |= w[i+3]&exp + unit
+		}
+		for ; i < n; i++ {
+			a0 |= w[i]&exp + unit
+		}
+		acc |= a0 | a1 | a2 | a3
+	}
+	if len(v)%2 == 1 {
+		acc |= uint64(math.Float32bits(v[len(v)-1])&0x7f800000 + 0x00800000)
+	}
+	return acc&carry == 0
 }

@@ -300,3 +300,36 @@ func TestNewTrainerRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestFinite32: finite32 against math.IsNaN/IsInf for every length up to
+// 21, with each special value at each position, at aligned and unaligned
+// starts; the largest finite magnitudes and negative zero are finite.
+func TestFinite32(t *testing.T) {
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, float32(math.Copysign(0, -1))}
+	buf := make([]float32, 32)
+	for off := 0; off < 2; off++ {
+		for n := 0; n <= 21; n++ {
+			for pos := -1; pos < n; pos++ {
+				for _, sp := range specials {
+					v := buf[off : off+n]
+					for i := range v {
+						v[i] = float32(i) - 7.5
+					}
+					if pos >= 0 {
+						v[pos] = sp
+					}
+					want := true
+					for _, x := range v {
+						if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+							want = false
+						}
+					}
+					if got := finite32(v); got != want {
+						t.Fatalf("offset %d, n %d, %v at %d: finite32 = %v, want %v", off, n, sp, pos, got, want)
+					}
+				}
+			}
+		}
+	}
+}
