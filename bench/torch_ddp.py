@@ -95,7 +95,26 @@ def batch_slice(epoch_len, batch, step, rank, ranks):
     return base + b * rank // ranks, base + b * (rank + 1) // ranks
 
 
+def pin_rank(rank, procs, per):
+    """Binds every thread of this rank to CPUs of its own, as `dsae demo`
+    binds its workers: rank r gets the r-th set of `per` CPUs of the mask the
+    benchmark started with, when procs·per CPUs are there. Returns the set or
+    None."""
+    avail = sorted(os.sched_getaffinity(0))
+    if procs * per > len(avail):
+        return None
+    cpus = set(avail[rank * per:(rank + 1) * per])
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass
+    return cpus
+
+
 def rank_main(rank, args, xtrain, port, results):
+    if args.pin:
+        pin_rank(rank, args.procs, args.threads_per_proc)
     torch.set_num_threads(args.threads_per_proc)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
                             rank=rank, world_size=args.procs)
@@ -187,6 +206,9 @@ def main(argv):
     p.add_argument("--threads-per-proc", type=int, default=0,
                    help="torch threads per process; 0 = 2 for one process, 1 for more (2 cores in all)")
     p.add_argument("--seed", type=int, default=1, help="seed for init and data order")
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                   help="bind each process to CPUs of its own when procs × threads fit on the CPUs "
+                        "(what `dsae demo` does with its workers)")
     args = p.parse_args(argv)
     if not 1 <= args.procs <= 64:
         p.error(f"--procs must be in [1, 64], got {args.procs}")

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,8 @@ type demoSummary struct {
 		ID      uint64   `json:"id"`
 		Members []string `json:"members"`
 	} `json:"generations"`
+	WorkerCPUs map[string]string `json:"worker_cpus"`
+	PinNote    string            `json:"pin_note"`
 }
 
 func readDemoSummary(t *testing.T, dir string) demoSummary {
@@ -208,6 +211,97 @@ func TestDemoKillWorker(t *testing.T) {
 			t.Errorf("last generation %d still lists the killed worker %s", last.ID, killed)
 		}
 	}
+}
+
+// The demo binds each worker to CPUs of its own when the workers fit (here
+// 2 workers need 2 CPUs), gives a killed worker's CPUs to its replacement,
+// and binds nothing with --pin=false or when the workers do not fit.
+func TestDemoPinsWorkers(t *testing.T) {
+	skipSlow(t, "two demo runs, one of which kills a worker")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "demo")
+	r := run(t, dir, "demo", "--workers", "2", "--steps", "800", "--kill-worker-at", "40", "--out", out)
+	checkNoneLeft(t, demoProcesses(t, out))
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	s := readDemoSummary(t, out)
+	logCPUs := func(out, w string) string {
+		b, err := os.ReadFile(filepath.Join(out, "logs", w+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, ok := strings.Cut(string(b), "), CPUs ")
+		if !ok {
+			return ""
+		}
+		return strings.SplitN(after, ",", 2)[0]
+	}
+	if runtime.NumCPU() < 2 {
+		if s.WorkerCPUs != nil || !strings.Contains(s.PinNote, "do not fit") {
+			t.Fatalf("on %d CPU: worker_cpus %v, pin_note %q; want none bound, and why", runtime.NumCPU(), s.WorkerCPUs, s.PinNote)
+		}
+		return
+	}
+	if len(s.Kills) != 1 || s.Kills[0].Replacement == "" {
+		t.Fatalf("kills %+v: want one, with a replacement", s.Kills)
+	}
+	killed, repl := s.Kills[0].Worker, s.Kills[0].Replacement
+	share := runtime.NumCPU() / 2
+	if len(s.WorkerCPUs) != 2 || s.WorkerCPUs["w1"] == "" || s.WorkerCPUs[repl] == "" {
+		t.Fatalf("worker_cpus %v: want w1 and the replacement %s", s.WorkerCPUs, repl)
+	}
+	seen := map[string]string{}
+	for w, list := range s.WorkerCPUs {
+		if got := logCPUs(out, w); got != list {
+			t.Errorf("%s's log says CPUs %q, summary %q", w, got, list)
+		}
+		for c := range strings.SplitSeq(expandCPUs(t, list), ",") {
+			if other, dup := seen[c]; dup {
+				t.Errorf("CPU %s is bound to both %s and %s", c, other, w)
+			}
+			seen[c] = w
+		}
+	}
+	if len(seen) != 2*share {
+		t.Errorf("worker_cpus %v: want %d CPUs each", s.WorkerCPUs, share)
+	}
+	if k := logCPUs(out, killed); k != s.WorkerCPUs[repl] {
+		t.Errorf("killed %s had CPUs %q, its replacement %s got %q; want the same", killed, k, repl, s.WorkerCPUs[repl])
+	}
+
+	out2 := filepath.Join(dir, "nopin")
+	r = run(t, dir, "demo", "--workers", "2", "--steps", "20", "--pin=false", "--out", out2)
+	if r.code != 0 {
+		t.Fatalf("--pin=false: exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if s := readDemoSummary(t, out2); s.WorkerCPUs != nil || !strings.Contains(s.PinNote, "--pin=false") {
+		t.Errorf("--pin=false: worker_cpus %v, pin_note %q; want none bound, and why", s.WorkerCPUs, s.PinNote)
+	}
+	if c := logCPUs(out2, "w1"); c != "" {
+		t.Errorf("--pin=false: w1 is bound to CPUs %s", c)
+	}
+}
+
+// expandCPUs turns a CPU list such as "0-2,5" into "0,1,2,5".
+func expandCPUs(t *testing.T, list string) string {
+	t.Helper()
+	var out []string
+	for part := range strings.SplitSeq(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := a, error(nil)
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || b < a {
+			t.Fatalf("bad CPU list %q", list)
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, strconv.Itoa(c))
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // An interrupted demo stops every child it started.

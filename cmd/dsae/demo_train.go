@@ -182,6 +182,7 @@ func (d *demo) killAndReplace(j *pb.Job, now time.Time, p *progress, res *trainR
 		}
 		victim := d.victim(j)
 		d.procs.Kill(d.workers[victim])
+		d.releaseSlot(d.workerIDs[victim])
 		k = &killRecord{Worker: d.workerIDs[victim], Step: j.LastStep, Generation: j.Generation.GetId(), at: now}
 		res.kill = k
 		p.event(fmt.Sprintf("killed worker %s (SIGKILL) at step %d; its replacement starts in %v", k.Worker, k.Step, demoReplaceDelay))
@@ -250,12 +251,16 @@ type demoSummary struct {
 	// TimeBreakdown is the mean of the progress reports' step times.
 	TimeBreakdown *stepTimes `json:"time_breakdown"`
 	Generations   []genSeen  `json:"generations"`
-	JobSeconds    float64    `json:"job_seconds"`   // submission to end, by the coordinators' clock
-	TotalSeconds  float64    `json:"total_seconds"` // the whole demo up to the end of the job
-	Model         string     `json:"model,omitempty"`
-	Features      string     `json:"features,omitempty"`
-	Loss          string     `json:"loss_curve,omitempty"`
-	Logs          string     `json:"logs"`
+	// WorkerCPUs is the CPU set each worker alive at the end was bound to
+	// (absent when the workers were not bound; see PinNote).
+	WorkerCPUs   map[string]string `json:"worker_cpus,omitempty"`
+	PinNote      string            `json:"pin_note,omitempty"`
+	JobSeconds   float64           `json:"job_seconds"`   // submission to end, by the coordinators' clock
+	TotalSeconds float64           `json:"total_seconds"` // the whole demo up to the end of the job
+	Model        string            `json:"model,omitempty"`
+	Features     string            `json:"features,omitempty"`
+	Loss         string            `json:"loss_curve,omitempty"`
+	Logs         string            `json:"logs"`
 }
 
 func (d *demo) summarize(r *trainResult, total time.Duration) demoSummary {

@@ -17,6 +17,7 @@ import (
 	"github.com/dsae/dsae/coordinator/client"
 	"github.com/dsae/dsae/sae"
 	"github.com/dsae/dsae/worker"
+	"github.com/dsae/dsae/worker/cpuset"
 )
 
 func newWorkerCmd() *cobra.Command {
@@ -56,8 +57,13 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 	f.DurationVar(&probe, "gossip-probe-interval", def.ProbeInterval, "failure-detector probe interval")
 	f.IntVar(&suspicion, "gossip-suspicion-mult", def.SuspicionMult, "suspicion timeout multiplier of the failure detector")
 	threads := addThreadsFlag(f)
+	cpus := addCPUsFlag(f)
 	f.StringVar(&tracePath, "trace-rows", "", "debug: append one JSON line per step read and applied (feature 0 of each row) to this file")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		pinned, err := cpus.apply()
+		if err != nil {
+			return err
+		}
 		if err := threads.apply(); err != nil {
 			return err
 		}
@@ -97,7 +103,11 @@ the AWS variables). It leaves the pool and exits on SIGTERM or SIGINT.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "dsae worker %s: grpc %s, gossip %s, %d kernel threads (GOMAXPROCS %d), blas %s\n", cfg.ID, ag.GRPCAddr(), cfg.GossipAddr, sae.Threads(), runtime.GOMAXPROCS(0), sae.Backend())
+		where := ""
+		if pinned != nil {
+			where = ", CPUs " + cpuset.Format(pinned)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "dsae worker %s: grpc %s, gossip %s, %d kernel threads (GOMAXPROCS %d)%s, blas %s\n", cfg.ID, ag.GRPCAddr(), cfg.GossipAddr, sae.Threads(), runtime.GOMAXPROCS(0), where, sae.Backend())
 		return ag.Run(cmd.Context())
 	}
 	return cmd
