@@ -55,6 +55,9 @@ type ReaderStats struct {
 	LabelBytesFetched int64 // labels bytes received from the store
 	ChunksFetched     int64 // chunk fetches that completed
 	CacheHits         int64 // chunks ReadPositions found held or in flight
+	// BuffersReused counts fetches into the row buffer of a chunk that had
+	// left the Reader, instead of a new allocation.
+	BuffersReused int64
 }
 
 // Reader reads a published dataset for training: rows are fetched a chunk
@@ -93,8 +96,13 @@ type Reader struct {
 	entries   map[int64]*chunkEntry // by chunk storage index
 	lru       list.List             // read entries, most recently used first
 	unread    int                   // entries not read yet (in flight or held)
+	// free holds row buffers of chunks that left the Reader, for the next
+	// fetches: a chunk's buffer is recycled once it is neither held nor
+	// being copied from (chunkEntry.users), so that training at speed
+	// does not allocate a chunk per step (and run the GC for it).
+	free [][]float32
 
-	bytes, labelBytes, fetched, hits atomic.Int64
+	bytes, labelBytes, fetched, hits, reused atomic.Int64
 }
 
 // chunkEntry is a chunk being fetched or held in memory.
@@ -106,6 +114,8 @@ type chunkEntry struct {
 	err    error
 	read   bool          // returned to a reader at least once
 	elem   *list.Element // in lru once read
+	users  int           // copies from x in progress (r.chunk … r.release)
+	gone   bool          // no longer in entries: recycle x once users is 0
 }
 
 // OpenReader loads dataset name's manifest and returns a Reader for it.
@@ -139,7 +149,7 @@ func (r *Reader) Manifest() *Manifest { return r.m }
 // Stats returns the traffic counters so far.
 func (r *Reader) Stats() ReaderStats {
 	return ReaderStats{BytesFetched: r.bytes.Load(), LabelBytesFetched: r.labelBytes.Load(),
-		ChunksFetched: r.fetched.Load(), CacheHits: r.hits.Load()}
+		ChunksFetched: r.fetched.Load(), CacheHits: r.hits.Load(), BuffersReused: r.reused.Load()}
 }
 
 // Close cancels background fetches and waits for them to end.
@@ -259,6 +269,7 @@ func (r *Reader) ReadPositions(ctx context.Context, o *order.EpochOrder, pos, n 
 			}
 			out++
 		}
+		r.release(e)
 	}
 	return nil
 }
@@ -320,6 +331,7 @@ func (r *Reader) ReadRows(ctx context.Context, lo, n int64, dst []float32, label
 		if labels != nil {
 			copy(labels[out:out+rows], e.labels[k:k+rows])
 		}
+		r.release(e)
 		g += rows
 	}
 	return nil
@@ -351,21 +363,25 @@ func (r *Reader) storageChunk(g int64) order.ChunkRef {
 }
 
 // chunk returns chunk c, fetching it if needed, and marks it recently used.
+// The caller copies out of it and then calls release.
 func (r *Reader) chunk(ctx context.Context, c order.ChunkRef) (*chunkEntry, error) {
 	r.mu.Lock()
 	e, ok := r.entries[c.Index]
 	if !ok {
 		e = r.startLocked(c)
 	}
+	e.users++ // from now on: its buffer stays while this call waits and copies
 	r.mu.Unlock()
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
+		r.release(e)
 		return nil, ctx.Err()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e.err != nil {
+		e.users--
 		return nil, e.err
 	}
 	switch {
@@ -392,8 +408,58 @@ func (r *Reader) DropUnread() {
 		if !e.read {
 			delete(r.entries, idx)
 			r.unread--
+			r.forgetLocked(e)
 		}
 	}
+}
+
+// release ends a copy from e that r.chunk allowed.
+func (r *Reader) release(e *chunkEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.users--
+	r.recycleLocked(e)
+}
+
+// forgetLocked marks e as out of entries, recycling its buffer when nobody
+// copies from it. r.mu is held.
+func (r *Reader) forgetLocked(e *chunkEntry) {
+	e.gone = true
+	r.recycleLocked(e)
+}
+
+// recycleLocked moves the row buffer of a gone, fetched entry that nobody
+// copies from to the free list (bounded by what the Reader may hold).
+// r.mu is held.
+func (r *Reader) recycleLocked(e *chunkEntry) {
+	if !e.gone || e.users > 0 || e.x == nil {
+		return
+	}
+	select {
+	case <-e.ready:
+	default:
+		return // the fetch will recycle it when it completes
+	}
+	if len(r.free) < r.opt.Prefetch+r.opt.Cache {
+		r.free = append(r.free, e.x)
+	}
+	e.x = nil
+}
+
+// buffer returns a row buffer of n values: a recycled one if it is large
+// enough, else a new one.
+func (r *Reader) buffer(n int) []float32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.free) > 0 {
+		b := r.free[len(r.free)-1]
+		r.free = r.free[:len(r.free)-1]
+		if cap(b) >= n {
+			r.reused.Add(1)
+			return b[:n]
+		}
+	}
+	return make([]float32, n)
 }
 
 // startLocked registers chunk c and starts fetching it. r.mu is held.
@@ -415,6 +481,10 @@ func (r *Reader) startLocked(c order.ChunkRef) *chunkEntry {
 			r.unread--
 		}
 		close(e.ready)
+		if r.entries[c.Index] != e {
+			e.gone = true // dropped while in flight
+		}
+		r.recycleLocked(e)
 	}()
 	return e
 }
@@ -425,6 +495,7 @@ func (r *Reader) evictLocked() {
 		e := r.lru.Remove(r.lru.Back()).(*chunkEntry)
 		e.elem = nil
 		delete(r.entries, e.ref.Index)
+		r.forgetLocked(e)
 	}
 }
 
@@ -441,7 +512,7 @@ func (r *Reader) fetch(c order.ChunkRef) ([]float32, []int32, error) {
 	sh := r.m.Shards[c.Shard]
 	ci := c.Start / int64(r.m.ChunkRows)
 	rowBytes := int64(r.d) * 4
-	x := make([]float32, c.Rows*r.d)
+	x := r.buffer(c.Rows * r.d)
 	if err := r.fetchChecked(c, ci, sh.Key, sh.DataOffset+c.Start*rowBytes, words(x), sh.ChunkCRC32C[ci], &r.bytes); err != nil {
 		return nil, nil, err
 	}

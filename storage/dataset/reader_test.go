@@ -402,3 +402,58 @@ func TestReaderSkipLabels(t *testing.T) {
 	}()
 	rd.ReadPositions(context.Background(), o, 0, 1, buf, make([]int32, 1))
 }
+
+// TestReaderRecyclesChunkBuffers: over several epochs with a small cache,
+// chunks leaving the Reader lend their buffers to later fetches, while
+// concurrent readers of overlapping ranges (so chunks are evicted or
+// dropped while others wait on them or copy from them) and DropUnread calls
+// still get exactly the source rows. Run with -race.
+func TestReaderRecyclesChunkBuffers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	store, m, x := ingestTestDataset(t, 997, 3, IngestOptions{ShardRows: 400, ChunkRows: 16})
+	rd := NewReader(store, m, ReaderOptions{Prefetch: 3, Cache: 1, Concurrency: 2})
+	defer rd.Close()
+	const d = 3
+	for epoch := int64(0); epoch < 4; epoch++ {
+		o := order.NewEpochOrder(m.Layout(), 9, epoch)
+		errs := make(chan error, 5)
+		for g := 0; g < 4; g++ {
+			go func() {
+				// Overlapping windows walking the epoch in steps of 37 rows.
+				for lo := int64(g * 11); lo < o.Len(); lo += 37 {
+					n := min(int64(50), o.Len()-lo)
+					buf := make([]float32, n*d)
+					if err := rd.ReadPositions(context.Background(), o, lo, n, buf, nil); err != nil {
+						errs <- err
+						return
+					}
+					for i, id := range o.Rows(lo, n, nil) {
+						if !slices.Equal(buf[d*i:d*i+d], x[d*id:d*id+d]) {
+							errs <- fmt.Errorf("epoch %d position %d: row %d differs from the source", epoch, lo+int64(i), id)
+							return
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		go func() {
+			for i := 0; i < 20; i++ {
+				rd.Prefetch(o, int64(i*40)%o.Len(), 40)
+				rd.DropUnread()
+				time.Sleep(100 * time.Microsecond)
+			}
+			errs <- nil
+		}()
+		for range 5 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st := rd.Stats()
+	if st.BuffersReused == 0 || st.BuffersReused > st.ChunksFetched {
+		t.Fatalf("%d of %d chunk fetches reused a buffer; want some, and no more than the fetches", st.BuffersReused, st.ChunksFetched)
+	}
+	t.Logf("%d of %d chunk fetches reused a buffer", st.BuffersReused, st.ChunksFetched)
+}
