@@ -250,7 +250,11 @@ func TestClusterWorkerLoss(t *testing.T) {
 	skipSlow(t, "multi-process chaos: a worker lost mid-job")
 	c := startCluster(t, clusterOpts{coordinators: 1, workers: 3})
 	c.mustDsae("dataset", "put", "mnist", "--builtin", "mnist")
-	const steps = 700
+	// Enough steps that the job outlasts five kill-and-join cycles: each
+	// lets the job run on for the replacement's start and join (~150
+	// steps at ~300 steps/s here); with 700 the job could end between the
+	// fourth and the fifth kill.
+	const steps = 2000
 	id := c.submit(mnistJobFlags(steps)...)
 	var times []time.Duration
 	at := int64(40)
