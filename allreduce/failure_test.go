@@ -36,11 +36,16 @@ func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 		cfg.Timeout = time.Minute
 	})
 	reached, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, releaseOnce sync.Once
 	rings[victim].testHookReceived = func(int) {
 		once.Do(func() { close(reached) })
 		<-release
 	}
+	// A failed check below must not leave the victim's call parked in the
+	// hook: the cluster's cleanup (registered earlier, so run later) closes
+	// the victim's ring, which waits for that call.
+	releaseVictim := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseVictim)
 	in := inputs[float32](6, n, 50_000)
 	bufs := clone2(in)
 	errs := make(chan error, n)
@@ -54,8 +59,10 @@ func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 	closed := make(chan struct{})
 	go func() { rings[victim].Close(); close(closed) }()
 	named := 0
+	var survivors []error
 	for range n - 1 {
 		err := <-errs
+		survivors = append(survivors, err)
 		if errors.Unwrap(err) == nil {
 			t.Fatalf("%v: survivor returned nil after rank %d was killed", err, victim)
 		}
@@ -75,7 +82,7 @@ func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 	// The victim's neighbours see its streams break first and name it, so
 	// that a worker can report the right peer.
 	if named == 0 {
-		t.Fatalf("no survivor's error names rank %d as the broken peer", victim)
+		t.Fatalf("no survivor's error names rank %d as the broken peer: %v", victim, survivors)
 	}
 	// The survivors' buffers are theirs again: writing them must not
 	// race with gRPC still sending from them.
@@ -84,7 +91,7 @@ func testPeerKilledMidCall(t *testing.T, tc transportCase, piece int) {
 			clear(bufs[r])
 		}
 	}
-	close(release)
+	releaseVictim()
 	if err := <-errs; errors.Unwrap(err) == nil {
 		t.Fatalf("killed rank's own call returned nil")
 	}

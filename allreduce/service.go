@@ -223,7 +223,8 @@ func (s *Service) Stream(stream ringpb.Ring_StreamServer) error {
 			return status.Errorf(codes.Aborted, "ring of rank %d failed: %v", r.cfg.Rank, context.Cause(r.ctx))
 		case <-stream.Context().Done():
 			timer.Stop()
-			r.fail(fmt.Errorf("%w: stream from rank %d ended before its bulk connection opened", ErrPeer, r.prev))
+			r.fail(&PeerError{Op: "waiting for the bulk connection of", Rank: r.prev, Addr: r.cfg.Members[r.prev],
+				Err: errors.New("its stream ended before the bulk connection opened")})
 			return stream.Context().Err()
 		}
 	}
