@@ -11,12 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dsae/dsae/worker/cpuset"
 )
 
 // demoSummary is the part of the demo's summary.json the tests read.
@@ -251,14 +252,18 @@ func TestDemoPinsWorkers(t *testing.T) {
 	if len(s.WorkerCPUs) != 2 || s.WorkerCPUs["w1"] == "" || s.WorkerCPUs[repl] == "" {
 		t.Fatalf("worker_cpus %v: want w1 and the replacement %s", s.WorkerCPUs, repl)
 	}
-	seen := map[string]string{}
+	seen := map[int]string{}
 	for w, list := range s.WorkerCPUs {
 		if got := logCPUs(out, w); got != list {
 			t.Errorf("%s's log says CPUs %q, summary %q", w, got, list)
 		}
-		for c := range strings.SplitSeq(expandCPUs(t, list), ",") {
+		cpus, err := cpuset.Parse(list)
+		if err != nil {
+			t.Fatalf("worker_cpus of %s: %v", w, err)
+		}
+		for _, c := range cpus {
 			if other, dup := seen[c]; dup {
-				t.Errorf("CPU %s is bound to both %s and %s", c, other, w)
+				t.Errorf("CPU %d is bound to both %s and %s", c, other, w)
 			}
 			seen[c] = w
 		}
@@ -281,27 +286,6 @@ func TestDemoPinsWorkers(t *testing.T) {
 	if c := logCPUs(out2, "w1"); c != "" {
 		t.Errorf("--pin=false: w1 is bound to CPUs %s", c)
 	}
-}
-
-// expandCPUs turns a CPU list such as "0-2,5" into "0,1,2,5".
-func expandCPUs(t *testing.T, list string) string {
-	t.Helper()
-	var out []string
-	for part := range strings.SplitSeq(list, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := a, error(nil)
-		if isRange {
-			b, err2 = strconv.Atoi(hi)
-		}
-		if err1 != nil || err2 != nil || b < a {
-			t.Fatalf("bad CPU list %q", list)
-		}
-		for c := a; c <= b; c++ {
-			out = append(out, strconv.Itoa(c))
-		}
-	}
-	return strings.Join(out, ",")
 }
 
 // An interrupted demo stops every child it started.

@@ -441,13 +441,15 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // the other half of the word).
 func finite32(v []float32) bool {
 	const (
-		exp   = 0x7f800000_7f800000
-		unit  = 0x00800000_00800000
-		carry = 0x80000000_80000000
+		exp32, unit32 = 0x7f800000, 0x00800000 // exponent bits, one exponent unit
+		exp           = exp32<<32 | exp32
+		unit          = unit32<<32 | unit32
+		carry         = 0x80000000_80000000
 	)
+	one := func(x float32) uint64 { return uint64(math.Float32bits(x)&exp32 + unit32) }
 	var acc uint64
 	if len(v) > 0 && uintptr(unsafe.Pointer(&v[0]))%8 != 0 {
-		acc = uint64(math.Float32bits(v[0])&0x7f800000 + 0x00800000)
+		acc = one(v[0])
 		v = v[1:]
 	}
 	if n := len(v) / 2; n > 0 {
@@ -466,7 +468,7 @@ func finite32(v []float32) bool {
 		acc |= a0 | a1 | a2 | a3
 	}
 	if len(v)%2 == 1 {
-		acc |= uint64(math.Float32bits(v[len(v)-1])&0x7f800000 + 0x00800000)
+		acc |= one(v[len(v)-1])
 	}
 	return acc&carry == 0
 }

@@ -517,8 +517,8 @@ func (d *demo) planCPUs() {
 		return
 	}
 	avail, err := cpuset.Available()
-	if err == nil && runtime.GOOS != "linux" {
-		err = errors.New("binding to CPUs is supported on Linux only")
+	if err == nil && !cpuset.Supported {
+		err = cpuset.ErrUnsupported
 	}
 	if err != nil {
 		d.pinNote = "not bound to CPUs: " + err.Error()

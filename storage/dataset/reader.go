@@ -429,16 +429,12 @@ func (r *Reader) forgetLocked(e *chunkEntry) {
 }
 
 // recycleLocked moves the row buffer of a gone, fetched entry that nobody
-// copies from to the free list (bounded by what the Reader may hold).
-// r.mu is held.
+// copies from to the free list (bounded by what the Reader may hold). An
+// entry still in flight has no buffer yet (x is set with ready closed, under
+// r.mu); its fetch recycles it on completion. r.mu is held.
 func (r *Reader) recycleLocked(e *chunkEntry) {
 	if !e.gone || e.users > 0 || e.x == nil {
 		return
-	}
-	select {
-	case <-e.ready:
-	default:
-		return // the fetch will recycle it when it completes
 	}
 	if len(r.free) < r.opt.Prefetch+r.opt.Cache {
 		r.free = append(r.free, e.x)
@@ -482,9 +478,8 @@ func (r *Reader) startLocked(c order.ChunkRef) *chunkEntry {
 		}
 		close(e.ready)
 		if r.entries[c.Index] != e {
-			e.gone = true // dropped while in flight
+			r.forgetLocked(e) // dropped while in flight
 		}
-		r.recycleLocked(e)
 	}()
 	return e
 }

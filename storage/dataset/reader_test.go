@@ -30,6 +30,26 @@ func ingestTestDataset(t testing.TB, rows, d int, opt IngestOptions) (*storetest
 	return store, m, x
 }
 
+// ingestLabelled publishes a rows×3 dataset (matrix seed seed) whose row
+// i has label i mod classes, in chunks of 10 rows and shards of 100.
+func ingestLabelled(t *testing.T, seed uint64, rows, classes int) (*storetest.MemStore, *Manifest, []float32) {
+	t.Helper()
+	dir := t.TempDir()
+	x := testMatrix(seed, rows, 3)
+	var lx []byte
+	for i := range rows {
+		lx = le.AppendUint32(lx, uint32(i%classes))
+	}
+	xp := writeNPYf32(t, dir, "x.npy", x, rows, 3)
+	lp := writeFile(t, t.TempDir(), "l.npy", npyFile("<i4", lx, int64(rows)))
+	store := storetest.NewMemStore()
+	m, err := Ingest(context.Background(), store, "lab", []string{xp}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir, Labels: []string{lp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, m, x
+}
+
 // epochRows reads one epoch as `workers` workers taking contiguous slices
 // of each global batch, checks every row against the source, and returns
 // the bytes fetched by all workers.
@@ -110,19 +130,7 @@ func TestReaderEpochSeveralWorkers(t *testing.T) {
 
 func TestReaderPrefetchAndLabels(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	store := storetest.NewMemStore()
-	dir := t.TempDir()
-	x := testMatrix(12, 300, 3)
-	var lx []byte
-	for i := range 300 {
-		lx = le.AppendUint32(lx, uint32(i%10))
-	}
-	xp := writeNPYf32(t, dir, "x.npy", x, 300, 3)
-	lp := writeFile(t, t.TempDir(), "l.npy", npyFile("<i4", lx, 300))
-	m, err := Ingest(context.Background(), store, "lab", []string{xp}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir, Labels: []string{lp}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, m, x := ingestLabelled(t, 12, 300, 10)
 	rd := NewReader(store, m, ReaderOptions{Prefetch: 8, Cache: 4})
 	defer rd.Close()
 	o := order.NewEpochOrder(m.Layout(), 1, 0)
@@ -366,19 +374,7 @@ func TestReadStepDropsPrefetchOnNewShare(t *testing.T) {
 // A Reader with SkipLabels reads the same rows of a labelled dataset
 // without fetching a byte of its labels.
 func TestReaderSkipLabels(t *testing.T) {
-	store := storetest.NewMemStore()
-	dir := t.TempDir()
-	x := testMatrix(13, 200, 3)
-	var lx []byte
-	for i := range 200 {
-		lx = le.AppendUint32(lx, uint32(i%7))
-	}
-	xp := writeNPYf32(t, dir, "x.npy", x, 200, 3)
-	lp := writeFile(t, t.TempDir(), "l.npy", npyFile("<i4", lx, 200))
-	m, err := Ingest(context.Background(), store, "lab", []string{xp}, IngestOptions{ChunkRows: 10, ShardRows: 100, TempDir: dir, Labels: []string{lp}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, m, x := ingestLabelled(t, 13, 200, 7)
 	rd := NewReader(store, m, ReaderOptions{SkipLabels: true})
 	defer rd.Close()
 	o := order.NewEpochOrder(m.Layout(), 2, 0)

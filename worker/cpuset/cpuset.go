@@ -17,9 +17,14 @@ import (
 	"strings"
 )
 
-// ErrInvalid: a CPU list that does not parse or names a CPU this process
-// may not run on; the message names the part.
-var ErrInvalid = errors.New("invalid CPU list")
+// Sentinel errors of package cpuset.
+var (
+	// ErrInvalid: a CPU list that does not parse or names a CPU this
+	// process may not run on; the message names the part.
+	ErrInvalid = errors.New("invalid CPU list")
+	// ErrUnsupported: binding is implemented on Linux only (Supported).
+	ErrUnsupported = errors.New("binding to CPUs is supported on Linux only")
+)
 
 // maxCPU bounds the CPU numbers Parse accepts.
 const maxCPU = 1 << 14

@@ -9,6 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Supported reports whether Pin can bind this process: on Linux, yes.
+const Supported = true
+
 // Available returns the CPUs this process could run on when it started
 // (its affinity mask then, inherited from its parent): the CPUs Pin
 // accepts, also after an earlier Pin narrowed the mask.

@@ -2,13 +2,10 @@
 
 package cpuset
 
-import (
-	"errors"
-	"runtime"
-)
+import "runtime"
 
-// ErrUnsupported: CPU binding is implemented on Linux only.
-var ErrUnsupported = errors.New("binding to CPUs is supported on Linux only")
+// Supported reports whether Pin can bind this process: not on this system.
+const Supported = false
 
 // Available returns CPUs 0 … runtime.NumCPU()-1.
 func Available() ([]int, error) {
